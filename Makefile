@@ -1,0 +1,115 @@
+# fusezram - see README.md and man/fusezram.8
+#
+# Targets: all (default), check, check-unit, check-sanitize, check-integration,
+# bench, install, uninstall, clean, deps (install Debian build/test packages).
+
+VERSION     := 0.1.0
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+SBINDIR     ?= $(PREFIX)/sbin
+MANDIR      ?= $(PREFIX)/share/man
+DESTDIR     ?=
+PKG_CONFIG  ?= pkg-config
+CC          ?= cc
+
+WARN := -Wall -Wextra -Wshadow -Wvla -Wundef -Wstrict-prototypes \
+	-Wmissing-prototypes -Wpointer-arith -Wwrite-strings
+ifeq ($(CI),true)
+WARN += -Werror
+endif
+
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 $(WARN) -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE \
+	-DFUSEZRAM_VERSION='"$(VERSION)"' -pthread -I. $(CFLAGS)
+
+COMP_CFLAGS := $(shell $(PKG_CONFIG) --cflags liblz4 libzstd 2>/dev/null)
+COMP_LIBS   := $(shell $(PKG_CONFIG) --libs liblz4 libzstd 2>/dev/null)
+FUSE_CFLAGS := $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
+FUSE_LIBS   := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+CORE_SRCS := $(sort $(wildcard store/*.c) $(wildcard compressors/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
+
+# Build variants: objects live in build/<variant>/.
+B := build/release
+SAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
+
+.PHONY: all check check-unit check-sanitize check-tsan check-integration \
+	bench install uninstall clean deps man-check
+
+all: fusezram
+
+fusezram: $(B)/fusezram.o $(CORE_SRCS:%.c=$(B)/%.o)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(COMP_LIBS)
+
+$(B)/fusezram.o: fusezram.c $(wildcard store/*.h compressors/*.h) | $(B)
+	$(CC) $(ALL_CFLAGS) $(FUSE_CFLAGS) $(COMP_CFLAGS) -c -o $@ $<
+
+# Core objects never see FUSE_CFLAGS: nothing under store/ or compressors/
+# may include a FUSE header (enforced by the layering check below).
+$(B)/%.o: %.c $(wildcard store/*.h compressors/*.h) | $(B)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(COMP_CFLAGS) -c -o $@ $<
+
+$(B):
+	@mkdir -p $(B)/store $(B)/compressors $(B)/tests/unit $(B)/bench
+
+# Unit tests, one binary per variant, linked without libfuse.
+define unit_variant
+build/$(1)/check_fusezram: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard store/*.h compressors/*.h tests/unit/*.h)
+	@mkdir -p build/$(1)
+	$$(CC) -std=gnu11 $$(WARN) -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -pthread -I. \
+		$(2) $$(COMP_CFLAGS) $$(CHECK_CFLAGS) -o $$@ $$(CORE_SRCS) $$(UNIT_SRCS) \
+		$$(COMP_LIBS) $$(CHECK_LIBS) -lm
+endef
+$(eval $(call unit_variant,unit,$(CFLAGS)))
+$(eval $(call unit_variant,asan,$(SAN_FLAGS)))
+$(eval $(call unit_variant,tsan,$(TSAN_FLAGS)))
+
+layering-check:
+	@if grep -rlE '#include *[<"]fuse' store compressors; then \
+		echo "layering: a FUSE header is included under store/ or compressors/" >&2; exit 1; fi
+	@if nm -u build/unit/check_fusezram 2>/dev/null | grep -q fuse_; then \
+		echo "layering: unit tests link against libfuse" >&2; exit 1; fi
+
+check-unit: build/unit/check_fusezram layering-check
+	CK_DEFAULT_TIMEOUT=120 build/unit/check_fusezram
+
+check-sanitize: build/asan/check_fusezram
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		CK_FORK=no CK_DEFAULT_TIMEOUT=600 build/asan/check_fusezram
+
+check-tsan: build/tsan/check_fusezram
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CK_FORK=no \
+		CK_DEFAULT_TIMEOUT=600 build/tsan/check_fusezram
+
+man-check:
+	@out=$$(groff -man -ww -z man/fusezram.8 2>&1); \
+	if [ -n "$$out" ]; then echo "$$out" >&2; exit 1; fi
+
+check-integration: fusezram
+	bash tests/integration/run.sh
+
+check: check-unit check-sanitize check-tsan man-check check-integration
+
+bench: fusezram
+	bash bench/run.sh
+
+deps:
+	bash scripts/deps.sh
+
+install: fusezram
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 fusezram $(DESTDIR)$(BINDIR)/fusezram
+	install -m 0644 man/fusezram.8 $(DESTDIR)$(MANDIR)/man8/fusezram.8
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/fusezram $(DESTDIR)$(MANDIR)/man8/fusezram.8
+
+clean:
+	rm -rf build fusezram
