@@ -1,0 +1,812 @@
+/*
+ * zr_store: the page table of a compressed image.
+ *
+ * Design.  The disk is an array of 4 KiB pages; each has one 16-byte slot
+ * (zr_slot_i.h).  A slot is empty (reads as zeros), same-filled (one
+ * 8-byte word repeated: the word lives in the slot, no allocation, as
+ * zram's ZRAM_SAME), a compressed object, or a raw page when compression
+ * leaves more than ZR_HUGE_THRESHOLD bytes (zram's ZRAM_HUGE).  Objects
+ * live in a zs_pool and are named by handles.
+ *
+ * A whole-page write compresses outside any lock, into the calling
+ * thread's stream (a compressor context and buffers created once per
+ * thread and recycled when the thread exits), copies the result into a
+ * new object (zs_store), and only then takes the slot's write lock to swap
+ * the handle in.  The old object is freed after the lock is dropped.  So
+ * the slot lock covers a few loads and stores; two writers of one page
+ * simply race to the swap and the last one wins, as on a disk.  A partial
+ * page write is a read-modify-write and holds the write lock throughout.
+ *
+ * A read takes the slot's read lock and decompresses straight out of the
+ * allocator (zs_read), or fills zeros or the same-fill word.
+ *
+ * The page table is an anonymous mapping touched only where pages are
+ * written; it is not counted in mem_used_total (see the man page).
+ *
+ * Automatic compaction runs on a background thread, woken after discards
+ * when zs_fragmented() says the pool wastes more than its threshold, and
+ * otherwise every ZR_COMPACT_PERIOD seconds to look again.
+ *
+ * Locking:
+ *   slot lock (zr_slot_i.h)   one per page; never two at once
+ *     -> zs_pool class lock   taken inside zs_store/zs_read/zs_free
+ *   streams_lock              leaf; only on thread start/exit
+ *   compact_lock              leaf; guards the compaction thread's wake-up
+ * Statistics are relaxed atomics: each figure is exact when I/O is idle,
+ * approximate while it runs.
+ *
+ * TODO: split large requests across worker threads (throughput issue);
+ * idle marking by age.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "compressors/zcomp.h"
+#include "store/zr_slot_i.h"
+#include "store/zr_store_i.h"
+#include "store/zr_store.h"
+#include "store/zs_pool.h"
+
+#define ZR_COMPACT_PERIOD 10	/* seconds between fragmentation checks */
+
+/* One per thread that does I/O: created once, recycled at thread exit. */
+struct zr_stream {
+	struct zcomp_ctx *ctx;
+	struct zr_stream *next;		/* guarded by streams_lock */
+	struct zr_stream *all_next;	/* guarded by streams_lock */
+	uint8_t cbuf[ZR_PAGE_SIZE];	/* compressed output */
+	uint8_t page[ZR_PAGE_SIZE];	/* bounce page for partial I/O */
+};
+
+struct zr_store {
+	uint64_t disksize;
+	uint64_t npages;
+	struct zr_slot *table;		/* npages slots, mmap'ed */
+	size_t table_bytes;
+	struct zs_pool *pool;
+	const struct zcomp_backend *backend;
+	int level;
+
+	pthread_key_t stream_key;	/* this thread's zr_stream */
+	pthread_mutex_t streams_lock;	/* protects spare and all */
+	struct zr_stream *spare;	/* streams of exited threads */
+	struct zr_stream *all;		/* every stream, for destroy */
+
+	pthread_t compactor;
+	pthread_mutex_t compact_lock;	/* protects compact_* below */
+	pthread_cond_t compact_cond;
+	bool compact_kick;		/* guarded by compact_lock */
+	bool compact_stop;		/* guarded by compact_lock */
+
+	/* Statistics: relaxed atomics, approximate while I/O runs. */
+	_Atomic uint64_t pages_stored;
+	_Atomic uint64_t compr_data_size;
+	_Atomic uint64_t same_pages;
+	_Atomic uint64_t huge_pages;
+	_Atomic uint64_t huge_pages_since;
+	_Atomic uint64_t failed_reads;
+	_Atomic uint64_t failed_writes;
+	_Atomic uint64_t notify_free;
+	_Atomic uint64_t miss_free;
+	_Atomic uint64_t mem_used_max;
+};
+
+#define zr_stat_add(st, field, n) \
+	atomic_fetch_add_explicit(&(st)->field, (n), memory_order_relaxed)
+#define zr_stat_sub(st, field, n) \
+	atomic_fetch_sub_explicit(&(st)->field, (n), memory_order_relaxed)
+#define zr_stat_get(st, field) \
+	atomic_load_explicit(&(st)->field, memory_order_relaxed)
+
+/* ------------------------------------------------------------------ */
+/* Streams                                                             */
+
+static void zr_stream_release(void *arg);
+
+/* Key destructors get only the value, so each stream remembers its store. */
+struct zr_stream_owner {
+	struct zr_stream stream;
+	struct zr_store *st;
+};
+
+static void zr_stream_release(void *arg)
+{
+	struct zr_stream_owner *o = arg;
+	struct zr_store *st = o->st;
+
+	pthread_mutex_lock(&st->streams_lock);
+	o->stream.next = st->spare;
+	st->spare = &o->stream;
+	pthread_mutex_unlock(&st->streams_lock);
+}
+
+/*
+ * zr_stream_get - this thread's stream, made or recycled on first use.
+ * Returns NULL on ENOMEM.  Lock-free after the first call in a thread.
+ */
+static struct zr_stream *zr_stream_get(struct zr_store *st)
+{
+	struct zr_stream *s = pthread_getspecific(st->stream_key);
+	struct zr_stream_owner *o;
+
+	if (s)
+		return s;
+
+	pthread_mutex_lock(&st->streams_lock);
+	s = st->spare;
+	if (s)
+		st->spare = s->next;
+	pthread_mutex_unlock(&st->streams_lock);
+
+	if (!s) {
+		o = calloc(1, sizeof(*o));
+		if (!o)
+			return NULL;
+		o->st = st;
+		if (zcomp_ctx_create(st->backend, st->level, &o->stream.ctx)) {
+			free(o);
+			return NULL;
+		}
+		s = &o->stream;
+		pthread_mutex_lock(&st->streams_lock);
+		s->all_next = st->all;
+		st->all = s;
+		pthread_mutex_unlock(&st->streams_lock);
+	}
+	if (pthread_setspecific(st->stream_key, s)) {
+		zr_stream_release(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* ------------------------------------------------------------------ */
+/* Page helpers                                                        */
+
+/* zr_same_filled - true if @page is one 8-byte word repeated. */
+static bool zr_same_filled(const void *page, uint64_t *word)
+{
+	const uint64_t *w = page;
+	uint64_t v = w[0];
+	size_t i;
+
+	/* Check the last word first: most pages fail fast. */
+	if (w[ZR_PAGE_SIZE / 8 - 1] != v)
+		return false;
+	for (i = 1; i < ZR_PAGE_SIZE / 8 - 1; i++)
+		if (w[i] != v)
+			return false;
+	*word = v;
+	return true;
+}
+
+static void zr_fill_word(void *dst, uint64_t word)
+{
+	uint64_t *w = dst;
+	size_t i;
+
+	if (word == 0) {
+		memset(dst, 0, ZR_PAGE_SIZE);
+		return;
+	}
+	for (i = 0; i < ZR_PAGE_SIZE / 8; i++)
+		w[i] = word;
+}
+
+static void zr_update_max(struct zr_store *st)
+{
+	uint64_t cur = zs_total_bytes(st->pool);
+	uint64_t max = zr_stat_get(st, mem_used_max);
+
+	while (cur > max &&
+	       !atomic_compare_exchange_weak_explicit(&st->mem_used_max, &max,
+						      cur,
+						      memory_order_relaxed,
+						      memory_order_relaxed))
+		;
+}
+
+/* The stored form of a page, ready to swap into a slot. */
+struct zr_entry {
+	uint32_t meta;
+	uint64_t handle;
+};
+
+static uint32_t zr_meta_len(uint32_t meta)
+{
+	return meta & ZR_META_SIZE_MASK;
+}
+
+/* Is this an object in the pool (as opposed to empty or same-filled)? */
+static bool zr_meta_has_obj(uint32_t meta)
+{
+	return meta && !(meta & ZR_META_SAME);
+}
+
+/*
+ * zr_encode - compress @page and store it in the pool.
+ * Returns 0 and fills @e, or -ENOSPC / -ENOMEM / -errno from the
+ * compressor.  Takes no slot lock.
+ */
+static int zr_encode(struct zr_store *st, struct zr_stream *s,
+		     const void *page, struct zr_entry *e)
+{
+	uint64_t word;
+	const void *src;
+	int len, ret;
+
+	if (zr_same_filled(page, &word)) {
+		e->meta = ZR_META_SAME;
+		e->handle = word;
+		return 0;
+	}
+	len = zcomp_compress(s->ctx, page, ZR_PAGE_SIZE, s->cbuf,
+			     ZR_HUGE_THRESHOLD + 1);
+	if (len < 0)
+		return len;
+	if (len == 0) {
+		src = page;
+		len = ZR_PAGE_SIZE;
+		e->meta = ZR_PAGE_SIZE | ZR_META_HUGE;
+	} else {
+		src = s->cbuf;
+		e->meta = (uint32_t)len;
+	}
+	ret = zs_store(st->pool, src, (size_t)len, &e->handle);
+	if (ret)
+		return ret;
+	zr_update_max(st);
+	return 0;
+}
+
+/* zr_release - free what an entry held, after it left its slot. */
+static void zr_release(struct zr_store *st, const struct zr_entry *e)
+{
+	if (zr_meta_has_obj(e->meta))
+		zs_free(st->pool, e->handle, zr_meta_len(e->meta));
+}
+
+/* Account for @old leaving a slot and @new entering it. */
+static void zr_account(struct zr_store *st, const struct zr_entry *old,
+		       const struct zr_entry *new)
+{
+	if (old->meta) {
+		zr_stat_sub(st, pages_stored, 1);
+		if (old->meta & ZR_META_SAME)
+			zr_stat_sub(st, same_pages, 1);
+		else
+			zr_stat_sub(st, compr_data_size, zr_meta_len(old->meta));
+		if (old->meta & ZR_META_HUGE)
+			zr_stat_sub(st, huge_pages, 1);
+	}
+	if (new->meta) {
+		zr_stat_add(st, pages_stored, 1);
+		if (new->meta & ZR_META_SAME)
+			zr_stat_add(st, same_pages, 1);
+		else
+			zr_stat_add(st, compr_data_size, zr_meta_len(new->meta));
+		if (new->meta & ZR_META_HUGE) {
+			zr_stat_add(st, huge_pages, 1);
+			zr_stat_add(st, huge_pages_since, 1);
+		}
+	}
+}
+
+/*
+ * zr_swap_locked - put @new in slot @s, return what was there in @old.
+ * Needs the slot's write lock.
+ */
+static void zr_swap_locked(struct zr_store *st, struct zr_slot *s,
+			   const struct zr_entry *new, struct zr_entry *old)
+{
+	old->meta = s->meta;
+	old->handle = s->handle;
+	s->meta = new->meta;
+	s->handle = new->handle;
+	zr_account(st, old, new);
+}
+
+struct zr_decomp {
+	struct zcomp_ctx *ctx;
+	void *dst;
+};
+
+static int zr_decomp_cb(const void *obj, size_t len, void *arg)
+{
+	struct zr_decomp *d = arg;
+
+	return zcomp_decompress(d->ctx, obj, len, d->dst, ZR_PAGE_SIZE);
+}
+
+/*
+ * zr_decode_locked - the page in slot @s into @dst (ZR_PAGE_SIZE bytes).
+ * Needs the slot's lock, shared or exclusive.  Returns 0 or -EIO.
+ */
+static int zr_decode_locked(struct zr_store *st, struct zr_stream *s,
+			    const struct zr_slot *slot, void *dst)
+{
+	uint32_t meta = slot->meta;
+	struct zr_decomp d = { s->ctx, dst };
+
+	if (!meta) {
+		memset(dst, 0, ZR_PAGE_SIZE);
+		return 0;
+	}
+	if (meta & ZR_META_SAME) {
+		zr_fill_word(dst, slot->handle);
+		return 0;
+	}
+	if (meta & ZR_META_HUGE)
+		return zs_load(st->pool, slot->handle, dst, ZR_PAGE_SIZE);
+	return zs_read(st->pool, slot->handle, zr_meta_len(meta),
+		       zr_decomp_cb, &d);
+}
+
+/* ------------------------------------------------------------------ */
+/* Page operations                                                     */
+
+/* zr_write_full - store a whole page.  Returns 0 or -errno. */
+static int zr_write_full(struct zr_store *st, struct zr_stream *s,
+			 uint64_t idx, const void *src)
+{
+	struct zr_slot *slot = &st->table[idx];
+	struct zr_entry new, old;
+	int ret;
+
+	ret = zr_encode(st, s, src, &new);
+	if (ret)
+		return ret;
+	zr_slot_lock_write(slot);
+	zr_swap_locked(st, slot, &new, &old);
+	zr_slot_unlock_write(slot);
+	zr_release(st, &old);
+	return 0;
+}
+
+/*
+ * zr_write_partial - read-modify-write @len bytes at @pg_off of page @idx
+ * (@src NULL writes zeros).  Holds the slot's write lock throughout, so
+ * concurrent partial writes to one page never lose each other's bytes.
+ */
+static int zr_write_partial(struct zr_store *st, struct zr_stream *s,
+			    uint64_t idx, const void *src, size_t pg_off,
+			    size_t len)
+{
+	struct zr_slot *slot = &st->table[idx];
+	struct zr_entry new, old;
+	int ret;
+
+	zr_slot_lock_write(slot);
+	if (!src && !slot->meta) {
+		/* Zeroing part of an empty page: nothing to do. */
+		ret = 0;
+		goto out_unlock;
+	}
+	ret = zr_decode_locked(st, s, slot, s->page);
+	if (ret)
+		goto out_unlock;
+	if (src)
+		memcpy(s->page + pg_off, src, len);
+	else
+		memset(s->page + pg_off, 0, len);
+	ret = zr_encode(st, s, s->page, &new);
+	if (ret)
+		goto out_unlock;
+	zr_swap_locked(st, slot, &new, &old);
+	zr_slot_unlock_write(slot);
+	zr_release(st, &old);
+	return 0;
+
+out_unlock:
+	zr_slot_unlock_write(slot);
+	return ret;
+}
+
+/*
+ * zr_read_page - @len bytes at @pg_off of page @idx into @dst.
+ * Returns 0 or -EIO.
+ */
+static int zr_read_page(struct zr_store *st, struct zr_stream *s,
+			uint64_t idx, void *dst, size_t pg_off, size_t len)
+{
+	struct zr_slot *slot = &st->table[idx];
+	bool whole = pg_off == 0 && len == ZR_PAGE_SIZE;
+	int ret;
+
+	zr_slot_lock_read(slot);
+	if (!slot->meta) {
+		memset(dst, 0, len);
+		ret = 0;
+	} else {
+		ret = zr_decode_locked(st, s, slot, whole ? dst : s->page);
+		if (!ret && !whole)
+			memcpy(dst, s->page + pg_off, len);
+	}
+	zr_slot_unlock_read(slot);
+	return ret;
+}
+
+/* zr_free_page - empty page @idx.  Returns true if it held something. */
+static bool zr_free_page(struct zr_store *st, uint64_t idx)
+{
+	struct zr_slot *slot = &st->table[idx];
+	struct zr_entry empty = { 0, 0 }, old;
+
+	zr_slot_lock_write(slot);
+	zr_swap_locked(st, slot, &empty, &old);
+	zr_slot_unlock_write(slot);
+	zr_release(st, &old);
+	return old.meta != 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Background compaction                                               */
+
+static void *zr_compactor(void *arg)
+{
+	struct zr_store *st = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&st->compact_lock);
+	while (!st->compact_stop) {
+		if (!st->compact_kick) {
+			clock_gettime(CLOCK_MONOTONIC, &until);
+			until.tv_sec += ZR_COMPACT_PERIOD;
+			pthread_cond_timedwait(&st->compact_cond,
+					       &st->compact_lock, &until);
+		}
+		if (st->compact_stop)
+			break;
+		st->compact_kick = false;
+		pthread_mutex_unlock(&st->compact_lock);
+		if (zs_fragmented(st->pool))
+			zs_compact(st->pool);
+		pthread_mutex_lock(&st->compact_lock);
+	}
+	pthread_mutex_unlock(&st->compact_lock);
+	return NULL;
+}
+
+static void zr_compact_kick(struct zr_store *st)
+{
+	if (!zs_fragmented(st->pool))
+		return;
+	pthread_mutex_lock(&st->compact_lock);
+	st->compact_kick = true;
+	pthread_cond_signal(&st->compact_cond);
+	pthread_mutex_unlock(&st->compact_lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Public interface                                                    */
+
+int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
+{
+	struct zr_store *st;
+	struct zcomp_ctx *probe;
+	pthread_condattr_t ca;
+	int ret;
+
+	if (!cfg->disksize || cfg->disksize % ZR_PAGE_SIZE ||
+	    cfg->disksize / ZR_PAGE_SIZE > UINT32_MAX)
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->backend = zcomp_find(cfg->algorithm ? cfg->algorithm : "lz4");
+	if (!st->backend) {
+		ret = -EINVAL;
+		goto out_free;
+	}
+	st->level = cfg->level == ZCOMP_LEVEL_DEFAULT ?
+		    st->backend->level_default : cfg->level;
+	ret = zcomp_ctx_create(st->backend, st->level, &probe);
+	if (ret)
+		goto out_free;
+	zcomp_ctx_destroy(probe);
+
+	st->disksize = cfg->disksize;
+	st->npages = cfg->disksize / ZR_PAGE_SIZE;
+	st->table_bytes = st->npages * sizeof(struct zr_slot);
+	st->table = mmap(NULL, st->table_bytes, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (st->table == MAP_FAILED) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	st->pool = zs_pool_create(cfg->disksize);
+	if (!st->pool) {
+		ret = -ENOMEM;
+		goto out_unmap;
+	}
+	zs_set_limit(st->pool, cfg->mem_limit);
+
+	ret = -pthread_key_create(&st->stream_key, zr_stream_release);
+	if (ret)
+		goto out_pool;
+	pthread_mutex_init(&st->streams_lock, NULL);
+	pthread_mutex_init(&st->compact_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&st->compact_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	ret = -pthread_create(&st->compactor, NULL, zr_compactor, st);
+	if (ret)
+		goto out_key;
+	*out = st;
+	return 0;
+
+out_key:
+	pthread_cond_destroy(&st->compact_cond);
+	pthread_mutex_destroy(&st->compact_lock);
+	pthread_mutex_destroy(&st->streams_lock);
+	pthread_key_delete(st->stream_key);
+out_pool:
+	zs_pool_destroy(st->pool);
+out_unmap:
+	munmap(st->table, st->table_bytes);
+out_free:
+	free(st);
+	return ret;
+}
+
+void zr_store_destroy(struct zr_store *st)
+{
+	struct zr_stream *s, *next;
+
+	if (!st)
+		return;
+	pthread_mutex_lock(&st->compact_lock);
+	st->compact_stop = true;
+	pthread_cond_signal(&st->compact_cond);
+	pthread_mutex_unlock(&st->compact_lock);
+	pthread_join(st->compactor, NULL);
+
+	/*
+	 * Streams still attached to live threads are freed too: after
+	 * pthread_key_delete() their destructors never run.
+	 */
+	pthread_key_delete(st->stream_key);
+	for (s = st->all; s; s = next) {
+		next = s->all_next;
+		zcomp_ctx_destroy(s->ctx);
+		free((struct zr_stream_owner *)s);
+	}
+	pthread_cond_destroy(&st->compact_cond);
+	pthread_mutex_destroy(&st->compact_lock);
+	pthread_mutex_destroy(&st->streams_lock);
+	zs_pool_destroy(st->pool);
+	munmap(st->table, st->table_bytes);
+	free(st);
+}
+
+uint64_t zr_disksize(const struct zr_store *st)
+{
+	return st->disksize;
+}
+
+/* Clip [off, off+len) to the disk; returns the usable length. */
+static size_t zr_clip(const struct zr_store *st, uint64_t off, size_t len)
+{
+	if (off >= st->disksize)
+		return 0;
+	if (len > st->disksize - off)
+		len = (size_t)(st->disksize - off);
+	return len;
+}
+
+ssize_t zr_read(struct zr_store *st, void *buf, size_t len, uint64_t off)
+{
+	struct zr_stream *s;
+	uint8_t *dst = buf;
+	size_t done = 0;
+	int ret;
+
+	len = zr_clip(st, off, len);
+	if (!len)
+		return 0;
+	s = zr_stream_get(st);
+	if (!s)
+		return -ENOMEM;
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint64_t idx = pos >> ZR_PAGE_SHIFT;
+		size_t pg_off = pos & (ZR_PAGE_SIZE - 1);
+		size_t n = ZR_PAGE_SIZE - pg_off;
+
+		if (n > len - done)
+			n = len - done;
+		ret = zr_read_page(st, s, idx, dst + done, pg_off, n);
+		if (ret) {
+			zr_stat_add(st, failed_reads, 1);
+			return ret;
+		}
+		done += n;
+	}
+	return (ssize_t)done;
+}
+
+ssize_t zr_write(struct zr_store *st, const void *buf, size_t len,
+		 uint64_t off)
+{
+	struct zr_stream *s;
+	const uint8_t *src = buf;
+	size_t done = 0;
+	int ret = 0;
+
+	if (!len)
+		return 0;
+	len = zr_clip(st, off, len);
+	if (!len)
+		return -EFBIG;
+	s = zr_stream_get(st);
+	if (!s)
+		return -ENOMEM;
+	while (done < len) {
+		uint64_t pos = off + done;
+		uint64_t idx = pos >> ZR_PAGE_SHIFT;
+		size_t pg_off = pos & (ZR_PAGE_SIZE - 1);
+		size_t n = ZR_PAGE_SIZE - pg_off;
+
+		if (n > len - done)
+			n = len - done;
+		if (n == ZR_PAGE_SIZE)
+			ret = zr_write_full(st, s, idx, src + done);
+		else
+			ret = zr_write_partial(st, s, idx, src + done, pg_off,
+					       n);
+		if (ret) {
+			zr_stat_add(st, failed_writes, 1);
+			break;
+		}
+		done += n;
+	}
+	return done ? (ssize_t)done : ret;
+}
+
+int zr_discard(struct zr_store *st, uint64_t off, uint64_t len)
+{
+	struct zr_stream *s;
+	uint64_t end, first, last, idx;
+	int ret = 0, ret2;
+
+	len = off < st->disksize ? (st->disksize - off < len ?
+				    st->disksize - off : len) : 0;
+	if (!len)
+		return 0;
+	end = off + len;
+	first = (off + ZR_PAGE_SIZE - 1) >> ZR_PAGE_SHIFT;	/* whole pages */
+	last = end >> ZR_PAGE_SHIFT;				/* exclusive */
+
+	for (idx = first; idx < last; idx++) {
+		if (zr_free_page(st, idx))
+			zr_stat_add(st, notify_free, 1);
+		else
+			zr_stat_add(st, miss_free, 1);
+	}
+
+	/* Partial edges: zero them inside their page. */
+	if (first > last || (off & (ZR_PAGE_SIZE - 1)) ||
+	    (end & (ZR_PAGE_SIZE - 1))) {
+		s = zr_stream_get(st);
+		if (!s)
+			return -ENOMEM;
+		if (first > last) {
+			/* Inside one page. */
+			ret = zr_write_partial(st, s, off >> ZR_PAGE_SHIFT,
+					       NULL, off & (ZR_PAGE_SIZE - 1),
+					       (size_t)len);
+		} else {
+			if (off & (ZR_PAGE_SIZE - 1))
+				ret = zr_write_partial(st, s,
+					off >> ZR_PAGE_SHIFT, NULL,
+					off & (ZR_PAGE_SIZE - 1),
+					ZR_PAGE_SIZE -
+					(off & (ZR_PAGE_SIZE - 1)));
+			if (end & (ZR_PAGE_SIZE - 1)) {
+				ret2 = zr_write_partial(st, s,
+					end >> ZR_PAGE_SHIFT, NULL, 0,
+					end & (ZR_PAGE_SIZE - 1));
+				if (!ret)
+					ret = ret2;
+			}
+		}
+		if (ret)
+			zr_stat_add(st, failed_writes, 1);
+	}
+	zr_compact_kick(st);
+	return ret;
+}
+
+int64_t zr_seek(struct zr_store *st, uint64_t off, int whence)
+{
+	uint64_t idx;
+	bool want_data;
+
+	if (whence == SEEK_DATA)
+		want_data = true;
+	else if (whence == SEEK_HOLE)
+		want_data = false;
+	else
+		return -EINVAL;
+	if (off >= st->disksize)
+		return -ENXIO;
+	for (idx = off >> ZR_PAGE_SHIFT; idx < st->npages; idx++) {
+		struct zr_slot *slot = &st->table[idx];
+		bool data;
+
+		zr_slot_lock_read(slot);
+		data = slot->meta != 0;
+		zr_slot_unlock_read(slot);
+		if (data == want_data) {
+			uint64_t pos = idx << ZR_PAGE_SHIFT;
+
+			return (int64_t)(pos > off ? pos : off);
+		}
+	}
+	return want_data ? -ENXIO : (int64_t)st->disksize;
+}
+
+void zr_get_stats(struct zr_store *st, struct zr_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->pages_stored = zr_stat_get(st, pages_stored);
+	out->orig_data_size = out->pages_stored << ZR_PAGE_SHIFT;
+	out->compr_data_size = zr_stat_get(st, compr_data_size);
+	out->mem_used_total = zs_total_bytes(st->pool);
+	out->mem_limit = zs_get_limit(st->pool);
+	out->mem_used_max = zr_stat_get(st, mem_used_max);
+	if (out->mem_used_max < out->mem_used_total)
+		out->mem_used_max = out->mem_used_total;
+	out->same_pages = zr_stat_get(st, same_pages);
+	out->pages_compacted = zs_pages_compacted(st->pool);
+	out->huge_pages = zr_stat_get(st, huge_pages);
+	out->huge_pages_since = zr_stat_get(st, huge_pages_since);
+	out->failed_reads = zr_stat_get(st, failed_reads);
+	out->failed_writes = zr_stat_get(st, failed_writes);
+	out->notify_free = zr_stat_get(st, notify_free);
+	out->miss_free = zr_stat_get(st, miss_free);
+}
+
+void zr_set_mem_limit(struct zr_store *st, uint64_t bytes)
+{
+	zs_set_limit(st->pool, bytes);
+}
+
+void zr_reset_mem_used_max(struct zr_store *st)
+{
+	atomic_store_explicit(&st->mem_used_max, zs_total_bytes(st->pool),
+			      memory_order_relaxed);
+}
+
+uint64_t zr_compact(struct zr_store *st)
+{
+	return zs_compact(st->pool);
+}
+
+const char *zr_algorithm(const struct zr_store *st)
+{
+	return st->backend->name;
+}
+
+int zr_level(const struct zr_store *st)
+{
+	return st->level;
+}
+
+struct zs_pool *zr_pool(struct zr_store *st)
+{
+	return st->pool;
+}
+
+struct zr_slot *zr_slot_of(struct zr_store *st, uint64_t idx)
+{
+	return &st->table[idx];
+}

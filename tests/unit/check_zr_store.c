@@ -1,0 +1,604 @@
+/*
+ * Unit tests of the store (store/zr_store.c) over every compressor.
+ *
+ * Each loop test runs once per backend in zcomp_backends(); the fixture
+ * gives it a fresh store of ZT_DISK bytes.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compressors/zcomp.h"
+#include "store/zr_store.h"
+#include "store/zr_store_i.h"
+#include "store/zs_pool.h"
+#include "tests/unit/check_suites.h"
+
+#define ZT_PAGE ZR_PAGE_SIZE
+#define ZT_PAGES 256
+#define ZT_DISK ((uint64_t)ZT_PAGES * ZT_PAGE)
+
+static struct zr_store *zt_open(int backend, uint64_t disksize,
+				uint64_t limit)
+{
+	const struct zcomp_backend *const *be = zcomp_backends();
+	struct zr_config cfg = {
+		.disksize = disksize,
+		.algorithm = be[backend]->name,
+		.level = ZCOMP_LEVEL_DEFAULT,
+		.mem_limit = limit,
+	};
+	struct zr_store *st = NULL;
+
+	ck_assert_int_eq(zr_store_create(&cfg, &st), 0);
+	ck_assert_ptr_nonnull(st);
+	return st;
+}
+
+static int zt_nbackends(void)
+{
+	const struct zcomp_backend *const *be = zcomp_backends();
+	int n = 0;
+
+	while (be[n])
+		n++;
+	return n;
+}
+
+/* xorshift64*: deterministic, per-caller state. */
+static uint64_t zt_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545F4914F6CDD1DULL;
+}
+
+static void zt_random_bytes(void *buf, size_t len, uint64_t *seed)
+{
+	uint8_t *p = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)(zt_rand(seed) >> 56);
+}
+
+/* Text-like data: compresses to roughly a third. */
+static void zt_text_bytes(void *buf, size_t len, uint64_t *seed)
+{
+	static const char *words[] = { "page ", "zram ", "slot ", "lock ",
+		"compress ", "the ", "memory ", "fuse ", "\n", "0x1f ",
+		"swap ", "class " };
+	uint8_t *p = buf;
+	size_t i = 0;
+
+	while (i < len) {
+		const char *w = words[zt_rand(seed) % 12];
+
+		while (*w && i < len)
+			p[i++] = (uint8_t)*w++;
+		if (i < len && zt_rand(seed) % 5 == 0)
+			p[i++] = (uint8_t)(zt_rand(seed) >> 56);
+	}
+}
+
+static struct zr_stats zt_stats(struct zr_store *st)
+{
+	struct zr_stats s;
+
+	zr_get_stats(st, &s);
+	return s;
+}
+
+START_TEST(test_create_bad)
+{
+	struct zr_config cfg = { .disksize = ZT_DISK, .algorithm = "lz4",
+				 .level = ZCOMP_LEVEL_DEFAULT };
+	struct zr_store *st = NULL;
+
+	cfg.disksize = 0;
+	ck_assert_int_eq(zr_store_create(&cfg, &st), -EINVAL);
+	cfg.disksize = ZT_DISK + 1;
+	ck_assert_int_eq(zr_store_create(&cfg, &st), -EINVAL);
+	cfg.disksize = ZT_DISK;
+	cfg.algorithm = "nosuch";
+	ck_assert_int_eq(zr_store_create(&cfg, &st), -EINVAL);
+	cfg.algorithm = "zstd";
+	cfg.level = 1000;
+	ck_assert_int_eq(zr_store_create(&cfg, &st), -EINVAL);
+	ck_assert_ptr_null(st);
+	zr_store_destroy(NULL);
+}
+END_TEST
+
+START_TEST(test_unwritten_zero)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t buf[3 * ZT_PAGE];
+	size_t i;
+
+	memset(buf, 0xaa, sizeof(buf));
+	ck_assert_int_eq(zr_read(st, buf, sizeof(buf), 5 * ZT_PAGE + 7),
+			 sizeof(buf));
+	for (i = 0; i < sizeof(buf); i++)
+		ck_assert_uint_eq(buf[i], 0);
+	ck_assert_uint_eq(zt_stats(st).mem_used_total, 0);
+	ck_assert_str_eq(zr_algorithm(st), zcomp_backends()[_i]->name);
+	ck_assert_uint_eq(zr_disksize(st), ZT_DISK);
+	zr_store_destroy(st);
+}
+END_TEST
+
+START_TEST(test_roundtrip_lengths)
+{
+	static const size_t lens[] = { 0, 1, 4095, 4096, 4097, 3 * 4096 + 5 };
+	static const uint64_t offs[] = { 0, 1, 4095, 4096, 10 * 4096 + 33 };
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t in[4 * ZT_PAGE], out[4 * ZT_PAGE];
+	uint64_t seed = 42;
+	size_t a, b;
+
+	for (a = 0; a < sizeof(lens) / sizeof(lens[0]); a++)
+		for (b = 0; b < sizeof(offs) / sizeof(offs[0]); b++) {
+			size_t len = lens[a];
+
+			zt_text_bytes(in, len, &seed);
+			ck_assert_int_eq(zr_write(st, in, len, offs[b]),
+					 (ssize_t)len);
+			memset(out, 0x5a, sizeof(out));
+			ck_assert_int_eq(zr_read(st, out, len, offs[b]),
+					 (ssize_t)len);
+			ck_assert_mem_eq(in, out, len);
+		}
+	zr_store_destroy(st);
+}
+END_TEST
+
+START_TEST(test_incompressible)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t in[ZT_PAGE], out[ZT_PAGE];
+	uint64_t seed = 7;
+	struct zr_stats s;
+
+	zt_random_bytes(in, sizeof(in), &seed);
+	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, 3 * ZT_PAGE), ZT_PAGE);
+	ck_assert_int_eq(zr_read(st, out, ZT_PAGE, 3 * ZT_PAGE), ZT_PAGE);
+	ck_assert_mem_eq(in, out, ZT_PAGE);
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.huge_pages, 1);
+	ck_assert_uint_eq(s.huge_pages_since, 1);
+	ck_assert_uint_eq(s.compr_data_size, ZT_PAGE);
+	ck_assert_uint_eq(s.orig_data_size, ZT_PAGE);
+	ck_assert_uint_ge(s.mem_used_total, ZT_PAGE);
+
+	/* Overwrite with text: no longer huge, "since" keeps counting. */
+	zt_text_bytes(in, sizeof(in), &seed);
+	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, 3 * ZT_PAGE), ZT_PAGE);
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.huge_pages, 0);
+	ck_assert_uint_eq(s.huge_pages_since, 1);
+	ck_assert_uint_lt(s.compr_data_size, ZT_PAGE);
+	zr_store_destroy(st);
+}
+END_TEST
+
+START_TEST(test_same_filled)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint64_t in[ZT_PAGE / 8], out[ZT_PAGE / 8];
+	struct zr_stats s;
+	size_t i;
+
+	for (i = 0; i < ZT_PAGE / 8; i++)
+		in[i] = 0x0123456789abcdefULL;
+	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, 0), ZT_PAGE);
+	memset(in, 0, sizeof(in));
+	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, ZT_PAGE), ZT_PAGE);
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.same_pages, 2);
+	ck_assert_uint_eq(s.orig_data_size, 2 * ZT_PAGE);
+	ck_assert_uint_eq(s.compr_data_size, 0);
+	ck_assert_uint_eq(s.mem_used_total, 0);	/* no allocation */
+	ck_assert_int_eq(zr_read(st, out, ZT_PAGE, 0), ZT_PAGE);
+	for (i = 0; i < ZT_PAGE / 8; i++)
+		ck_assert_uint_eq(out[i], 0x0123456789abcdefULL);
+
+	/* A one-byte change makes it a normal page, and back. */
+	ck_assert_int_eq(zr_write(st, "x", 1, 100), 1);
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.same_pages, 1);
+	ck_assert_uint_gt(s.mem_used_total, 0);
+	ck_assert_int_eq(zr_read(st, out, ZT_PAGE, 0), ZT_PAGE);
+	ck_assert_uint_eq(((uint8_t *)out)[100], 'x');
+	ck_assert_uint_eq(out[0], 0x0123456789abcdefULL);
+	zr_store_destroy(st);
+}
+END_TEST
+
+START_TEST(test_past_end)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t buf[2 * ZT_PAGE];
+
+	memset(buf, 'q', sizeof(buf));
+	ck_assert_int_eq(zr_write(st, buf, 1, ZT_DISK), -EFBIG);
+	ck_assert_int_eq(zr_write(st, buf, 1, ZT_DISK + 5000), -EFBIG);
+	ck_assert_int_eq(zr_write(st, buf, 0, ZT_DISK + 5000), 0);
+	/* Crossing the end: only the part inside is written. */
+	ck_assert_int_eq(zr_write(st, buf, sizeof(buf), ZT_DISK - 10), 10);
+	ck_assert_int_eq(zr_read(st, buf, sizeof(buf), ZT_DISK - 10), 10);
+	ck_assert_int_eq(zr_read(st, buf, 1, ZT_DISK), 0);
+	ck_assert_int_eq(zr_read(st, buf, 1, UINT64_MAX - 1), 0);
+	ck_assert_int_eq(zr_discard(st, ZT_DISK, 100), 0);
+	zr_store_destroy(st);
+}
+END_TEST
+
+START_TEST(test_discard_edges)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t in[8 * ZT_PAGE], out[8 * ZT_PAGE];
+	uint64_t seed = 99;
+	struct zr_stats s;
+	size_t i;
+
+	zt_text_bytes(in, sizeof(in), &seed);
+	ck_assert_int_eq(zr_write(st, in, sizeof(in), 0), sizeof(in));
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.orig_data_size, sizeof(in));
+
+	/* From the middle of page 1 to the middle of page 5. */
+	ck_assert_int_eq(zr_discard(st, ZT_PAGE + 100, 4 * ZT_PAGE), 0);
+	for (i = ZT_PAGE + 100; i < 5 * ZT_PAGE + 100; i++)
+		in[i] = 0;
+	ck_assert_int_eq(zr_read(st, out, sizeof(out), 0), sizeof(out));
+	ck_assert_mem_eq(in, out, sizeof(in));
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.orig_data_size, 5 * ZT_PAGE);	/* 2,3,4 freed */
+	ck_assert_uint_eq(s.notify_free, 3);
+
+	/* Inside one page. */
+	ck_assert_int_eq(zr_discard(st, 6 * ZT_PAGE + 10, 20), 0);
+	memset(in + 6 * ZT_PAGE + 10, 0, 20);
+	ck_assert_int_eq(zr_read(st, out, sizeof(out), 0), sizeof(out));
+	ck_assert_mem_eq(in, out, sizeof(in));
+
+	/* Discarding empty pages counts as a miss. */
+	ck_assert_int_eq(zr_discard(st, 100 * ZT_PAGE, ZT_PAGE), 0);
+	ck_assert_uint_eq(zt_stats(st).miss_free, 1);
+
+	/* Everything: memory back to nothing. */
+	ck_assert_int_eq(zr_discard(st, 0, ZT_DISK), 0);
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.orig_data_size, 0);
+	ck_assert_uint_eq(s.compr_data_size, 0);
+	ck_assert_uint_lt(s.mem_used_total, 2 << 20);
+	zr_store_destroy(st);
+}
+END_TEST
+
+START_TEST(test_seek)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t page[ZT_PAGE];
+
+	memset(page, 0, sizeof(page));
+	ck_assert_int_eq(zr_seek(st, 0, SEEK_DATA), -ENXIO);
+	ck_assert_int_eq(zr_seek(st, 0, SEEK_HOLE), 0);
+	ck_assert_int_eq(zr_write(st, page, 1, 10 * ZT_PAGE + 5), 1);
+	ck_assert_int_eq(zr_write(st, page, ZT_PAGE, 11 * ZT_PAGE), ZT_PAGE);
+	ck_assert_int_eq(zr_seek(st, 0, SEEK_DATA), 10 * ZT_PAGE);
+	ck_assert_int_eq(zr_seek(st, 10 * ZT_PAGE + 7, SEEK_DATA),
+			 10 * ZT_PAGE + 7);
+	ck_assert_int_eq(zr_seek(st, 10 * ZT_PAGE, SEEK_HOLE), 12 * ZT_PAGE);
+	ck_assert_int_eq(zr_seek(st, 5, SEEK_HOLE), 5);
+	ck_assert_int_eq(zr_discard(st, 11 * ZT_PAGE, ZT_PAGE), 0);
+	ck_assert_int_eq(zr_seek(st, 10 * ZT_PAGE, SEEK_HOLE), 11 * ZT_PAGE);
+	ck_assert_int_eq(zr_seek(st, 11 * ZT_PAGE, SEEK_DATA), -ENXIO);
+	ck_assert_int_eq(zr_write(st, page, ZT_PAGE, ZT_DISK - ZT_PAGE),
+			 ZT_PAGE);
+	ck_assert_int_eq(zr_seek(st, ZT_DISK - ZT_PAGE, SEEK_HOLE),
+			 (int64_t)ZT_DISK);
+	ck_assert_int_eq(zr_seek(st, ZT_DISK, SEEK_DATA), -ENXIO);
+	ck_assert_int_eq(zr_seek(st, 0, 42), -EINVAL);
+	zr_store_destroy(st);
+}
+END_TEST
+
+/* Replace page @idx's object with garbage of the same length. */
+static void zt_corrupt(struct zr_store *st, uint64_t idx, uint64_t *seed)
+{
+	struct zr_slot *slot = zr_slot_of(st, idx);
+	static uint8_t junk[ZT_PAGE];
+	uint32_t len;
+	uint64_t h;
+
+	zr_slot_lock_write(slot);
+	len = slot->meta & ZR_META_SIZE_MASK;
+	ck_assert(len > 0 && !(slot->meta & (ZR_META_SAME | ZR_META_HUGE)));
+	zs_load(zr_pool(st), slot->handle, junk, len);
+	zt_random_bytes(junk + len / 4, len - len / 4, seed);
+	ck_assert_int_eq(zs_store(zr_pool(st), junk, len, &h), 0);
+	zs_free(zr_pool(st), slot->handle, len);
+	slot->handle = h;
+	zr_slot_unlock_write(slot);
+}
+
+START_TEST(test_corrupt_eio)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t in[ZT_PAGE], out[ZT_PAGE];
+	uint64_t seed = 1234;
+	int round;
+
+	for (round = 0; round < 50; round++) {
+		ssize_t r;
+
+		zt_text_bytes(in, sizeof(in), &seed);
+		ck_assert_int_eq(zr_write(st, in, ZT_PAGE, 0), ZT_PAGE);
+		zt_corrupt(st, 0, &seed);
+		r = zr_read(st, out, ZT_PAGE, 0);
+		/* Garbage may by chance decode; if not, it must be -EIO. */
+		ck_assert(r == -EIO || r == ZT_PAGE);
+		r = zr_read(st, out, 10, 5);
+		ck_assert(r == -EIO || r == 10);
+		/* A partial write must not store garbage over an EIO page. */
+		r = zr_write(st, "ab", 2, 7);
+		ck_assert(r == -EIO || r == 2);
+	}
+	ck_assert_uint_gt(zt_stats(st).failed_reads, 0);
+	/* A whole-page write replaces it and all is well again. */
+	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, 0), ZT_PAGE);
+	ck_assert_int_eq(zr_read(st, out, ZT_PAGE, 0), ZT_PAGE);
+	ck_assert_mem_eq(in, out, ZT_PAGE);
+	zr_store_destroy(st);
+}
+END_TEST
+
+START_TEST(test_mem_limit)
+{
+	const uint64_t limit = 256 << 10;
+	const uint64_t disk = 4096ull * ZT_PAGE;	/* 16 MiB */
+	struct zr_store *st = zt_open(_i, disk, limit);
+	static uint8_t in[ZT_PAGE], out[ZT_PAGE];
+	uint64_t seed = 5, idx, written = 0;
+	ssize_t r = 0;
+	struct zr_stats s;
+
+	for (idx = 0; idx < disk / ZT_PAGE; idx++) {
+		seed = idx + 1;
+		zt_random_bytes(in, sizeof(in), &seed);
+		r = zr_write(st, in, ZT_PAGE, idx * ZT_PAGE);
+		if (r < 0)
+			break;
+		written++;
+	}
+	ck_assert_int_eq(r, -ENOSPC);
+	s = zt_stats(st);
+	ck_assert_uint_le(s.mem_used_total, limit);
+	ck_assert_uint_le(s.mem_used_max, limit);
+	ck_assert_uint_eq(s.mem_limit, limit);
+	ck_assert_uint_ge(s.failed_writes, 1);
+	ck_assert_uint_gt(written, 10);
+
+	/* Everything before the error reads back; the failed page is empty. */
+	for (idx = 0; idx < written; idx++) {
+		seed = idx + 1;
+		zt_random_bytes(in, sizeof(in), &seed);
+		ck_assert_int_eq(zr_read(st, out, ZT_PAGE, idx * ZT_PAGE),
+				 ZT_PAGE);
+		ck_assert_mem_eq(in, out, ZT_PAGE);
+	}
+	ck_assert_int_eq(zr_read(st, out, ZT_PAGE, written * ZT_PAGE),
+			 ZT_PAGE);
+	memset(in, 0, sizeof(in));
+	ck_assert_mem_eq(in, out, ZT_PAGE);
+
+	/* Free some, and writes work again. */
+	ck_assert_int_eq(zr_discard(st, 0, 16 * ZT_PAGE), 0);
+	seed = 77;
+	zt_random_bytes(in, sizeof(in), &seed);
+	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, written * ZT_PAGE),
+			 ZT_PAGE);
+	/* Raising the limit takes effect at once. */
+	zr_set_mem_limit(st, 0);
+	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, (written + 1) * ZT_PAGE),
+			 ZT_PAGE);
+	zr_reset_mem_used_max(st);
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.mem_used_max, s.mem_used_total);
+	zr_store_destroy(st);
+}
+END_TEST
+
+/* Randomized: reads, writes, discards at random places vs. a plain model. */
+START_TEST(test_random_model)
+{
+	const uint64_t disk = 64 * ZT_PAGE;
+	struct zr_store *st = zt_open(_i, disk, 0);
+	uint8_t *model = calloc(1, disk), *buf = malloc(disk + ZT_PAGE);
+	uint64_t seed = 0x9e3779b97f4a7c15ULL + (uint64_t)_i;
+	int op;
+
+	ck_assert_ptr_nonnull(model);
+	ck_assert_ptr_nonnull(buf);
+	for (op = 0; op < 3000; op++) {
+		uint64_t off = zt_rand(&seed) % (disk + 100);
+		size_t len = zt_rand(&seed) % (zt_rand(&seed) % 2 ?
+					       3 * ZT_PAGE : 64);
+		size_t in = off < disk ? (len < disk - off ? len :
+					  disk - off) : 0;
+		unsigned kind = zt_rand(&seed) % 10;
+		ssize_t r;
+
+		if (kind < 4) {
+			switch (zt_rand(&seed) % 3) {
+			case 0:
+				zt_text_bytes(buf, len, &seed);
+				break;
+			case 1:
+				zt_random_bytes(buf, len, &seed);
+				break;
+			default:
+				memset(buf, (int)(zt_rand(&seed) % 3), len);
+			}
+			r = zr_write(st, buf, len, off);
+			if (!len)
+				ck_assert_int_eq(r, 0);
+			else if (!in)
+				ck_assert_int_eq(r, -EFBIG);
+			else
+				ck_assert_int_eq(r, (ssize_t)in);
+			if (in)
+				memcpy(model + off, buf, in);
+		} else if (kind < 6) {
+			ck_assert_int_eq(zr_discard(st, off, len), 0);
+			if (in)
+				memset(model + off, 0, in);
+		} else {
+			r = zr_read(st, buf, len, off);
+			ck_assert_int_eq(r, (ssize_t)in);
+			if (in)
+				ck_assert_mem_eq(buf, model + off, in);
+		}
+		if (op % 500 == 0)
+			zr_compact(st);
+	}
+	ck_assert_int_eq(zr_read(st, buf, disk, 0), (ssize_t)disk);
+	ck_assert_mem_eq(buf, model, disk);
+	free(model);
+	free(buf);
+	zr_store_destroy(st);
+}
+END_TEST
+
+/*
+ * Hammer: threads write self-describing pages (every word holds the page
+ * index and a version) to a shared range, read them back and check every
+ * page they see is whole, while others discard and compact.
+ */
+struct zt_hammer {
+	struct zr_store *st;
+	int id;
+	int bad;
+};
+
+#define ZT_HAMMER_PAGES 64
+#define ZT_HAMMER_THREADS 4
+#define ZT_HAMMER_OPS 4000
+
+static void zt_fill_versioned(uint64_t *page, uint64_t idx, uint64_t ver)
+{
+	size_t i;
+
+	for (i = 0; i < ZT_PAGE / 8; i++)
+		page[i] = (idx << 40) | (ver << 12) | (i % 7 ? i : ver % 5);
+}
+
+static int zt_check_versioned(const uint64_t *page, uint64_t idx)
+{
+	uint64_t ver;
+	size_t i;
+
+	if (page[0] == 0) {	/* discarded: all zero */
+		for (i = 0; i < ZT_PAGE / 8; i++)
+			if (page[i])
+				return 0;
+		return 1;
+	}
+	ver = (page[1] >> 12) & 0xfffffff;
+	for (i = 0; i < ZT_PAGE / 8; i++)
+		if (page[i] != ((idx << 40) | (ver << 12) |
+				(i % 7 ? i : ver % 5)))
+			return 0;
+	return 1;
+}
+
+static void *zt_hammer_thread(void *arg)
+{
+	struct zt_hammer *h = arg;
+	uint64_t seed = 0xabcdef + (uint64_t)h->id * 7919;
+	static __thread uint64_t page[ZT_PAGE / 8];
+	int op;
+
+	for (op = 0; op < ZT_HAMMER_OPS; op++) {
+		uint64_t idx = 1 + zt_rand(&seed) % ZT_HAMMER_PAGES;
+		unsigned kind = zt_rand(&seed) % 16;
+
+		if (kind < 6) {
+			zt_fill_versioned(page, idx,
+					  1 + zt_rand(&seed) % 100000);
+			if (zr_write(h->st, page, ZT_PAGE, idx * ZT_PAGE) !=
+			    ZT_PAGE)
+				h->bad++;
+		} else if (kind < 7) {
+			if (zr_discard(h->st, idx * ZT_PAGE, ZT_PAGE))
+				h->bad++;
+		} else if (kind < 8 && h->id == 0) {
+			zr_compact(h->st);
+		} else {
+			if (zr_read(h->st, page, ZT_PAGE, idx * ZT_PAGE) !=
+			    ZT_PAGE || !zt_check_versioned(page, idx))
+				h->bad++;
+		}
+	}
+	return NULL;
+}
+
+START_TEST(test_hammer)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	struct zt_hammer h[ZT_HAMMER_THREADS];
+	pthread_t t[ZT_HAMMER_THREADS];
+	struct zr_stats s;
+	int i;
+
+	for (i = 0; i < ZT_HAMMER_THREADS; i++) {
+		h[i] = (struct zt_hammer){ st, i, 0 };
+		ck_assert_int_eq(pthread_create(&t[i], NULL, zt_hammer_thread,
+						&h[i]), 0);
+	}
+	for (i = 0; i < ZT_HAMMER_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		ck_assert_int_eq(h[i].bad, 0);
+	}
+	s = zt_stats(st);
+	ck_assert_uint_le(s.orig_data_size, ZT_HAMMER_PAGES * ZT_PAGE);
+	ck_assert_int_eq(zr_discard(st, 0, ZT_DISK), 0);
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.orig_data_size, 0);
+	ck_assert_uint_eq(s.compr_data_size, 0);
+	zr_store_destroy(st);
+}
+END_TEST
+
+Suite *zr_store_suite(void)
+{
+	Suite *s = suite_create("zr_store");
+	TCase *tc = tcase_create("core");
+	TCase *tm = tcase_create("concurrency");
+	int n = zt_nbackends();
+
+	tcase_add_test(tc, test_create_bad);
+	tcase_add_loop_test(tc, test_unwritten_zero, 0, n);
+	tcase_add_loop_test(tc, test_roundtrip_lengths, 0, n);
+	tcase_add_loop_test(tc, test_incompressible, 0, n);
+	tcase_add_loop_test(tc, test_same_filled, 0, n);
+	tcase_add_loop_test(tc, test_past_end, 0, n);
+	tcase_add_loop_test(tc, test_discard_edges, 0, n);
+	tcase_add_loop_test(tc, test_seek, 0, n);
+	tcase_add_loop_test(tc, test_corrupt_eio, 0, n);
+	tcase_add_loop_test(tc, test_mem_limit, 0, n);
+	tcase_add_loop_test(tc, test_random_model, 0, n);
+	tcase_set_timeout(tc, 300);
+	suite_add_tcase(s, tc);
+
+	tcase_add_loop_test(tm, test_hammer, 0, n);
+	tcase_set_timeout(tm, 600);
+	suite_add_tcase(s, tm);
+	return s;
+}
