@@ -12,6 +12,9 @@
  *
  * This module includes no FUSE header and allocates nothing on the
  * compress/decompress path: all memory is set up by zcomp_ctx_create().
+ * One exception: for lz4hc levels 10..12 liblz4 itself mallocs a ~64 KiB
+ * table per call, and if that fails the page is reported as "does not
+ * fit" (0), never as an error.
  */
 #ifndef FUSEZRAM_ZCOMP_H
 #define FUSEZRAM_ZCOMP_H
@@ -56,7 +59,8 @@ struct zcomp_backend {
 
 /*
  * zcomp_find - look a backend up by name.
- * Returns the backend, or NULL if @name is not one of zcomp_names().
+ * Returns the backend, or NULL if @name is NULL or names no backend in
+ * zcomp_backends().
  * Cannot fail otherwise.
  */
 const struct zcomp_backend *zcomp_find(const char *name);
