@@ -32,11 +32,19 @@
  *     -> zs_pool class lock   taken inside zs_store/zs_read/zs_free
  *   streams_lock              leaf; only on thread start/exit
  *   compact_lock              leaf; guards the compaction thread's wake-up
+ *   work_lock                 leaf; taken twice per large request (post,
+ *                             unlink) and by idle workers, never per page
  * Statistics are relaxed atomics: each figure is exact when I/O is idle,
  * approximate while it runs.
  *
- * TODO: split large requests across worker threads (throughput issue);
- * idle marking by age.
+ * Large requests (ZR_PARALLEL_MIN bytes or more) are split: the caller
+ * posts the request on a work list, idle helper threads join it, and all
+ * of them claim pages one at a time with an atomic counter, so a 1 MiB
+ * write is compressed on every CPU, as zram's page-based parallel write
+ * proposal intended.  A busy machine simply leaves the caller to do its
+ * own pages.
+ *
+ * TODO: idle marking by age.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -55,6 +63,8 @@
 #include "store/zs_pool.h"
 
 #define ZR_COMPACT_PERIOD 10	/* seconds between fragmentation checks */
+
+struct zr_job;
 
 /* One per thread that does I/O: created once, recycled at thread exit. */
 struct zr_stream {
@@ -78,6 +88,13 @@ struct zr_store {
 	pthread_mutex_t streams_lock;	/* protects spare and all */
 	struct zr_stream *spare;	/* streams of exited threads */
 	struct zr_stream *all;		/* every stream, for destroy */
+
+	unsigned nworkers;
+	pthread_t *workers;		/* nworkers helper threads */
+	pthread_mutex_t work_lock;	/* protects work, work_stop */
+	pthread_cond_t work_cond;	/* signalled when a job is posted */
+	struct zr_job *work;		/* guarded by work_lock: open jobs */
+	bool work_stop;			/* guarded by work_lock */
 
 	pthread_t compactor;
 	pthread_mutex_t compact_lock;	/* protects compact_* below */
@@ -109,6 +126,7 @@ struct zr_store {
 /* Streams                                                             */
 
 static void zr_stream_release(void *arg);
+static void *zr_worker(void *arg);
 
 /* Key destructors get only the value, so each stream remembers its store. */
 struct zr_stream_owner {
@@ -540,6 +558,23 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 	ret = -pthread_create(&st->compactor, NULL, zr_compactor, st);
 	if (ret)
 		goto out_key;
+	pthread_mutex_init(&st->work_lock, NULL);
+	pthread_cond_init(&st->work_cond, NULL);
+	if (cfg->workers) {
+		st->workers = calloc(cfg->workers, sizeof(*st->workers));
+		if (!st->workers) {
+			zr_store_destroy(st);
+			return -ENOMEM;
+		}
+		for (; st->nworkers < cfg->workers; st->nworkers++) {
+			ret = -pthread_create(&st->workers[st->nworkers], NULL,
+					      zr_worker, st);
+			if (ret) {
+				zr_store_destroy(st);
+				return ret;
+			}
+		}
+	}
 	*out = st;
 	return 0;
 
@@ -568,6 +603,16 @@ void zr_store_destroy(struct zr_store *st)
 	pthread_cond_signal(&st->compact_cond);
 	pthread_mutex_unlock(&st->compact_lock);
 	pthread_join(st->compactor, NULL);
+
+	pthread_mutex_lock(&st->work_lock);
+	st->work_stop = true;
+	pthread_cond_broadcast(&st->work_cond);
+	pthread_mutex_unlock(&st->work_lock);
+	while (st->nworkers)
+		pthread_join(st->workers[--st->nworkers], NULL);
+	free(st->workers);
+	pthread_cond_destroy(&st->work_cond);
+	pthread_mutex_destroy(&st->work_lock);
 
 	/*
 	 * Streams still attached to live threads are freed too: after
@@ -602,73 +647,198 @@ static size_t zr_clip(const struct zr_store *st, uint64_t off, size_t len)
 	return len;
 }
 
-ssize_t zr_read(struct zr_store *st, void *buf, size_t len, uint64_t off)
+/*
+ * A request split into pages.  The caller and any idle workers claim pages
+ * with @next until all are taken; the caller then waits for the workers
+ * that joined (@refs) to finish the pages they claimed.
+ */
+struct zr_job {
+	struct zr_store *st;
+	bool write;
+	uint8_t *buf;
+	uint64_t off;
+	size_t len;
+	uint64_t first;			/* first page index */
+	uint32_t npages;
+	_Atomic uint32_t next;		/* next page to claim */
+	_Atomic uint32_t refs;		/* workers inside the job */
+	_Atomic uint32_t fail;		/* lowest failed page, or npages */
+	_Atomic int err;		/* error of some failed page */
+	struct zr_job *link;		/* guarded by work_lock */
+};
+
+/* zr_job_page - do page @j of @job with stream @s.  Returns 0 or -errno. */
+static int zr_job_page(struct zr_job *job, struct zr_stream *s, uint32_t j)
 {
-	struct zr_stream *s;
-	uint8_t *dst = buf;
-	size_t done = 0;
+	struct zr_store *st = job->st;
+	uint64_t idx = job->first + j;
+	uint64_t start = idx << ZR_PAGE_SHIFT, end = start + ZR_PAGE_SIZE;
+	uint8_t *p;
+	size_t n, pg_off;
+
+	if (start < job->off)
+		start = job->off;
+	if (end > job->off + job->len)
+		end = job->off + job->len;
+	p = job->buf + (start - job->off);
+	pg_off = start & (ZR_PAGE_SIZE - 1);
+	n = (size_t)(end - start);
+	if (!job->write)
+		return zr_read_page(st, s, idx, p, pg_off, n);
+	if (n == ZR_PAGE_SIZE)
+		return zr_write_full(st, s, idx, p);
+	return zr_write_partial(st, s, idx, p, pg_off, n);
+}
+
+/* zr_job_run - claim and do pages of @job until none are left. */
+static void zr_job_run(struct zr_job *job, struct zr_stream *s)
+{
+	uint32_t j, f;
 	int ret;
 
+	while ((j = atomic_fetch_add_explicit(&job->next, 1,
+					      memory_order_relaxed)) <
+	       job->npages) {
+		ret = zr_job_page(job, s, j);
+		if (!ret)
+			continue;
+		if (job->write)
+			zr_stat_add(job->st, failed_writes, 1);
+		else
+			zr_stat_add(job->st, failed_reads, 1);
+		atomic_store_explicit(&job->err, ret, memory_order_relaxed);
+		f = atomic_load_explicit(&job->fail, memory_order_relaxed);
+		while (j < f &&
+		       !atomic_compare_exchange_weak_explicit(
+			       &job->fail, &f, j, memory_order_relaxed,
+			       memory_order_relaxed))
+			;
+	}
+}
+
+/* zr_job_unlink_locked - take @job off the work list.  Needs work_lock. */
+static void zr_job_unlink_locked(struct zr_store *st, struct zr_job *job)
+{
+	struct zr_job **pp;
+
+	for (pp = &st->work; *pp; pp = &(*pp)->link)
+		if (*pp == job) {
+			*pp = job->link;
+			return;
+		}
+}
+
+static void *zr_worker(void *arg)
+{
+	struct zr_store *st = arg;
+	struct zr_stream *s = zr_stream_get(st);
+	struct zr_job *job;
+
+	pthread_mutex_lock(&st->work_lock);
+	while (!st->work_stop) {
+		job = st->work;
+		if (!job || !s) {
+			pthread_cond_wait(&st->work_cond, &st->work_lock);
+			if (!s)
+				s = zr_stream_get(st);
+			continue;
+		}
+		if (atomic_load_explicit(&job->next, memory_order_relaxed) >=
+		    job->npages) {
+			/* Fully claimed: nothing left for anyone to join. */
+			zr_job_unlink_locked(st, job);
+			continue;
+		}
+		atomic_fetch_add_explicit(&job->refs, 1, memory_order_relaxed);
+		pthread_mutex_unlock(&st->work_lock);
+
+		zr_job_run(job, s);
+		/* Last touch of @job: the caller may return right after. */
+		if (atomic_fetch_sub_explicit(&job->refs, 1,
+					      memory_order_release) == 1)
+			zr_futex_wake_all(&job->refs);
+		pthread_mutex_lock(&st->work_lock);
+	}
+	pthread_mutex_unlock(&st->work_lock);
+	return NULL;
+}
+
+/*
+ * zr_io - read or write [@off, @off+@len) (already clipped, @len > 0).
+ * Returns the bytes done up to the first failed page, or its -errno if
+ * that is the first page.
+ */
+static ssize_t zr_io(struct zr_store *st, bool write, void *buf, size_t len,
+		     uint64_t off)
+{
+	struct zr_stream *s = zr_stream_get(st);
+	struct zr_job job = {
+		.st = st,
+		.write = write,
+		.buf = buf,
+		.off = off,
+		.len = len,
+		.first = off >> ZR_PAGE_SHIFT,
+	};
+	bool parallel;
+	uint32_t refs, fail;
+	uint64_t done;
+
+	if (!s)
+		return -ENOMEM;
+	job.npages = (uint32_t)(((off + len - 1) >> ZR_PAGE_SHIFT) -
+				job.first + 1);
+	atomic_init(&job.next, 0);
+	atomic_init(&job.refs, 0);
+	atomic_init(&job.fail, job.npages);
+	atomic_init(&job.err, 0);
+
+	parallel = st->nworkers && len >= ZR_PARALLEL_MIN;
+	if (parallel) {
+		pthread_mutex_lock(&st->work_lock);
+		job.link = st->work;
+		st->work = &job;
+		pthread_cond_broadcast(&st->work_cond);
+		pthread_mutex_unlock(&st->work_lock);
+	}
+	zr_job_run(&job, s);
+	if (parallel) {
+		pthread_mutex_lock(&st->work_lock);
+		zr_job_unlink_locked(st, &job);
+		pthread_mutex_unlock(&st->work_lock);
+		while ((refs = atomic_load_explicit(&job.refs,
+						    memory_order_acquire)))
+			zr_futex_wait(&job.refs, refs);
+	}
+
+	fail = atomic_load_explicit(&job.fail, memory_order_relaxed);
+	if (fail == job.npages)
+		return (ssize_t)len;
+	done = ((job.first + fail) << ZR_PAGE_SHIFT);
+	done = done > off ? done - off : 0;
+	if (done)
+		return (ssize_t)done;
+	return atomic_load_explicit(&job.err, memory_order_relaxed);
+}
+
+ssize_t zr_read(struct zr_store *st, void *buf, size_t len, uint64_t off)
+{
 	len = zr_clip(st, off, len);
 	if (!len)
 		return 0;
-	s = zr_stream_get(st);
-	if (!s)
-		return -ENOMEM;
-	while (done < len) {
-		uint64_t pos = off + done;
-		uint64_t idx = pos >> ZR_PAGE_SHIFT;
-		size_t pg_off = pos & (ZR_PAGE_SIZE - 1);
-		size_t n = ZR_PAGE_SIZE - pg_off;
-
-		if (n > len - done)
-			n = len - done;
-		ret = zr_read_page(st, s, idx, dst + done, pg_off, n);
-		if (ret) {
-			zr_stat_add(st, failed_reads, 1);
-			return ret;
-		}
-		done += n;
-	}
-	return (ssize_t)done;
+	return zr_io(st, false, buf, len, off);
 }
 
 ssize_t zr_write(struct zr_store *st, const void *buf, size_t len,
 		 uint64_t off)
 {
-	struct zr_stream *s;
-	const uint8_t *src = buf;
-	size_t done = 0;
-	int ret = 0;
-
 	if (!len)
 		return 0;
 	len = zr_clip(st, off, len);
 	if (!len)
 		return -EFBIG;
-	s = zr_stream_get(st);
-	if (!s)
-		return -ENOMEM;
-	while (done < len) {
-		uint64_t pos = off + done;
-		uint64_t idx = pos >> ZR_PAGE_SHIFT;
-		size_t pg_off = pos & (ZR_PAGE_SIZE - 1);
-		size_t n = ZR_PAGE_SIZE - pg_off;
-
-		if (n > len - done)
-			n = len - done;
-		if (n == ZR_PAGE_SIZE)
-			ret = zr_write_full(st, s, idx, src + done);
-		else
-			ret = zr_write_partial(st, s, idx, src + done, pg_off,
-					       n);
-		if (ret) {
-			zr_stat_add(st, failed_writes, 1);
-			break;
-		}
-		done += n;
-	}
-	return done ? (ssize_t)done : ret;
+	/* zr_io only reads through @buf when writing. */
+	return zr_io(st, true, (void *)(uintptr_t)buf, len, off);
 }
 
 int zr_discard(struct zr_store *st, uint64_t off, uint64_t len)

@@ -38,7 +38,16 @@ struct zr_config {
 	const char *algorithm;	/* backend name, see zcomp_find() */
 	int level;		/* ZCOMP_LEVEL_DEFAULT or a backend level */
 	uint64_t mem_limit;	/* bytes; 0 = no limit */
+	/*
+	 * Helper threads that compress or decompress the pages of one large
+	 * request in parallel with the calling thread (zram's page-based
+	 * parallel write).  0 = none: every request runs on its caller.
+	 */
+	unsigned workers;
 };
+
+/* Requests of at least this many bytes are split across workers. */
+#define ZR_PARALLEL_MIN (16 * ZR_PAGE_SIZE)
 
 /*
  * zr_store_create - an empty store (every page reads as zeros).

@@ -21,6 +21,8 @@
 #define ZT_PAGES 256
 #define ZT_DISK ((uint64_t)ZT_PAGES * ZT_PAGE)
 
+static unsigned zt_workers;	/* helper threads for stores made below */
+
 static struct zr_store *zt_open(int backend, uint64_t disksize,
 				uint64_t limit)
 {
@@ -30,6 +32,7 @@ static struct zr_store *zt_open(int backend, uint64_t disksize,
 		.algorithm = be[backend]->name,
 		.level = ZCOMP_LEVEL_DEFAULT,
 		.mem_limit = limit,
+		.workers = zt_workers,
 	};
 	struct zr_store *st = NULL;
 
@@ -420,7 +423,7 @@ START_TEST(test_random_model)
 {
 	const uint64_t disk = 64 * ZT_PAGE;
 	struct zr_store *st = zt_open(_i, disk, 0);
-	uint8_t *model = calloc(1, disk), *buf = malloc(disk + ZT_PAGE);
+	uint8_t *model = calloc(1, disk), *buf = malloc(disk + 32 * ZT_PAGE);
 	uint64_t seed = 0x9e3779b97f4a7c15ULL + (uint64_t)_i;
 	int op;
 
@@ -428,8 +431,8 @@ START_TEST(test_random_model)
 	ck_assert_ptr_nonnull(buf);
 	for (op = 0; op < 3000; op++) {
 		uint64_t off = zt_rand(&seed) % (disk + 100);
-		size_t len = zt_rand(&seed) % (zt_rand(&seed) % 2 ?
-					       3 * ZT_PAGE : 64);
+		static const size_t maxlen[] = { 64, 3 * ZT_PAGE, 24 * ZT_PAGE };
+		size_t len = zt_rand(&seed) % maxlen[zt_rand(&seed) % 3];
 		size_t in = off < disk ? (len < disk - off ? len :
 					  disk - off) : 0;
 		unsigned kind = zt_rand(&seed) % 10;
@@ -523,7 +526,8 @@ static void *zt_hammer_thread(void *arg)
 	struct zt_hammer *h = arg;
 	uint64_t seed = 0xabcdef + (uint64_t)h->id * 7919;
 	static __thread uint64_t page[ZT_PAGE / 8];
-	int op;
+	static __thread uint64_t big[20 * ZT_PAGE / 8];
+	int op, j;
 
 	for (op = 0; op < ZT_HAMMER_OPS; op++) {
 		uint64_t idx = 1 + zt_rand(&seed) % ZT_HAMMER_PAGES;
@@ -538,6 +542,26 @@ static void *zt_hammer_thread(void *arg)
 		} else if (kind < 7) {
 			if (zr_discard(h->st, idx * ZT_PAGE, ZT_PAGE))
 				h->bad++;
+		} else if (kind == 15) {
+			/* 20 pages in one request: split across workers. */
+			idx = 1 + zt_rand(&seed) % (ZT_HAMMER_PAGES - 20);
+			if (zt_rand(&seed) % 2) {
+				for (j = 0; j < 20; j++)
+					zt_fill_versioned(big + j * ZT_PAGE / 8,
+						idx + j,
+						1 + zt_rand(&seed) % 100000);
+				if (zr_write(h->st, big, sizeof(big),
+					     idx * ZT_PAGE) != sizeof(big))
+					h->bad++;
+			} else {
+				if (zr_read(h->st, big, sizeof(big),
+					    idx * ZT_PAGE) != sizeof(big))
+					h->bad++;
+				for (j = 0; j < 20; j++)
+					if (!zt_check_versioned(
+						big + j * ZT_PAGE / 8, idx + j))
+						h->bad++;
+			}
 		} else if (kind < 8 && h->id == 0) {
 			zr_compact(h->st);
 		} else {
@@ -576,11 +600,23 @@ START_TEST(test_hammer)
 }
 END_TEST
 
+/* The same tests with requests split across helper threads. */
+static void zt_parallel_setup(void)
+{
+	zt_workers = 2;
+}
+
+static void zt_parallel_teardown(void)
+{
+	zt_workers = 0;
+}
+
 Suite *zr_store_suite(void)
 {
 	Suite *s = suite_create("zr_store");
 	TCase *tc = tcase_create("core");
 	TCase *tm = tcase_create("concurrency");
+	TCase *tp;
 	int n = zt_nbackends();
 
 	tcase_add_test(tc, test_create_bad);
@@ -600,5 +636,14 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tm, test_hammer, 0, n);
 	tcase_set_timeout(tm, 600);
 	suite_add_tcase(s, tm);
+
+	tp = tcase_create("parallel");
+	tcase_add_checked_fixture(tp, zt_parallel_setup, zt_parallel_teardown);
+	tcase_add_loop_test(tp, test_random_model, 0, n);
+	tcase_add_loop_test(tp, test_discard_edges, 0, n);
+	tcase_add_loop_test(tp, test_mem_limit, 0, n);
+	tcase_add_loop_test(tp, test_hammer, 0, n);
+	tcase_set_timeout(tp, 600);
+	suite_add_tcase(s, tp);
 	return s;
 }
