@@ -40,7 +40,7 @@ SAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 
 .PHONY: all check check-unit check-sanitize check-tsan check-integration \
-	bench install uninstall clean deps man-check
+	bench install uninstall clean deps man-check run test layering-check
 
 all: fusezram
 
@@ -92,7 +92,12 @@ man-check:
 	@out=$$(groff -man -ww -z man/fusezram.8 2>&1); \
 	if [ -n "$$out" ]; then echo "$$out" >&2; exit 1; fi
 
-check-integration: fusezram
+# Helpers the integration tests and benchmarks run (no FUSE, no store).
+build/hog: tests/integration/hog.c
+	@mkdir -p build
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O2 -o $@ $<
+
+check-integration: fusezram build/hog
 	bash tests/integration/run.sh
 
 check: check-unit check-sanitize check-tsan man-check check-integration
@@ -102,6 +107,15 @@ bench: fusezram
 
 deps:
 	bash scripts/deps.sh
+
+# The README's two commands.
+MNT ?= /mnt/fusezram
+run: deps
+	$(MAKE) all
+	bash scripts/mount-default.sh $(MNT)
+
+test: deps
+	$(MAKE) check
 
 install: fusezram
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
