@@ -1,0 +1,269 @@
+/*
+ * zs_arena: the pages of zs_pool's spans (private to the allocator).
+ *
+ * One memfd, ftruncate'd to a large sparse size and mapped MAP_SHARED
+ * once: one VMA however many spans come and go, an address that never
+ * moves, and memory that returns to the OS at once with
+ * fallocate(FALLOC_FL_PUNCH_HOLE), which (unlike MADV_DONTNEED) also works
+ * when the daemon has mlockall()ed itself.  The reasoning is in the essay
+ * at the top of zs_pool.c.
+ *
+ * Free space is a bitmap, one bit per page.  A span is a run of 1..8 set
+ * bits inside one 64-bit word, so claiming it is one compare-and-swap and
+ * no span crosses a 64-page boundary (at most 7 pages of a word go
+ * unused, and only by spans of the longer lengths; the pages themselves
+ * cost nothing, being never written).  Words are opened in order: the
+ * bitmap past open_words has never been touched, and the last open word
+ * is where fresh runs are cut.  Runs freed below it are found again by a
+ * bounded scan from a per-length cursor, skipped altogether while nothing
+ * has been freed since the last full scan failed.  Freed runs are never
+ * merged; none need be, since a run only has to fit in its word.
+ *
+ * Memory: the arena's pages are charged by the pool, span by span; the
+ * bitmap is charged here, one page per 512 words (128 MiB of arena) as
+ * words are opened.  The bitmap is never shrunk: 32 KiB per GiB of the
+ * arena's high-water mark.
+ *
+ * Locking: none.  Bitmap words change only by compare-and-swap or atomic
+ * and; open_words only by compare-and-swap; the other counters are hints.
+ * Callers may hold a class lock; nothing here blocks except the punch.
+ *
+ * TODO: the arena does not grow; when its address space is used up,
+ * zs_arena_get() fails with -ENOMEM.  It is sized (zs_pool.c) with ample
+ * headroom, since unused address space costs nothing.
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "store/zs_arena_i.h"
+
+#define ZS_BITMAP_WORDS_PER_PAGE (ZS_PAGE_SIZE / sizeof(uint64_t))
+#define ZS_SCAN_WORDS 256		/* words a search looks at, at most */
+#define ZS_ARENA_MAX_PAGES (1ULL << 32)	/* spans keep 32-bit page numbers */
+#define ZS_ARENA_MIN_PAGES (1ULL << 14)	/* 64 MiB: the least we settle for */
+
+/* Set the arena's size fields for @pages (a multiple of 64). */
+static void zs_arena_size(struct zs_arena *a, uint64_t pages)
+{
+	a->nr_words = pages / ZS_WORD_PAGES;
+	a->map_bytes = pages * ZS_PAGE_SIZE;
+	a->bits_bytes = (a->nr_words * sizeof(uint64_t) + ZS_PAGE_SIZE - 1) /
+			ZS_PAGE_SIZE * ZS_PAGE_SIZE;
+}
+
+int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct)
+{
+	uint64_t pages = (bytes + ZS_PAGE_SIZE - 1) / ZS_PAGE_SIZE;
+	int ret;
+
+	pages = (pages + ZS_WORD_PAGES - 1) / ZS_WORD_PAGES * ZS_WORD_PAGES;
+	if (pages < ZS_WORD_PAGES)
+		pages = ZS_WORD_PAGES;
+	if (pages > ZS_ARENA_MAX_PAGES)
+		pages = ZS_ARENA_MAX_PAGES;
+
+	*a = (struct zs_arena){ .fd = -1, .acct = acct };
+	a->fd = memfd_create("fusezram-zs", MFD_CLOEXEC);
+	if (a->fd < 0)
+		return -errno;
+	/*
+	 * The size is headroom, not a need: where address space is short
+	 * (ulimit -v, sanitizers), settle for less, down to a floor.
+	 */
+	for (;;) {
+		zs_arena_size(a, pages);
+		if (ftruncate(a->fd, (off_t)a->map_bytes) < 0)
+			goto out_errno;
+		a->base = mmap(NULL, a->map_bytes, PROT_READ | PROT_WRITE,
+			       MAP_SHARED, a->fd, 0);
+		if (a->base != MAP_FAILED)
+			break;
+		if (errno != ENOMEM || pages <= ZS_ARENA_MIN_PAGES)
+			goto out_errno;
+		pages = pages / 2 / ZS_WORD_PAGES * ZS_WORD_PAGES;
+		if (pages < ZS_ARENA_MIN_PAGES)
+			pages = ZS_ARENA_MIN_PAGES;
+	}
+	/* Anonymous and NORESERVE: only the words opened are ever touched. */
+	a->bits = mmap(NULL, a->bits_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (a->bits == MAP_FAILED)
+		goto out_unmap;
+	return 0;
+
+out_unmap:
+	ret = -errno;
+	munmap(a->base, a->map_bytes);
+	goto out_close;
+out_errno:
+	ret = -errno;
+out_close:
+	close(a->fd);
+	a->fd = -1;
+	return ret;
+}
+
+void zs_arena_fini(struct zs_arena *a)
+{
+	uint64_t open;
+
+	if (a->fd < 0)
+		return;
+	open = atomic_load_explicit(&a->open_words, memory_order_relaxed);
+	zs_acct_uncharge(a->acct, (open + ZS_BITMAP_WORDS_PER_PAGE - 1) /
+			 ZS_BITMAP_WORDS_PER_PAGE * ZS_PAGE_SIZE);
+	munmap((void *)a->bits, a->bits_bytes);
+	munmap(a->base, a->map_bytes);
+	close(a->fd);
+	a->fd = -1;
+}
+
+/* Bit i set in the result: pages i..i+pages-1 are all free in @used. */
+static uint64_t zs_runs(uint64_t used, unsigned pages)
+{
+	uint64_t free = ~used, m = free;
+	unsigned k;
+
+	for (k = 1; k < pages; k++)
+		m &= free >> k;
+	return m;
+}
+
+/* Claim a run of @pages in word @w.  Returns the first page or -1. */
+static int64_t zs_arena_try_word(struct zs_arena *a, uint64_t w,
+				 unsigned pages)
+{
+	uint64_t old = atomic_load_explicit(&a->bits[w], memory_order_relaxed);
+	uint64_t m;
+	unsigned i;
+
+	do {
+		m = zs_runs(old, pages);
+		if (!m)
+			return -1;
+		i = (unsigned)__builtin_ctzll(m);
+	} while (!atomic_compare_exchange_weak_explicit(&a->bits[w], &old,
+			old | (((1ULL << pages) - 1) << i),
+			memory_order_acquire, memory_order_relaxed));
+	return (int64_t)(w * ZS_WORD_PAGES + i);
+}
+
+/*
+ * Look for a freed run among the open words, at most @max words from the
+ * length's cursor.  Returns the first page or -1.
+ */
+static int64_t zs_arena_scan(struct zs_arena *a, unsigned pages,
+			     uint64_t max)
+{
+	uint64_t open = atomic_load_explicit(&a->open_words,
+					     memory_order_acquire);
+	uint64_t seq = atomic_load_explicit(&a->free_seq, memory_order_relaxed);
+	uint64_t start, k, n;
+	int64_t pg;
+
+	if (!open)
+		return -1;
+	n = max < open ? max : open;
+	start = atomic_load_explicit(&a->cursor[pages],
+				     memory_order_relaxed) % open;
+	for (k = 0; k < n; k++) {
+		uint64_t w = (start + k) % open;
+
+		pg = zs_arena_try_word(a, w, pages);
+		if (pg >= 0) {
+			atomic_store_explicit(&a->cursor[pages], w,
+					      memory_order_relaxed);
+			return pg;
+		}
+	}
+	atomic_store_explicit(&a->cursor[pages], (start + n) % open,
+			      memory_order_relaxed);
+	/* A sweep is all open words looked at with no free in between. */
+	if (atomic_load_explicit(&a->sweep_seq[pages],
+				 memory_order_relaxed) != seq) {
+		atomic_store_explicit(&a->sweep_seq[pages], seq,
+				      memory_order_relaxed);
+		atomic_store_explicit(&a->sweep_words[pages], 0,
+				      memory_order_relaxed);
+	}
+	if (atomic_fetch_add_explicit(&a->sweep_words[pages], n,
+				      memory_order_relaxed) + n >= open)
+		atomic_store_explicit(&a->fail_seq[pages], seq,
+				      memory_order_relaxed);
+	return -1;
+}
+
+int64_t zs_arena_get(struct zs_arena *a, unsigned pages)
+{
+	uint64_t open, used;
+	int64_t pg;
+
+	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
+	for (;;) {
+		/* Fresh pages at the end of the last open word. */
+		open = atomic_load_explicit(&a->open_words,
+					    memory_order_acquire);
+		if (open) {
+			pg = zs_arena_try_word(a, open - 1, pages);
+			if (pg >= 0)
+				goto out;
+		}
+
+		/* Runs freed below it, unless a search already came up dry. */
+		used = atomic_load_explicit(&a->pages_used,
+					    memory_order_relaxed);
+		if (open * ZS_WORD_PAGES >= used + pages &&
+		    atomic_load_explicit(&a->fail_seq[pages],
+					 memory_order_relaxed) !=
+		    atomic_load_explicit(&a->free_seq, memory_order_relaxed)) {
+			pg = zs_arena_scan(a, pages, ZS_SCAN_WORDS);
+			if (pg >= 0)
+				goto out;
+		}
+
+		/* Open the next word; its bitmap page may be a new one. */
+		if (open >= a->nr_words) {
+			pg = zs_arena_scan(a, pages, a->nr_words);
+			if (pg >= 0)
+				goto out;
+			return -ENOMEM;
+		}
+		if (open % ZS_BITMAP_WORDS_PER_PAGE == 0 &&
+		    zs_acct_charge(a->acct, ZS_PAGE_SIZE) < 0)
+			return -ENOSPC;
+		if (!atomic_compare_exchange_strong_explicit(&a->open_words,
+				&open, open + 1, memory_order_acq_rel,
+				memory_order_relaxed) &&
+		    open % ZS_BITMAP_WORDS_PER_PAGE == 0)
+			zs_acct_uncharge(a->acct, ZS_PAGE_SIZE);
+		/* Someone opened a word, us or another: try again. */
+	}
+out:
+	atomic_fetch_add_explicit(&a->pages_used, pages, memory_order_relaxed);
+	return pg;
+}
+
+void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages)
+{
+	uint64_t w = page / ZS_WORD_PAGES;
+	uint64_t mask = ((1ULL << pages) - 1) << (page % ZS_WORD_PAGES);
+
+	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
+	assert((atomic_load_explicit(&a->bits[w], memory_order_relaxed) &
+		mask) == mask);
+	/*
+	 * Punch before the bits are cleared: once they are, another class
+	 * may take the run and write to it.  Punching a hole in a memfd only
+	 * fails on a bad fd or range, which would be a bug here.
+	 */
+	while (fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			 (off_t)(page * ZS_PAGE_SIZE),
+			 (off_t)pages * ZS_PAGE_SIZE) < 0 && errno == EINTR)
+		;
+	atomic_fetch_and_explicit(&a->bits[w], ~mask, memory_order_release);
+	atomic_fetch_sub_explicit(&a->pages_used, pages, memory_order_relaxed);
+	atomic_fetch_add_explicit(&a->free_seq, 1, memory_order_relaxed);
+}

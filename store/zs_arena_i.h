@@ -1,0 +1,125 @@
+/*
+ * zs_arena: private to the zs_pool allocator (store/zs_pool.c).
+ *
+ * The arena is one memfd, sized sparse and mapped MAP_SHARED once, out of
+ * which spans of 1..ZS_MAX_SPAN_PAGES contiguous pages are carved.  A page
+ * costs memory only from its first write until its span is handed back,
+ * when zs_arena_put() punches it out of the file.  Which pages belong to a
+ * span is kept in a bitmap, one bit per page, claimed and released with
+ * compare-and-swap, so spans are created and freed without a lock.  See
+ * the essay at the top of zs_pool.c for why.
+ *
+ * Also here: the byte account (struct zs_acct) that the arena and the pool
+ * both charge, so that one counter holds everything taken from the OS.
+ */
+#ifndef FUSEZRAM_ZS_ARENA_I_H
+#define FUSEZRAM_ZS_ARENA_I_H
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "store/zs_pool.h"
+
+#define ZS_MAX_SPAN_PAGES 8		/* longest span (zsmalloc's chain) */
+#define ZS_WORD_PAGES 64		/* pages per bitmap word */
+
+/*
+ * struct zs_acct - bytes held from the OS, and the cap on them.
+ * Lock-free: charges are compare-and-swap, so the cap is never overshot
+ * even when classes charge at once.
+ */
+struct zs_acct {
+	_Atomic uint64_t total;		/* bytes held now */
+	_Atomic uint64_t limit;		/* cap on total, 0 = none */
+};
+
+/*
+ * zs_acct_charge - add @bytes to the account unless that would pass the
+ * limit.  Returns 0 or -ENOSPC (nothing charged).  Lock-free.
+ */
+static inline int zs_acct_charge(struct zs_acct *ac, uint64_t bytes)
+{
+	uint64_t cur = atomic_load_explicit(&ac->total, memory_order_relaxed);
+	uint64_t lim;
+
+	do {
+		lim = atomic_load_explicit(&ac->limit, memory_order_relaxed);
+		if (lim && cur + bytes > lim)
+			return -ENOSPC;
+	} while (!atomic_compare_exchange_weak_explicit(&ac->total, &cur,
+			cur + bytes, memory_order_relaxed,
+			memory_order_relaxed));
+	return 0;
+}
+
+/* zs_acct_uncharge - give back @bytes charged before.  Cannot fail. */
+static inline void zs_acct_uncharge(struct zs_acct *ac, uint64_t bytes)
+{
+	atomic_fetch_sub_explicit(&ac->total, bytes, memory_order_relaxed);
+}
+
+/*
+ * struct zs_arena - the pages spans are made of.
+ * No lock: the bitmap words are claimed with compare-and-swap; every other
+ * field is fixed after zs_arena_init() or an approximate hint.
+ */
+struct zs_arena {
+	char *base;			/* the memfd's mapping; never moves */
+	int fd;				/* the memfd */
+	uint64_t nr_words;		/* bitmap words = arena pages / 64 */
+	uint64_t map_bytes;		/* length of the mapping */
+	_Atomic uint64_t *bits;		/* one bit per page, 1 = in a span */
+	uint64_t bits_bytes;		/* length of the bitmap mapping */
+	_Atomic uint64_t open_words;	/* words [0, open_words) are in
+					 * use; the rest is untouched */
+	_Atomic uint64_t pages_used;	/* pages in spans (approximate) */
+	_Atomic uint64_t free_seq;	/* bumped on every zs_arena_put() */
+	/* Hints for the search of freed runs, per span length: */
+	_Atomic uint64_t cursor[ZS_MAX_SPAN_PAGES + 1];	/* where to look */
+	_Atomic uint64_t fail_seq[ZS_MAX_SPAN_PAGES + 1];	/* free_seq when
+					 * a sweep of all words last failed */
+	_Atomic uint64_t sweep_seq[ZS_MAX_SPAN_PAGES + 1];	/* free_seq the
+					 * current sweep began at */
+	_Atomic uint64_t sweep_words[ZS_MAX_SPAN_PAGES + 1];	/* words it
+					 * has looked at */
+	struct zs_acct *acct;		/* charged for bitmap pages */
+};
+
+/*
+ * zs_arena_init - map an arena of @bytes of address space (no memory is
+ * used until pages are written), or of less where address space is short:
+ * the size is halved down to 64 MiB until mmap succeeds.  @acct is
+ * charged for the bitmap pages as they come into use.
+ * Returns 0 or -errno from memfd_create/ftruncate/mmap.
+ */
+int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct);
+
+/*
+ * zs_arena_fini - unmap and close the arena; every page goes back to the
+ * OS.  Uncharges the bitmap pages.  No other call may be in progress.
+ */
+void zs_arena_fini(struct zs_arena *a);
+
+/*
+ * zs_arena_get - claim a run of @pages (1..ZS_MAX_SPAN_PAGES) contiguous
+ * pages that does not cross a 64-page boundary.  Lock-free; no syscall.
+ * Returns the first page number (>= 0), -ENOSPC if a new bitmap page
+ * would pass the limit, -ENOMEM if the arena is full.
+ */
+int64_t zs_arena_get(struct zs_arena *a, unsigned pages);
+
+/*
+ * zs_arena_put - give back a run from zs_arena_get(): its pages are
+ * punched out of the memfd (the memory returns to the OS at once, also
+ * under mlockall) and then become free for reuse.  Cannot fail.
+ */
+void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages);
+
+/* zs_arena_addr - address of arena page @page.  Cannot fail. */
+static inline char *zs_arena_addr(const struct zs_arena *a, uint64_t page)
+{
+	return a->base + page * ZS_PAGE_SIZE;
+}
+
+#endif /* FUSEZRAM_ZS_ARENA_I_H */
