@@ -12,22 +12,23 @@
  *
  *	image			regular file of exactly disksize bytes
  *	control/		kernel zram's sysfs attributes, one row each
- *	control/mm_stat		of fz_attrs[] below
- *	control/io_stat
- *	control/debug_stat
+ *	control/disksize	of fz_attrs[] below, plus "summary", a
+ *	control/mm_stat ...	report in plain words
  *
  * The namespace never changes, so inode numbers are fixed (FZ_INO_*),
  * lookup counts need no bookkeeping and forget is left to libfuse's
  * default (no reply).  Entries are cached for a long time; the image's
  * attributes are not cached at all (attr_timeout 0) so that st_blocks,
- * the memory actually used, is fresh at every stat(2).
+ * the memory actually used, is fresh at every stat(2), and so is
+ * st_size after a write to control/disksize.
  *
  * The image is opened with FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES:
  * no page cache between a loop device and the store, and the kernel may
  * send several non-extending writes to the same inode at once.  With
  * FUSE_CAP_ASYNC_DIO the loop driver's queue depth turns into that many
  * requests in flight (bounded by max_background), served by up to
- * threads= worker threads.
+ * max_threads FUSE worker threads; each large request is compressed by
+ * its worker and the store's threads-1 helpers (-o threads=).
  *
  * Control files are snapshots: show() runs once at open into a per-open
  * buffer (fi->fh) and reads are served from it, like sysfs.  They are
@@ -35,21 +36,48 @@
  * limit or pad what read(2) returns.  Write access is checked twice: the
  * kernel checks mode bits (we mount with default_permissions), and open
  * refuses writing an attribute that has no store() with EACCES even to
- * root, as kernfs does.
+ * root, as kernfs does.  Each write(2) is one store() call.
+ *
+ * Memory discipline (unless -o nomlock): the daemon may be the swap
+ * device of the machine it runs on, so it must not itself be swapped out
+ * or stall in reclaim that waits on its own I/O.  Before the store or any
+ * thread exists the main thread sets PR_SET_IO_FLUSHER (inherited by
+ * every thread created later: allocations never recurse into I/O); after
+ * the store exists it calls mlockall(MCL_CURRENT | MCL_FUTURE |
+ * MCL_ONFAULT) (the allocator frees pages with fallocate punch-hole,
+ * which works on locked mappings) and sets oom_score_adj to -900; read
+ * buffers are pre-faulted.  Missing privileges cost one warning.
+ *
+ * Signals: SIGTERM, SIGINT and SIGHUP unmount and exit only while the
+ * image is not open; otherwise they are refused with a log line (a loop
+ * device may be swap: unmounting would kill its users), unless a second
+ * one follows within FZ_FORCE_WINDOW_SEC seconds.  The handler decides
+ * (atomics only) and a logger thread writes the message.
  *
  * Locking:
- *	fz_data.attr_lock protects the image's mode, uid, gid and atime.
- *	Its mtime and ctime are atomics: every write or discard may bump
- *	them, but at most once per second of CLOCK_REALTIME_COARSE, so the
- *	cache line stays shared on the I/O path.
- *	No lock of this file is held across a store call; the store has its
- *	own (see zr_store.h).  The per-thread read buffers are thread-local
- *	and need none.
+ *	fz_data.store_lock (a reader/writer lock) protects the store
+ *	pointer, disksize and the configuration the store was made with.
+ *	Every request that touches them takes it shared (image I/O,
+ *	getattr, statfs, control files); only replacing the store takes it
+ *	exclusive (reset, and disksize, comp_algorithm and
+ *	algorithm_params while the disk is empty), and waits for the
+ *	requests in flight.  Writer-preferring, never taken recursively.
+ *	Its cost on the I/O path is one atomic add and one atomic sub on a
+ *	shared line per request; see fz_store_lock_shared().
+ *	  -> the store's own locks (zr_store.h), taken inside store calls.
+ *	fz_data.attr_lock protects the image's mode, uid, gid and atime;
+ *	a leaf, never held across a store call.  The image's mtime and
+ *	ctime are atomics: every write or discard may bump them, but at
+ *	most once per second of CLOCK_REALTIME_COARSE, so the cache line
+ *	stays shared on the I/O path.
+ *	fz_data.img_opens, the number of open handles of the image, is an
+ *	atomic, changed with store_lock held shared, read by replacers
+ *	(exclusive, so it cannot rise meanwhile) and by the signal handler.
+ *	The per-thread read buffers are thread-local and need no lock.
  *
  * TODO:
- *	- writable zram attributes (disksize, comp_algorithm, mem_limit,
- *	  compact, reset, idle, ...): add rows to fz_attrs[]; reset and
- *	  disksize will need a lock around fz_data.st to swap the store.
+ *	- control/idle needs zr_mark_idle() from the store; until then a
+ *	  valid write fails with EOPNOTSUPP (fz_mark_idle()).
  *	- splice (write_buf / fuse_reply_data) once measured to help.
  *	- mmap of the image (needs FUSE_DIRECT_IO_ALLOW_MMAP, libfuse > 3.14).
  */
@@ -69,13 +97,17 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -84,6 +116,7 @@
 
 #include "compressors/zcomp.h"
 #include "store/zr_store.h"
+#include "store/zs_pool.h"
 
 #ifndef FUSEZRAM_VERSION
 #define FUSEZRAM_VERSION "unknown"
@@ -94,19 +127,34 @@
 #define FOPEN_PARALLEL_DIRECT_WRITES (1 << 6)
 #endif
 
+/* Linux 5.6; glibc 2.32 has them, older headers may not. */
+#ifndef PR_SET_IO_FLUSHER
+#define PR_SET_IO_FLUSHER 57
+#define PR_GET_IO_FLUSHER 58
+#endif
+#ifndef MCL_ONFAULT
+#define MCL_ONFAULT 4
+#endif
+
 #define FZ_PROG "fusezram"
-#define FZ_USAGE "usage: " FZ_PROG " [-o OPTIONS] MOUNTPOINT"
+#define FZ_USAGE "usage: " FZ_PROG " [-o OPTIONS] [SOURCE] MOUNTPOINT"
 
 /* zram's own default is chosen by its users; 1G is a useful swap size. */
 #define FZ_DEFAULT_DISKSIZE (1ULL << 30)
 /*
- * The loop driver queues up to 128 requests, and the kernel lets
- * max_background (FZ_MAX_BACKGROUND) of them be in flight as async
- * direct I/O.  Each one holds a worker thread while it is compressed or
- * decompressed, so 16 threads keep 16 in the store at once: past the
- * core count of most machines, where more threads only add switching.
+ * FUSE worker threads (libfuse's max_threads).  The loop driver queues up
+ * to 128 requests, and the kernel lets max_background (FZ_MAX_BACKGROUND)
+ * of them be in flight as async direct I/O.  Each one holds a worker
+ * thread while it is compressed or decompressed, so 16 threads keep 16 in
+ * the store at once: past the core count of most machines, where more
+ * threads only add switching.
  */
-#define FZ_DEFAULT_THREADS 16
+#define FZ_DEFAULT_FUSE_THREADS 16
+/*
+ * -o threads=: the threads that compress one large request, the calling
+ * worker included; default the online CPUs (zram compresses on every
+ * CPU).  Also the upper bound of max_threads.
+ */
 #define FZ_MAX_THREADS 1024
 /*
  * Largest read or write: libfuse 3.14 sizes its receive buffers for
@@ -124,10 +172,25 @@
 #define FZ_ATTR_TIMEOUT 1.0
 #define FZ_IMAGE_ATTR_TIMEOUT 0.0
 
-/* A control file's content, at most one page, as sysfs. */
+/* A control file's content, at most one page, as sysfs ... */
 #define FZ_ATTR_BUFSZ 4096
+/* ... except control/summary: one line per size class in use. */
+#define FZ_SUMMARY_BUFSZ (64 * 1024)
 
 #define FZ_NSEC_PER_SEC 1000000000LL
+
+/*
+ * A second SIGTERM/SIGINT/SIGHUP within this many seconds of one refused
+ * because the image is open forces the unmount.
+ */
+#define FZ_FORCE_WINDOW_SEC 5
+
+/*
+ * oom_score_adj of the daemon: the OOM killer takes nearly anything else
+ * first (a memory hog, whose pages we may be holding as swap), but not
+ * -1000, which would leave the machine no way out if we are the leak.
+ */
+#define FZ_OOM_SCORE_ADJ "-900"
 
 enum {
 	FZ_INO_ROOT = FUSE_ROOT_ID,
@@ -311,44 +374,6 @@ static fuse_ino_t fz_child(fuse_ino_t parent, const char *name)
 static double fz_attr_timeout(fuse_ino_t ino)
 {
 	return ino == FZ_INO_IMAGE ? FZ_IMAGE_ATTR_TIMEOUT : FZ_ATTR_TIMEOUT;
-}
-
-static struct timespec fz_ns_to_ts(int64_t ns)
-{
-	struct timespec ts = {
-		.tv_sec = ns / FZ_NSEC_PER_SEC,
-		.tv_nsec = ns % FZ_NSEC_PER_SEC,
-	};
-
-	if (ts.tv_nsec < 0) {
-		ts.tv_sec--;
-		ts.tv_nsec += FZ_NSEC_PER_SEC;
-	}
-	return ts;
-}
-
-static int64_t fz_ts_to_ns(struct timespec ts)
-{
-	return (int64_t)ts.tv_sec * FZ_NSEC_PER_SEC + ts.tv_nsec;
-}
-
-/*
- * fz_touch - the image was modified: bump its mtime and ctime, at most
- * once per second so that parallel writers do not fight over the line.
- * Cannot fail.
- */
-static void fz_touch(struct fz_data *fz)
-{
-	struct timespec ts;
-	int64_t now, old;
-
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	now = fz_ts_to_ns(ts);
-	old = atomic_load_explicit(&fz->img_mtime_ns, memory_order_relaxed);
-	if (now / FZ_NSEC_PER_SEC == old / FZ_NSEC_PER_SEC)
-		return;
-	atomic_store_explicit(&fz->img_mtime_ns, now, memory_order_relaxed);
-	atomic_store_explicit(&fz->img_ctime_ns, now, memory_order_relaxed);
 }
 
 /*
@@ -1100,65 +1125,6 @@ static int fz_opt_proc(void *data, const char *arg, int key,
 	if (key == FZ_KEY_MAX_THREADS)
 		o->max_threads_set = 1;
 	return 1;	/* everything else is for libfuse */
-}
-
-/*
- * fz_parse_size - a byte count: digits, then optionally one of K, M, G, T
- * (either case; powers of 1024).
- * Returns 0 and sets *@out, -EINVAL if @s is not a size, -ERANGE if it
- * does not fit in 64 bits.
- */
-static int fz_parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned int shift;
-	char *end;
-
-	if (*s < '0' || *s > '9')	/* strtoull takes " -1" */
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno == ERANGE)
-		return -ERANGE;
-	switch (*end) {
-	case '\0':		shift = 0;  break;
-	case 'k': case 'K':	shift = 10; break;
-	case 'm': case 'M':	shift = 20; break;
-	case 'g': case 'G':	shift = 30; break;
-	case 't': case 'T':	shift = 40; break;
-	default:
-		return -EINVAL;
-	}
-	if (shift && end[1] != '\0')
-		return -EINVAL;
-	if (v > (UINT64_MAX >> shift))
-		return -ERANGE;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
-/* fz_parse_int - a whole decimal int, sign allowed.  0 or -EINVAL. */
-static int fz_parse_int(const char *s, int *out)
-{
-	char *end;
-	long v;
-
-	if (*s == '\0' || (*s != '-' && *s != '+' && (*s < '0' || *s > '9')))
-		return -EINVAL;
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || *end != '\0' || v < INT_MIN || v > INT_MAX)
-		return -EINVAL;
-	*out = (int)v;
-	return 0;
-}
-
-/* The largest size we accept: st_size is an off_t. */
-#define FZ_SIZE_MAX ((uint64_t)INT64_MAX & ~(uint64_t)(ZR_PAGE_SIZE - 1))
-
-static uint64_t fz_round_page(uint64_t v)
-{
-	return (v + ZR_PAGE_SIZE - 1) & ~(uint64_t)(ZR_PAGE_SIZE - 1);
 }
 
 /* "lz4, lz4hc, zstd" into @buf. */

@@ -188,18 +188,27 @@ static struct zr_stream *zr_stream_get(struct zr_store *st)
 /* ------------------------------------------------------------------ */
 /* Page helpers                                                        */
 
+/* Word access that works on any alignment (user buffers may be odd). */
+static inline uint64_t zr_load_word(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, sizeof(v));
+	return v;
+}
+
 /* zr_same_filled - true if @page is one 8-byte word repeated. */
 static bool zr_same_filled(const void *page, uint64_t *word)
 {
-	const uint64_t *w = page;
-	uint64_t v = w[0];
+	const uint8_t *p = page;
+	uint64_t v = zr_load_word(p);
 	size_t i;
 
 	/* Check the last word first: most pages fail fast. */
-	if (w[ZR_PAGE_SIZE / 8 - 1] != v)
+	if (zr_load_word(p + ZR_PAGE_SIZE - 8) != v)
 		return false;
-	for (i = 1; i < ZR_PAGE_SIZE / 8 - 1; i++)
-		if (w[i] != v)
+	for (i = 8; i < ZR_PAGE_SIZE - 8; i += 8)
+		if (zr_load_word(p + i) != v)
 			return false;
 	*word = v;
 	return true;
@@ -207,15 +216,15 @@ static bool zr_same_filled(const void *page, uint64_t *word)
 
 static void zr_fill_word(void *dst, uint64_t word)
 {
-	uint64_t *w = dst;
+	uint8_t *p = dst;
 	size_t i;
 
 	if (word == 0) {
 		memset(dst, 0, ZR_PAGE_SIZE);
 		return;
 	}
-	for (i = 0; i < ZR_PAGE_SIZE / 8; i++)
-		w[i] = word;
+	for (i = 0; i < ZR_PAGE_SIZE; i += 8)
+		memcpy(p + i, &word, sizeof(word));
 }
 
 static void zr_update_max(struct zr_store *st)
