@@ -35,17 +35,40 @@
 #define ZR_SLOT_READERS 0x3fffffffu
 #define ZR_SLOT_SPINS   64
 
-/* meta: bits 0..12 = stored length (1..4096), then flags. 0 = empty. */
-#define ZR_META_SIZE_MASK 0x1fffu
-#define ZR_META_SAME      (1u << 13)	/* handle is the fill word */
-#define ZR_META_HUGE      (1u << 14)	/* stored raw, length 4096 */
-#define ZR_META_IDLE      (1u << 15)	/* marked idle (control/idle) */
+/*
+ * meta: bits 0..12 = stored length (1..4096), bits 13..15 flags, bits
+ * 16..31 = last access, in seconds since the store was made, modulo 2^16
+ * (so ages are exact up to about 18 hours).  0 = empty, always.
+ */
+#define ZR_META_SIZE_MASK  0x1fffu
+#define ZR_META_SAME       (1u << 13)	/* handle is the fill word */
+#define ZR_META_HUGE       (1u << 14)	/* stored raw, length 4096 */
+#define ZR_META_IDLE       (1u << 15)	/* marked idle (control/idle) */
+#define ZR_META_TIME_SHIFT 16
+#define ZR_META_TIME_MASK  0xffff0000u
 
 struct zr_slot {
 	_Atomic uint32_t lock;
-	uint32_t meta;		/* guarded by lock */
+	/*
+	 * guarded by lock for its length and SAME/HUGE bits; the access time
+	 * and IDLE bit may also change under the read lock, by atomic
+	 * compare-and-swap (readers touch pages, zr_mark_idle marks them).
+	 */
+	_Atomic uint32_t meta;
 	uint64_t handle;	/* guarded by lock: zs handle or fill word */
 };
+
+/* zr_slot_meta - the slot's metadata.  Needs the slot's lock. */
+static inline uint32_t zr_slot_meta(const struct zr_slot *s)
+{
+	return atomic_load_explicit(&s->meta, memory_order_relaxed);
+}
+
+/* zr_slot_set_meta - replace it.  Needs the slot's write lock. */
+static inline void zr_slot_set_meta(struct zr_slot *s, uint32_t meta)
+{
+	atomic_store_explicit(&s->meta, meta, memory_order_relaxed);
+}
 
 _Static_assert(sizeof(struct zr_slot) == 16, "a slot is 16 bytes");
 

@@ -113,6 +113,8 @@ struct zr_store {
 	_Atomic uint64_t notify_free;
 	_Atomic uint64_t miss_free;
 	_Atomic uint64_t mem_used_max;
+	_Atomic uint64_t idle_pages;
+	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
 #define zr_stat_add(st, field, n) \
@@ -240,6 +242,42 @@ static void zr_update_max(struct zr_store *st)
 		;
 }
 
+/* zr_now - seconds since the store was made (coarse clock, no syscall). */
+static uint64_t zr_now(const struct zr_store *st)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &t);
+	return (uint64_t)(t.tv_sec - st->epoch.tv_sec);
+}
+
+/* zr_now16 - zr_now() placed in a slot's access-time bits. */
+static uint32_t zr_now16(const struct zr_store *st)
+{
+	return (uint32_t)(zr_now(st) & 0xffff) << ZR_META_TIME_SHIFT;
+}
+
+/*
+ * zr_touch_locked - record an access: set the time, clear IDLE.  Needs
+ * the slot's lock, shared is enough (compare-and-swap on meta).
+ */
+static void zr_touch_locked(struct zr_store *st, struct zr_slot *slot)
+{
+	uint32_t now = zr_now16(st);
+	uint32_t old = zr_slot_meta(slot), new;
+
+	do {
+		new = (old & ~(ZR_META_TIME_MASK | ZR_META_IDLE)) | now;
+		if (new == old)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(&slot->meta, &old,
+							new,
+							memory_order_relaxed,
+							memory_order_relaxed));
+	if (old & ZR_META_IDLE)
+		zr_stat_sub(st, idle_pages, 1);
+}
+
 /* The stored form of a page, ready to swap into a slot. */
 struct zr_entry {
 	uint32_t meta;
@@ -306,6 +344,8 @@ static void zr_account(struct zr_store *st, const struct zr_entry *old,
 {
 	if (old->meta) {
 		zr_stat_sub(st, pages_stored, 1);
+		if (old->meta & ZR_META_IDLE)
+			zr_stat_sub(st, idle_pages, 1);
 		if (old->meta & ZR_META_SAME)
 			zr_stat_sub(st, same_pages, 1);
 		else
@@ -333,9 +373,9 @@ static void zr_account(struct zr_store *st, const struct zr_entry *old,
 static void zr_swap_locked(struct zr_store *st, struct zr_slot *s,
 			   const struct zr_entry *new, struct zr_entry *old)
 {
-	old->meta = s->meta;
+	old->meta = zr_slot_meta(s);
 	old->handle = s->handle;
-	s->meta = new->meta;
+	zr_slot_set_meta(s, new->meta ? new->meta | zr_now16(st) : 0);
 	s->handle = new->handle;
 	zr_account(st, old, new);
 }
@@ -359,7 +399,7 @@ static int zr_decomp_cb(const void *obj, size_t len, void *arg)
 static int zr_decode_locked(struct zr_store *st, struct zr_stream *s,
 			    const struct zr_slot *slot, void *dst)
 {
-	uint32_t meta = slot->meta;
+	uint32_t meta = zr_slot_meta(slot);
 	struct zr_decomp d = { s->ctx, dst };
 
 	if (!meta) {
@@ -411,7 +451,7 @@ static int zr_write_partial(struct zr_store *st, struct zr_stream *s,
 	int ret;
 
 	zr_slot_lock_write(slot);
-	if (!src && !slot->meta) {
+	if (!src && !zr_slot_meta(slot)) {
 		/* Zeroing part of an empty page: nothing to do. */
 		ret = 0;
 		goto out_unlock;
@@ -448,13 +488,14 @@ static int zr_read_page(struct zr_store *st, struct zr_stream *s,
 	int ret;
 
 	zr_slot_lock_read(slot);
-	if (!slot->meta) {
+	if (!zr_slot_meta(slot)) {
 		memset(dst, 0, len);
 		ret = 0;
 	} else {
 		ret = zr_decode_locked(st, s, slot, whole ? dst : s->page);
 		if (!ret && !whole)
 			memcpy(dst, s->page + pg_off, len);
+		zr_touch_locked(st, slot);
 	}
 	zr_slot_unlock_read(slot);
 	return ret;
@@ -539,6 +580,7 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 		goto out_free;
 	zcomp_ctx_destroy(probe);
 
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &st->epoch);
 	st->disksize = cfg->disksize;
 	st->npages = cfg->disksize / ZR_PAGE_SIZE;
 	st->table_bytes = st->npages * sizeof(struct zr_slot);
@@ -922,7 +964,7 @@ int64_t zr_seek(struct zr_store *st, uint64_t off, int whence)
 		bool data;
 
 		zr_slot_lock_read(slot);
-		data = slot->meta != 0;
+		data = zr_slot_meta(slot) != 0;
 		zr_slot_unlock_read(slot);
 		if (data == want_data) {
 			uint64_t pos = idx << ZR_PAGE_SHIFT;
@@ -931,6 +973,35 @@ int64_t zr_seek(struct zr_store *st, uint64_t off, int whence)
 		}
 	}
 	return want_data ? -ENXIO : (int64_t)st->disksize;
+}
+
+uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
+{
+	uint32_t now = (uint32_t)(zr_now(st) & 0xffff);
+	uint64_t idx, marked = 0;
+
+	for (idx = 0; idx < st->npages; idx++) {
+		struct zr_slot *slot = &st->table[idx];
+		uint32_t old, age;
+
+		zr_slot_lock_read(slot);
+		old = zr_slot_meta(slot);
+		while (old && !(old & ZR_META_IDLE)) {
+			age = (now - (old >> ZR_META_TIME_SHIFT)) & 0xffff;
+			if (age < min_age)
+				break;
+			if (atomic_compare_exchange_weak_explicit(
+				    &slot->meta, &old, old | ZR_META_IDLE,
+				    memory_order_relaxed,
+				    memory_order_relaxed)) {
+				zr_stat_add(st, idle_pages, 1);
+				marked++;
+				break;
+			}
+		}
+		zr_slot_unlock_read(slot);
+	}
+	return marked;
 }
 
 void zr_get_stats(struct zr_store *st, struct zr_stats *out)
@@ -952,6 +1023,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->failed_writes = zr_stat_get(st, failed_writes);
 	out->notify_free = zr_stat_get(st, notify_free);
 	out->miss_free = zr_stat_get(st, miss_free);
+	out->idle_pages = zr_stat_get(st, idle_pages);
 }
 
 void zr_set_mem_limit(struct zr_store *st, uint64_t bytes)

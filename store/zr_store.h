@@ -118,6 +118,7 @@ struct zr_stats {
 	uint64_t notify_free;		/* pages freed by discard */
 	uint64_t miss_free;		/* discards of already-empty pages */
 	uint64_t pages_stored;		/* non-empty slots */
+	uint64_t idle_pages;		/* stored pages marked idle */
 };
 
 /* zr_get_stats - fill @out; each field an atomic read.  Cannot fail. */
@@ -133,6 +134,15 @@ void zr_reset_mem_used_max(struct zr_store *st);
  * zr_compact - compact the allocator now.  Returns pages freed.
  */
 uint64_t zr_compact(struct zr_store *st);
+
+/*
+ * zr_mark_idle - mark idle every stored page not read or written for at
+ * least @min_age seconds (0 = every stored page, zram's "all").  Reading
+ * or writing a page clears its mark.  Ages are kept modulo 65536 s
+ * (about 18 hours).  Returns how many pages this call marked.  Takes
+ * each slot lock shared in turn.
+ */
+uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
 
 /* zr_algorithm / zr_level - what the store compresses with. */
 const char *zr_algorithm(const struct zr_store *st);

@@ -321,8 +321,9 @@ static void zt_corrupt(struct zr_store *st, uint64_t idx, uint64_t *seed)
 	uint64_t h;
 
 	zr_slot_lock_write(slot);
-	len = slot->meta & ZR_META_SIZE_MASK;
-	ck_assert(len > 0 && !(slot->meta & (ZR_META_SAME | ZR_META_HUGE)));
+	len = zr_slot_meta(slot) & ZR_META_SIZE_MASK;
+	ck_assert(len > 0 &&
+		  !(zr_slot_meta(slot) & (ZR_META_SAME | ZR_META_HUGE)));
 	zs_load(zr_pool(st), slot->handle, junk, len);
 	zt_random_bytes(junk + len / 4, len - len / 4, seed);
 	ck_assert_int_eq(zs_store(zr_pool(st), junk, len, &h), 0);
@@ -414,6 +415,35 @@ START_TEST(test_mem_limit)
 	zr_reset_mem_used_max(st);
 	s = zt_stats(st);
 	ck_assert_uint_eq(s.mem_used_max, s.mem_used_total);
+	zr_store_destroy(st);
+}
+END_TEST
+
+START_TEST(test_idle)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t page[ZT_PAGE];
+	uint64_t seed = 3;
+
+	zt_text_bytes(page, sizeof(page), &seed);
+	ck_assert_int_eq(zr_write(st, page, ZT_PAGE, 0), ZT_PAGE);
+	ck_assert_int_eq(zr_write(st, page, ZT_PAGE, 5 * ZT_PAGE), ZT_PAGE);
+	memset(page, 0, sizeof(page));
+	ck_assert_int_eq(zr_write(st, page, ZT_PAGE, 9 * ZT_PAGE), ZT_PAGE);
+	/* Nothing is an hour old. */
+	ck_assert_uint_eq(zr_mark_idle(st, 3600), 0);
+	/* "all": every stored page, empty ones are not pages. */
+	ck_assert_uint_eq(zr_mark_idle(st, 0), 3);
+	ck_assert_uint_eq(zr_mark_idle(st, 0), 0);
+	ck_assert_uint_eq(zt_stats(st).idle_pages, 3);
+	/* A read, a write and a discard each clear one mark. */
+	ck_assert_int_eq(zr_read(st, page, 10, 5 * ZT_PAGE + 3), 10);
+	ck_assert_uint_eq(zt_stats(st).idle_pages, 2);
+	ck_assert_int_eq(zr_write(st, page, 1, 0), 1);
+	ck_assert_uint_eq(zt_stats(st).idle_pages, 1);
+	ck_assert_int_eq(zr_discard(st, 9 * ZT_PAGE, ZT_PAGE), 0);
+	ck_assert_uint_eq(zt_stats(st).idle_pages, 0);
+	ck_assert_uint_eq(zr_mark_idle(st, 0), 2);
 	zr_store_destroy(st);
 }
 END_TEST
@@ -630,6 +660,7 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tc, test_corrupt_eio, 0, n);
 	tcase_add_loop_test(tc, test_mem_limit, 0, n);
 	tcase_add_loop_test(tc, test_random_model, 0, n);
+	tcase_add_loop_test(tc, test_idle, 0, n);
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);
 
