@@ -88,9 +88,13 @@ check-tsan: build/tsan/check_fusezram
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 CK_FORK=no \
 		CK_DEFAULT_TIMEOUT=600 build/tsan/check_fusezram
 
+MANPAGES := $(sort $(wildcard man/*.[1-8]))
+
 man-check:
-	@out=$$(groff -man -ww -z man/fusezram.8 2>&1); \
-	if [ -n "$$out" ]; then echo "$$out" >&2; exit 1; fi
+	@for m in $(MANPAGES); do \
+		out=$$(groff -man -ww -z $$m 2>&1); \
+		if [ -n "$$out" ]; then echo "$$m: $$out" >&2; exit 1; fi; \
+	done; echo "man pages render cleanly: $(MANPAGES)"
 
 # Helpers the integration tests and benchmarks run (no FUSE, no store).
 build/hog: tests/integration/hog.c
