@@ -121,13 +121,29 @@ run: deps
 test: deps
 	$(MAKE) check
 
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+
 install: fusezram
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)/etc/fusezram
 	install -m 0755 fusezram $(DESTDIR)$(BINDIR)/fusezram
-	install -m 0644 man/fusezram.8 $(DESTDIR)$(MANDIR)/man8/fusezram.8
+	install -m 0755 tools/fzramctl tools/fusezram-swap $(DESTDIR)$(SBINDIR)/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' \
+		tools/fusezram-swap.service >$(DESTDIR)$(SYSTEMDUNITDIR)/fusezram-swap.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/fusezram-swap.service
+	[ -e $(DESTDIR)/etc/fusezram/swap.conf ] || \
+		install -m 0644 tools/swap.conf.example $(DESTDIR)/etc/fusezram/swap.conf
+	install -m 0644 man/fusezram.8 man/fzramctl.8 man/fusezram-swap.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/fusezram-swap.conf.5 $(DESTDIR)$(MANDIR)/man5/
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/fusezram $(DESTDIR)$(MANDIR)/man8/fusezram.8
+	rm -f $(DESTDIR)$(BINDIR)/fusezram $(DESTDIR)$(SBINDIR)/fzramctl \
+		$(DESTDIR)$(SBINDIR)/fusezram-swap \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/fusezram-swap.service \
+		$(DESTDIR)$(MANDIR)/man8/fusezram.8 $(DESTDIR)$(MANDIR)/man8/fzramctl.8 \
+		$(DESTDIR)$(MANDIR)/man8/fusezram-swap.8 \
+		$(DESTDIR)$(MANDIR)/man5/fusezram-swap.conf.5
+	@echo "kept /etc/fusezram/swap.conf (settings); remove it by hand if unwanted"
 
 clean:
 	rm -rf build fusezram

@@ -1,0 +1,340 @@
+#!/bin/bash
+# t_admin: the administration tools, tools/fzramctl and tools/fusezram-swap.
+#
+# fzramctl: a mount holding 1 MiB of text and 256 KiB of zeros is listed
+# with the right figures (checked against mm_stat, the image size and
+# what was written), in bytes (-b), human-readable (64M, 1.3M), with the
+# default header, -o / -o + / --output-all, -n, -r, and in JSON (-J, valid
+# for python3 -m json.tool, same figures); NAME follows loop devices
+# attached and detached; a mount point, its image or its loop device
+# select the row; bad columns and non-fusezram arguments fail; with no
+# fusezram mounted (in a private mount namespace) it prints the header
+# alone and exits 0; a dead daemon gives a row of "-" and exit 1; a
+# stopped (hung) daemon costs FZRAMCTL_TIMEOUT, not a hang.
+#
+# fusezram-swap: a bad settings file is refused (exit 2) naming the key
+# and line, leaving nothing; start with a temporary file (256M, priority
+# 1234, a mount point under the test's directory) gives a direct-I/O loop
+# device that /proc/swaps lists at that priority; start again changes
+# nothing; status and config work; stop removes the swap, the loop device,
+# the mount, the daemon and the directory; stop again is a no-op; a
+# failing mkswap or swapon (stand-ins put first on PATH) undoes the steps
+# before it.  The unit file passes systemd-analyze verify.
+#
+# Safety: before start, the cleanup registers 'fusezram-swap stop', a
+# swapoff and losetup -d of every loop device on the swap image (and
+# nothing else), and the unmount; after start, the loop device and swap
+# are registered with lib.sh as well.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+fz_require python3 unshare getopt mkswap swapon swapoff losetup dd
+fz_require_fuse
+fz_require_loop
+export FUSEZRAM
+
+FZRAMCTL=$FZ_ROOT/tools/fzramctl
+FZSWAP=$FZ_ROOT/tools/fusezram-swap
+[ -x "$FZRAMCTL" ] || fz_fail "$FZRAMCTL is missing or not executable"
+[ -x "$FZSWAP" ] || fz_fail "$FZSWAP is missing or not executable"
+
+DEFAULT_HEADER="NAME DISKSIZE DATA COMPR TOTAL ALGORITHM STREAMS ZERO-PAGES MOUNTPOINT"
+
+# ctl ARGS... - run fzramctl, bounded; output in $FZ_TMP/out, $FZ_TMP/err.
+ctl() {
+	local rc=0
+	fz_run 60 "$FZRAMCTL" "$@" >"$FZ_TMP/out" 2>"$FZ_TMP/err" || rc=$?
+	return "$rc"
+}
+
+# norm - squeeze the blanks of each line to one space, none at the ends.
+norm() { awk '{ $1 = $1; print }'; }
+
+# row_of MNT - the line of $FZ_TMP/out whose last field is MNT.
+row_of() { awk -v m="$1" '$NF == m' "$FZ_TMP/out"; }
+
+# loops_of IMG - loop devices whose backing file is IMG, one a line.
+loops_of() {
+	local bf
+	for bf in /sys/block/loop*/loop/backing_file; do
+		[ -r "$bf" ] || continue
+		[ "$(cat "$bf" 2>/dev/null)" = "$1" ] || continue
+		bf=${bf#/sys/block/}
+		echo "/dev/${bf%%/*}"
+	done | sort -V
+}
+
+# ---------------------------------------------------------------------------
+# fzramctl
+
+fz_mount -o disksize=64M,comp_algorithm=zstd
+MNT1=$FZ_MNT
+seq 1 300000 >"$FZ_TMP/seq"
+head -c 1M "$FZ_TMP/seq" >"$FZ_TMP/text"
+fz_pwrite "$FZ_TMP/text" "$FZ_IMG" 0 $((1 << 20))
+fz_pwrite /dev/zero "$FZ_IMG" $((4 << 20)) $((256 << 10))
+
+want_alg=-
+want_streams=-
+opts=$(awk -v m="$FZ_MNT" '$5 == m { print $NF }' /proc/self/mountinfo)
+[[ ,$opts, =~ ,comp_algorithm=([^,]+), ]] && want_alg=${BASH_REMATCH[1]}
+[[ ,$opts, =~ ,threads=([0-9]+), ]] && want_streams=${BASH_REMATCH[1]}
+if [ -f "$FZ_CTL/comp_algorithm" ]; then
+	want_alg=zstd
+	fz_log "control/comp_algorithm: $(cat "$FZ_CTL/comp_algorithm")"
+fi
+if [ -f "$FZ_CTL/max_comp_streams" ]; then
+	want_streams=$(cat "$FZ_CTL/max_comp_streams")
+fi
+
+# check_bytes NAME - fzramctl -b agrees with mm_stat (read before and
+# after: a background compaction may change TOTAL; retry until stable).
+check_bytes() {
+	local name=$1 i mm1 mm2 row
+	local -a m
+	local cols=NAME,DISKSIZE,DATA,COMPR,TOTAL,ZERO-PAGES,MEM-LIMIT,MEM-PEAK,MIGRATED,HUGE-PAGES,ALGORITHM,STREAMS,MOUNTPOINT
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		mm1=$(cat "$FZ_CTL/mm_stat")
+		ctl -b -n -r -o "$cols" "$FZ_MNT" || fz_fail "fzramctl -b exited $?: $(cat "$FZ_TMP/err")"
+		mm2=$(cat "$FZ_CTL/mm_stat")
+		[ "$mm1" != "$mm2" ] || break
+		sleep 0.5
+	done
+	read -r -a m <<<"$mm1"
+	row=$(cat "$FZ_TMP/out")
+	fz_log "fzramctl -b: $row"
+	fz_log "mm_stat:     $mm1"
+	fz_expect_eq "fzramctl -b row" "$row" \
+		"$name $((64 << 20)) ${m[0]} ${m[1]} ${m[2]} ${m[5]} ${m[3]} ${m[4]} ${m[6]} ${m[7]} $want_alg $want_streams $FZ_MNT"
+	fz_expect_eq "DATA (1 MiB of text, 256 KiB of zeros)" "${m[0]}" $(((1 << 20) + (256 << 10)))
+	fz_expect_eq "ZERO-PAGES" "${m[5]}" 64
+}
+check_bytes -
+
+# Human-readable, default columns.
+ctl || fz_fail "fzramctl exited $?: $(cat "$FZ_TMP/err")"
+cat "$FZ_TMP/out" >&2
+fz_expect_eq "default header" "$(head -n 1 "$FZ_TMP/out" | norm)" "$DEFAULT_HEADER"
+read -r -a f <<<"$(row_of "$FZ_MNT")"
+[ "${#f[@]}" -eq 9 ] || fz_fail "no row (or not 9 columns) for $FZ_MNT in fzramctl output"
+fz_expect_eq "NAME" "${f[0]}" -
+fz_expect_eq "DISKSIZE" "${f[1]}" 64M
+fz_expect_eq "DATA" "${f[2]}" 1.3M
+fz_expect_eq "ALGORITHM" "${f[5]}" "$want_alg"
+fz_expect_eq "ZERO-PAGES" "${f[7]}" 64
+[[ ${f[3]} =~ ^[0-9.]+[BKM]$ ]] || fz_fail "COMPR '${f[3]}' is not a human size"
+[[ ${f[4]} =~ ^[0-9.]+[BKM]$ ]] || fz_fail "TOTAL '${f[4]}' is not a human size"
+
+# Loop devices: NAME follows them.
+fz_loop "$FZ_IMG" --direct-io=on
+loop1=$FZ_LOOP
+check_bytes "$loop1"
+fz_loop "$FZ_IMG"
+loop2=$FZ_LOOP
+want=$(printf '%s\n' "$loop1" "$loop2" | sort -V | paste -sd, -)
+ctl -n -o NAME "$FZ_MNT" || fz_fail "fzramctl -o NAME exited $?"
+fz_expect_eq "NAME with two loop devices" "$(tr -d ' ' <"$FZ_TMP/out")" "$want"
+for sel in "$FZ_IMG" "$loop2" "$FZ_MNT/"; do
+	ctl -n -o MOUNTPOINT "$sel" || fz_fail "fzramctl $sel exited $?: $(cat "$FZ_TMP/err")"
+	fz_expect_eq "row selected by $sel" "$(cat "$FZ_TMP/out")" "$FZ_MNT"
+done
+fz_loop_detach "$loop2"
+ctl -n -o NAME "$FZ_MNT" || fz_fail "fzramctl -o NAME exited $?"
+fz_expect_eq "NAME after detaching $loop2" "$(tr -d ' ' <"$FZ_TMP/out")" "$loop1"
+
+# Column selection.
+ctl -o mountpoint,Name "$FZ_MNT" || fz_fail "fzramctl -o exited $?"
+fz_expect_eq "-o header" "$(head -n 1 "$FZ_TMP/out" | norm)" "MOUNTPOINT NAME"
+fz_expect_eq "-o row" "$(sed -n 2p "$FZ_TMP/out" | norm)" "$FZ_MNT $loop1"
+ctl -o +RATIO,MEM-LIMIT "$FZ_MNT" || fz_fail "fzramctl -o + exited $?"
+fz_expect_eq "-o + header" "$(head -n 1 "$FZ_TMP/out" | norm)" "$DEFAULT_HEADER RATIO MEM-LIMIT"
+ctl --output-all "$FZ_MNT" || fz_fail "fzramctl --output-all exited $?"
+fz_expect_eq "--output-all columns" "$(head -n 1 "$FZ_TMP/out" | wc -w)" 15
+ctl -n "$FZ_MNT" || fz_fail "fzramctl -n exited $?"
+fz_expect_eq "-n lines" "$(wc -l <"$FZ_TMP/out")" 1
+if ctl -o NAME,BOGUS; then fz_fail "fzramctl -o BOGUS succeeded"; fi
+grep -q BOGUS "$FZ_TMP/err" || fz_fail "fzramctl -o BOGUS: message does not name it: $(cat "$FZ_TMP/err")"
+if ctl /; then fz_fail "fzramctl / (not fusezram) succeeded"; fi
+ctl --help || fz_fail "fzramctl --help exited $?"
+grep -q ZERO-PAGES "$FZ_TMP/out" || fz_fail "fzramctl --help does not list the columns"
+
+# JSON, in bytes and human-readable.
+ctl -J -b --output-all || fz_fail "fzramctl -J -b exited $?: $(cat "$FZ_TMP/err")"
+python3 -m json.tool "$FZ_TMP/out" >/dev/null || fz_fail "fzramctl -J -b is not valid JSON: $(cat "$FZ_TMP/out")"
+python3 - "$FZ_TMP/out" "$FZ_MNT" "$loop1" <<'EOF' || fz_fail "fzramctl -J -b: wrong figures"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+rows = [r for r in doc["fusezram"] if r["mountpoint"] == sys.argv[2]]
+assert len(rows) == 1, rows
+r = rows[0]
+want = {"name": sys.argv[3], "disksize": 64 << 20, "data": (1 << 20) + (256 << 10),
+        "zero-pages": 64, "mem-limit": 0}
+for k, v in want.items():
+    assert r[k] == v, (k, r[k], v)
+for k in ("compr", "total", "mem-peak", "migrated", "huge-pages"):
+    assert isinstance(r[k], int) and r[k] >= 0, (k, r[k])
+assert r["ratio"] is None or isinstance(r["ratio"], float), r["ratio"]
+EOF
+ctl --json "$FZ_MNT" || fz_fail "fzramctl --json exited $?"
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1]))["fusezram"][0]; assert r["disksize"] == "64M", r' \
+	"$FZ_TMP/out" || fz_fail "fzramctl --json (human): $(cat "$FZ_TMP/out")"
+
+# Nothing mounted: in a private mount namespace, detach every fusezram
+# mount (only there) and list.
+# shellcheck disable=SC2016 # for the inner shell
+fz_run 60 unshare -m --propagation private bash -c '
+	awk '\''{ for (i = 7; $i != "-"; i++); if ($(i + 1) == "fuse.fusezram") print $5 }'\'' /proc/self/mountinfo |
+	while read -r m; do umount -l "$(printf "%b" "${m//\\/\\0}")" || exit 1; done
+	exec "$1"' _ "$FZRAMCTL" >"$FZ_TMP/out" 2>"$FZ_TMP/err" ||
+	fz_fail "fzramctl with nothing mounted exited $?: $(cat "$FZ_TMP/err")"
+fz_expect_eq "fzramctl with nothing mounted" "$(norm <"$FZ_TMP/out")" "$DEFAULT_HEADER"
+
+# A stopped daemon: a timeout and a row of "-", not a hang.
+fz_mount --detach -o disksize=16M
+stopped=$FZ_MNT
+pid=$FZ_PID
+kill -STOP "$pid"
+fz_defer "kill -CONT $pid 2>/dev/null || :"
+start=$SECONDS
+rc=0
+FZRAMCTL_TIMEOUT=2 ctl -o DATA,MOUNTPOINT "$stopped" || rc=$?
+kill -CONT "$pid"
+fz_expect_eq "fzramctl exit status with a stopped daemon" "$rc" 1
+[ $((SECONDS - start)) -le 20 ] || fz_fail "fzramctl took $((SECONDS - start))s with a stopped daemon (timeout 2s)"
+grep -q 'no answer' "$FZ_TMP/err" || fz_fail "no timeout message: $(cat "$FZ_TMP/err")"
+fz_expect_eq "row of a stopped daemon" "$(sed -n 2p "$FZ_TMP/out" | norm)" "- $stopped"
+fz_wait_until 20 cat "$stopped/control/mm_stat" || fz_fail "daemon $pid does not answer after SIGCONT"
+
+# A dead daemon: a row of "-" and exit 1.
+kill -KILL "$pid"
+fz_wait_until 20 eval "! fz__alive $pid" || fz_fail "daemon $pid survived SIGKILL"
+rc=0
+ctl -o NAME,DATA,MOUNTPOINT || rc=$?
+fz_expect_eq "fzramctl exit status with a dead daemon" "$rc" 1
+fz_expect_eq "row of a dead daemon" "$(row_of "$stopped" | norm)" "- - $stopped"
+fz_expect_eq "row of the live mount" "$(row_of "$MNT1" | norm | cut -d' ' -f1)" "$loop1"
+grep -q "$stopped" "$FZ_TMP/err" || fz_fail "no message naming $stopped: $(cat "$FZ_TMP/err")"
+fz_umount "$stopped"
+fz_loop_detach "$loop1"
+fz_umount "$MNT1"
+
+# ---------------------------------------------------------------------------
+# fusezram-swap
+
+SWMNT=$FZ_TMP/swap/mnt
+SWIMG=$SWMNT/image
+CONF=$FZ_TMP/swap.conf
+PRIO=1234
+
+# swap_teardown - swapoff and detach every loop device on our swap image
+# (after fusezram-swap stop, should it have left any).
+swap_teardown() {
+	local dev rc=0
+	for dev in $(loops_of "$SWIMG"); do
+		if grep -q "^${dev}[[:space:]]" /proc/swaps; then
+			fz_log "CLEANUP: swapoff $dev"
+			timeout -k 10 300 swapoff "$dev" || { fz_log "CLEANUP FAILED: swapoff $dev (swap is still on!)"; rc=1; continue; }
+		fi
+		fz_log "CLEANUP: losetup -d $dev"
+		timeout -k 10 30 losetup -d "$dev" || { fz_log "CLEANUP FAILED: losetup -d $dev"; rc=1; }
+	done
+	return "$rc"
+}
+fz__register "fuse|$SWMNT||-"
+fz_defer swap_teardown
+fz_defer "timeout -k 10 400 '$FZSWAP' --config '$CONF' stop >&2"
+
+# A bad settings file: refused, naming key and line; nothing done.
+printf 'disksize = 256M\nmountpoint = %s\nswap_size = 1G\ncomp_algorithm = lzo\n' "$SWMNT" >"$CONF"
+rc=0
+fz_run 60 "$FZSWAP" --config "$CONF" start 2>"$FZ_TMP/err" || rc=$?
+cat "$FZ_TMP/err" >&2
+fz_expect_eq "start with a bad settings file: exit status" "$rc" 2
+grep -q "swap.conf:3: unknown key 'swap_size'" "$FZ_TMP/err" || fz_fail "unknown key not named with its line"
+grep -q "swap.conf:4: invalid comp_algorithm 'lzo'" "$FZ_TMP/err" || fz_fail "bad value not named with its line"
+[ ! -e "$SWMNT" ] || fz_fail "start with a bad settings file created $SWMNT"
+
+cat >"$CONF" <<EOF
+# t_admin: a small swap under the test's directory
+disksize = 256M       # bytes of pages, uncompressed
+comp_algorithm = lz4
+mem_limit = 128M
+swap_priority = $PRIO
+mountpoint = $SWMNT
+EOF
+fz_run 60 "$FZSWAP" --config "$CONF" config >"$FZ_TMP/out" || fz_fail "fusezram-swap config exited $?"
+grep -qx "disksize = $((256 << 20))[[:space:]]*#.*" "$FZ_TMP/out" || fz_fail "config: $(cat "$FZ_TMP/out")"
+
+# Rollback: a failing mkswap, then a failing swapon.
+mkdir "$FZ_TMP/fakebin"
+for prog in mkswap swapon; do
+	rm -f "$FZ_TMP/fakebin"/*
+	printf '#!/bin/sh\necho "%s: stand-in failing on purpose" >&2\nexit 1\n' "$prog" >"$FZ_TMP/fakebin/$prog"
+	chmod +x "$FZ_TMP/fakebin/$prog"
+	rc=0
+	PATH=$FZ_TMP/fakebin:$PATH fz_run 120 "$FZSWAP" --config "$CONF" start 2>"$FZ_TMP/err" || rc=$?
+	cat "$FZ_TMP/err" >&2
+	fz_expect_eq "start with a failing $prog: exit status" "$rc" 1
+	grep -q "stand-in failing on purpose" "$FZ_TMP/err" || fz_fail "the $prog message was not passed on"
+	[ -z "$(loops_of "$SWIMG")" ] || fz_fail "failed start ($prog) left loop devices: $(loops_of "$SWIMG")"
+	! fz_is_mounted "$SWMNT" || fz_fail "failed start ($prog) left $SWMNT mounted"
+	[ ! -e "$SWMNT" ] || fz_fail "failed start ($prog) left $SWMNT"
+	! fz__find_daemon "$SWMNT" >/dev/null || fz_fail "failed start ($prog) left a daemon"
+done
+
+# The real thing.
+fz_run 120 "$FZSWAP" --config "$CONF" start || fz_fail "fusezram-swap start exited $?"
+dev=$(loops_of "$SWIMG")
+if [ -z "$dev" ] || [ "$(wc -l <<<"$dev")" -ne 1 ]; then
+	fz_fail "expected one loop device on $SWIMG, got '$dev'"
+fi
+fz__register "loop|$dev|$SWIMG"
+fz__register "swap|$dev"
+awk -v m="$SWMNT" '$5 == m { for (i = 7; $i != "-"; i++); print $(i + 1) }' /proc/self/mountinfo |
+	grep -qx fuse.fusezram || fz_fail "no fuse.fusezram mount at $SWMNT"
+fz_expect_eq "losetup DIO of $dev" "$(losetup -n -O DIO "$dev" | tr -d '[:space:]')" 1
+line=$(awk -v d="$dev" '$1 == d' /proc/swaps)
+fz_log "/proc/swaps: $line"
+[ -n "$line" ] || fz_fail "$dev is not in /proc/swaps"
+read -r _ type size _ prio <<<"$line"
+fz_expect_eq "swap type" "$type" partition
+fz_expect_eq "swap priority" "$prio" "$PRIO"
+fz_expect_eq "swap size (KiB, less the header page)" "$size" $(((256 << 10) - 4))
+fz_expect_eq "mem_limit in mm_stat" "$(fz_mm mem_limit "$SWMNT")" $((128 << 20))
+ctl -n -r -o NAME,DISKSIZE,SWAP-USED,MOUNTPOINT "$SWMNT" || fz_fail "fzramctl on the swap exited $?"
+read -r n d u m <"$FZ_TMP/out"
+fz_expect_eq "fzramctl NAME of the swap" "$n" "$dev"
+fz_expect_eq "fzramctl DISKSIZE of the swap" "$d" 256M
+fz_expect_eq "fzramctl MOUNTPOINT of the swap" "$m" "$SWMNT"
+[[ $u =~ ^[0-9.]+[BKMG]$ ]] || fz_fail "fzramctl SWAP-USED of the swap is '$u'"
+
+fz_run 60 "$FZSWAP" --config "$CONF" status >"$FZ_TMP/out" || fz_fail "fusezram-swap status exited $?"
+cat "$FZ_TMP/out" >&2
+grep -q "^$dev .* $PRIO\$" "$FZ_TMP/out" || fz_fail "status does not show $dev at priority $PRIO"
+
+fz_run 120 "$FZSWAP" --config "$CONF" start >"$FZ_TMP/out" || fz_fail "second start exited $?"
+grep -q 'already active' "$FZ_TMP/out" || fz_fail "second start: $(cat "$FZ_TMP/out")"
+fz_expect_eq "loop devices after a second start" "$(loops_of "$SWIMG")" "$dev"
+
+fz_run 400 "$FZSWAP" --config "$CONF" stop || fz_fail "fusezram-swap stop exited $?"
+! grep -q "^${dev}[[:space:]]" /proc/swaps || fz_fail "$dev is still swap after stop"
+[ -z "$(loops_of "$SWIMG")" ] || fz_fail "loop devices left on $SWIMG after stop: $(loops_of "$SWIMG")"
+! fz_is_mounted "$SWMNT" || fz_fail "$SWMNT still mounted after stop"
+[ ! -e "$SWMNT" ] || fz_fail "$SWMNT left after stop"
+! fz__find_daemon "$SWMNT" >/dev/null || fz_fail "the daemon of $SWMNT is still running after stop"
+
+fz_run 120 "$FZSWAP" --config "$CONF" stop >"$FZ_TMP/out" || fz_fail "second stop exited $?"
+grep -q 'nothing to stop' "$FZ_TMP/out" || fz_fail "second stop: $(cat "$FZ_TMP/out")"
+rc=0
+fz_run 60 "$FZSWAP" --config "$CONF" status >/dev/null || rc=$?
+fz_expect_eq "status when stopped: exit status" "$rc" 3
+
+# The unit file, with its placeholders filled in.
+if command -v systemd-analyze >/dev/null; then
+	sed "s|@SBINDIR@|$FZ_ROOT/tools|g; s|@BINDIR@|$(dirname "$FUSEZRAM")|g" \
+		"$FZ_ROOT/tools/fusezram-swap.service" >"$FZ_TMP/fusezram-swap.service"
+	fz_run 60 systemd-analyze verify --man=no "$FZ_TMP/fusezram-swap.service" >"$FZ_TMP/out" 2>&1 ||
+		fz_fail "systemd-analyze verify fusezram-swap.service: $(cat "$FZ_TMP/out")"
+else
+	fz_log "systemd-analyze not found: the unit file is not verified"
+fi
+fz_log "ok"
