@@ -18,6 +18,7 @@
 
 #include "compressors/zcomp.h"
 #include "tests/unit/check_suites.h"
+#include "tests/unit/check_util.h"
 
 /* Comfortably above every backend's worst case for ZCOMP_MAX_SRC bytes. */
 #define ROOM		(2 * ZCOMP_MAX_SRC + 256)
@@ -34,36 +35,9 @@ static const struct zcomp_backend *backend(int i)
 	return zcomp_backends()[i];
 }
 
-static int nbackends(void)
-{
-	const struct zcomp_backend *const *be = zcomp_backends();
-	int n = 0;
-
-	while (be[n])
-		n++;
-	return n;
-}
-
-/* xorshift64*: small, fixed-seed, good enough to make noise. */
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545f4914f6cdd1dULL;
-}
-
 static size_t rnd_below(uint64_t *s, size_t n)
 {
-	return n ? (size_t)(rnd(s) % n) : 0;
-}
-
-static void fill_random(uint64_t *s, unsigned char *buf, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		buf[i] = (unsigned char)(rnd(s) >> 56);
+	return n ? (size_t)(tu_rand(s) % n) : 0;
 }
 
 static void fill_text(unsigned char *buf, size_t len, unsigned variant)
@@ -105,7 +79,7 @@ static void fill_mixed(uint64_t *s, unsigned char *buf, size_t len)
 			}
 			/* fall through */
 		default:
-			fill_random(s, buf + i, n);
+			tu_fill_random(buf + i, n, s);
 			break;
 		}
 		i += n;
@@ -122,7 +96,7 @@ static void fill(enum kind k, uint64_t *s, unsigned char *buf, size_t len)
 		fill_mixed(s, buf, len);
 		break;
 	case K_RANDOM:
-		fill_random(s, buf, len);
+		tu_fill_random(buf, len, s);
 		break;
 	default:
 		memset(buf, 0, len);
@@ -241,7 +215,7 @@ static void roundtrip_all_lengths(const struct zcomp_backend *be, int level)
 START_TEST(test_table)
 {
 	const struct zcomp_backend *const *be = zcomp_backends();
-	int n = nbackends(), i, j;
+	int n = tu_nbackends(), i, j;
 
 	ck_assert_int_ge(n, 3);
 	ck_assert_ptr_eq(zcomp_find("lz4"), be[0]);
@@ -494,7 +468,7 @@ START_TEST(test_incompressible)
 	int ret, round;
 
 	for (round = 0; round < 20; round++) {
-		fill_random(&seed, src, ZCOMP_MAX_SRC);
+		tu_fill_random(src, ZCOMP_MAX_SRC, &seed);
 		/* A whole page of noise into a page: 0 or a real gain. */
 		ret = compress_capped(ctx, src, ZCOMP_MAX_SRC, ZCOMP_MAX_SRC,
 				      out);
@@ -530,7 +504,7 @@ START_TEST(test_backend_no_room)
 	int ret;
 
 	ck_assert_ptr_nonnull(priv);
-	fill_random(&seed, src, ZCOMP_MAX_SRC);
+	tu_fill_random(src, ZCOMP_MAX_SRC, &seed);
 	ret = be->compress(priv, src, ZCOMP_MAX_SRC, dst, ZCOMP_MAX_SRC);
 	ck_assert_int_ge(ret, 0);
 	ck_assert_int_le(ret, ZCOMP_MAX_SRC);
@@ -654,7 +628,7 @@ START_TEST(test_corrupt_random)
 	for (round = 0; round < FUZZ_ROUNDS; round++) {
 		len = rnd_below(&seed, ROOM);
 		dst_len = dst_lens[round % 3];
-		fill_random(&seed, junk, len);
+		tu_fill_random(junk, len, &seed);
 		ret = decompress_exact(ctx, junk, len, dst_len);
 		ck_assert_msg(ret == -EIO, "%s: junk %zu -> %zu: %d",
 			      backend(_i)->name, len, dst_len, ret);
@@ -719,7 +693,7 @@ START_TEST(test_corrupt_bitflip)
 				c[at] ^= (unsigned char)(1u <<
 							 rnd_below(&seed, 8));
 			else
-				c[at] = (unsigned char)rnd(&seed);
+				c[at] = (unsigned char)tu_rand(&seed);
 		}
 		ret = decompress_exact(ctx, c, clen, len);
 		ck_assert_msg(ret == 0 || ret == -EIO, "%s: %d",
@@ -785,7 +759,7 @@ START_TEST(test_trailing_junk)
 		c = compress_exact(ctx, src, ZCOMP_MAX_SRC, &clen);
 		extra = 1 + rnd_below(&seed, round < 100 ? 3 : 64);
 		memcpy(buf, c, clen);
-		fill_random(&seed, buf + clen, extra);
+		tu_fill_random(buf + clen, extra, &seed);
 		ret = decompress_exact(ctx, buf, clen + extra, ZCOMP_MAX_SRC);
 		ck_assert_msg(ret == -EIO, "%s: %zu junk bytes accepted: %d",
 			      backend(_i)->name, extra, ret);
@@ -800,7 +774,7 @@ END_TEST
 Suite *zcomp_suite(void)
 {
 	Suite *s = suite_create("zcomp");
-	int n = nbackends();
+	int n = tu_nbackends();
 	TCase *tc;
 
 	tc = tcase_create("table");

@@ -16,6 +16,7 @@
 #include "store/zr_store_i.h"
 #include "store/zs_pool.h"
 #include "tests/unit/check_suites.h"
+#include "tests/unit/check_util.h"
 
 #define ZT_PAGE ZR_PAGE_SIZE
 #define ZT_PAGES 256
@@ -41,34 +42,6 @@ static struct zr_store *zt_open(int backend, uint64_t disksize,
 	return st;
 }
 
-static int zt_nbackends(void)
-{
-	const struct zcomp_backend *const *be = zcomp_backends();
-	int n = 0;
-
-	while (be[n])
-		n++;
-	return n;
-}
-
-/* xorshift64*: deterministic, per-caller state. */
-static uint64_t zt_rand(uint64_t *s)
-{
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 0x2545F4914F6CDD1DULL;
-}
-
-static void zt_random_bytes(void *buf, size_t len, uint64_t *seed)
-{
-	uint8_t *p = buf;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		p[i] = (uint8_t)(zt_rand(seed) >> 56);
-}
-
 /* Text-like data: compresses to roughly a third. */
 static void zt_text_bytes(void *buf, size_t len, uint64_t *seed)
 {
@@ -79,12 +52,12 @@ static void zt_text_bytes(void *buf, size_t len, uint64_t *seed)
 	size_t i = 0;
 
 	while (i < len) {
-		const char *w = words[zt_rand(seed) % 12];
+		const char *w = words[tu_rand(seed) % 12];
 
 		while (*w && i < len)
 			p[i++] = (uint8_t)*w++;
-		if (i < len && zt_rand(seed) % 5 == 0)
-			p[i++] = (uint8_t)(zt_rand(seed) >> 56);
+		if (i < len && tu_rand(seed) % 5 == 0)
+			p[i++] = (uint8_t)(tu_rand(seed) >> 56);
 	}
 }
 
@@ -167,7 +140,7 @@ START_TEST(test_incompressible)
 	uint64_t seed = 7;
 	struct zr_stats s;
 
-	zt_random_bytes(in, sizeof(in), &seed);
+	tu_fill_random(in, sizeof(in), &seed);
 	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, 3 * ZT_PAGE), ZT_PAGE);
 	ck_assert_int_eq(zr_read(st, out, ZT_PAGE, 3 * ZT_PAGE), ZT_PAGE);
 	ck_assert_mem_eq(in, out, ZT_PAGE);
@@ -325,7 +298,7 @@ static void zt_corrupt(struct zr_store *st, uint64_t idx, uint64_t *seed)
 	ck_assert(len > 0 &&
 		  !(zr_slot_meta(slot) & (ZR_META_SAME | ZR_META_HUGE)));
 	zs_load(zr_pool(st), slot->handle, junk, len);
-	zt_random_bytes(junk + len / 4, len - len / 4, seed);
+	tu_fill_random(junk + len / 4, len - len / 4, seed);
 	ck_assert_int_eq(zs_store(zr_pool(st), junk, len, &h), 0);
 	zs_free(zr_pool(st), slot->handle, len);
 	slot->handle = h;
@@ -375,7 +348,7 @@ START_TEST(test_mem_limit)
 
 	for (idx = 0; idx < disk / ZT_PAGE; idx++) {
 		seed = idx + 1;
-		zt_random_bytes(in, sizeof(in), &seed);
+		tu_fill_random(in, sizeof(in), &seed);
 		r = zr_write(st, in, ZT_PAGE, idx * ZT_PAGE);
 		if (r < 0)
 			break;
@@ -392,7 +365,7 @@ START_TEST(test_mem_limit)
 	/* Everything before the error reads back; the failed page is empty. */
 	for (idx = 0; idx < written; idx++) {
 		seed = idx + 1;
-		zt_random_bytes(in, sizeof(in), &seed);
+		tu_fill_random(in, sizeof(in), &seed);
 		ck_assert_int_eq(zr_read(st, out, ZT_PAGE, idx * ZT_PAGE),
 				 ZT_PAGE);
 		ck_assert_mem_eq(in, out, ZT_PAGE);
@@ -405,7 +378,7 @@ START_TEST(test_mem_limit)
 	/* Free some, and writes work again. */
 	ck_assert_int_eq(zr_discard(st, 0, 16 * ZT_PAGE), 0);
 	seed = 77;
-	zt_random_bytes(in, sizeof(in), &seed);
+	tu_fill_random(in, sizeof(in), &seed);
 	ck_assert_int_eq(zr_write(st, in, ZT_PAGE, written * ZT_PAGE),
 			 ZT_PAGE);
 	/* Raising the limit takes effect at once. */
@@ -460,24 +433,24 @@ START_TEST(test_random_model)
 	ck_assert_ptr_nonnull(model);
 	ck_assert_ptr_nonnull(buf);
 	for (op = 0; op < 3000; op++) {
-		uint64_t off = zt_rand(&seed) % (disk + 100);
+		uint64_t off = tu_rand(&seed) % (disk + 100);
 		static const size_t maxlen[] = { 64, 3 * ZT_PAGE, 24 * ZT_PAGE };
-		size_t len = zt_rand(&seed) % maxlen[zt_rand(&seed) % 3];
+		size_t len = tu_rand(&seed) % maxlen[tu_rand(&seed) % 3];
 		size_t in = off < disk ? (len < disk - off ? len :
 					  disk - off) : 0;
-		unsigned kind = zt_rand(&seed) % 10;
+		unsigned kind = tu_rand(&seed) % 10;
 		ssize_t r;
 
 		if (kind < 4) {
-			switch (zt_rand(&seed) % 3) {
+			switch (tu_rand(&seed) % 3) {
 			case 0:
 				zt_text_bytes(buf, len, &seed);
 				break;
 			case 1:
-				zt_random_bytes(buf, len, &seed);
+				tu_fill_random(buf, len, &seed);
 				break;
 			default:
-				memset(buf, (int)(zt_rand(&seed) % 3), len);
+				memset(buf, (int)(tu_rand(&seed) % 3), len);
 			}
 			r = zr_write(st, buf, len, off);
 			if (!len)
@@ -560,12 +533,12 @@ static void *zt_hammer_thread(void *arg)
 	int op, j;
 
 	for (op = 0; op < ZT_HAMMER_OPS; op++) {
-		uint64_t idx = 1 + zt_rand(&seed) % ZT_HAMMER_PAGES;
-		unsigned kind = zt_rand(&seed) % 16;
+		uint64_t idx = 1 + tu_rand(&seed) % ZT_HAMMER_PAGES;
+		unsigned kind = tu_rand(&seed) % 16;
 
 		if (kind < 6) {
 			zt_fill_versioned(page, idx,
-					  1 + zt_rand(&seed) % 100000);
+					  1 + tu_rand(&seed) % 100000);
 			if (zr_write(h->st, page, ZT_PAGE, idx * ZT_PAGE) !=
 			    ZT_PAGE)
 				h->bad++;
@@ -574,12 +547,12 @@ static void *zt_hammer_thread(void *arg)
 				h->bad++;
 		} else if (kind == 15) {
 			/* 20 pages in one request: split across workers. */
-			idx = 1 + zt_rand(&seed) % (ZT_HAMMER_PAGES - 20);
-			if (zt_rand(&seed) % 2) {
+			idx = 1 + tu_rand(&seed) % (ZT_HAMMER_PAGES - 20);
+			if (tu_rand(&seed) % 2) {
 				for (j = 0; j < 20; j++)
 					zt_fill_versioned(big + j * ZT_PAGE / 8,
 						idx + j,
-						1 + zt_rand(&seed) % 100000);
+						1 + tu_rand(&seed) % 100000);
 				if (zr_write(h->st, big, sizeof(big),
 					     idx * ZT_PAGE) != sizeof(big))
 					h->bad++;
@@ -647,7 +620,7 @@ Suite *zr_store_suite(void)
 	TCase *tc = tcase_create("core");
 	TCase *tm = tcase_create("concurrency");
 	TCase *tp;
-	int n = zt_nbackends();
+	int n = tu_nbackends();
 
 	tcase_add_test(tc, test_create_bad);
 	tcase_add_loop_test(tc, test_unwritten_zero, 0, n);

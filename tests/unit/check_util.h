@@ -1,0 +1,40 @@
+/* Helpers shared by the unit-test suites: deterministic noise, backends. */
+#ifndef FUSEZRAM_CHECK_UTIL_H
+#define FUSEZRAM_CHECK_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compressors/zcomp.h"
+
+/* tu_rand - xorshift64*: small, fixed-seed, good enough to make noise. */
+static inline uint64_t tu_rand(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 0x2545f4914f6cdd1dULL;
+}
+
+/* tu_fill_random - @len incompressible bytes from seed @s. */
+static inline void tu_fill_random(void *buf, size_t len, uint64_t *s)
+{
+	uint8_t *p = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (uint8_t)(tu_rand(s) >> 56);
+}
+
+/* tu_nbackends - the number of rows in zcomp_backends(). */
+static inline int tu_nbackends(void)
+{
+	const struct zcomp_backend *const *be = zcomp_backends();
+	int n = 0;
+
+	while (be[n])
+		n++;
+	return n;
+}
+
+#endif /* FUSEZRAM_CHECK_UTIL_H */
