@@ -32,7 +32,11 @@
  *  - LZ4_compress_fast_extState() clears its 16 KiB hash table on every
  *    call.  LZ4_compress_fast_extState_fastReset() would avoid that, but
  *    it is in lz4's static-only API and Debian's liblz4.so does not
- *    export it.
+ *    export it.  The exported LZ4_resetStream_fast() +
+ *    LZ4_compress_fast_continue() pair avoids the clear too, but always
+ *    uses the 32-bit table: measured on the bench corpus it stores 1.3%
+ *    more pages raw and loses 0.6% of the ratio (1.524 against 1.533),
+ *    so we keep extState, as the kernel's lz4 backend does.
  */
 #include <errno.h>
 #include <limits.h>
