@@ -40,7 +40,7 @@ SAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
 TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 
 .PHONY: all check check-unit check-sanitize check-tsan check-integration \
-	bench install uninstall clean deps man-check run test layering-check
+	bench install uninstall clean deps man-check run test layering-check stress
 
 all: fusezram
 
@@ -108,6 +108,10 @@ check: check-unit check-sanitize check-tsan man-check check-integration
 
 bench: fusezram
 	bash bench/run.sh
+
+# Long swap-pressure and fault runs (the quick variants are in check).
+stress: fusezram build/hog
+	bash bench/stress.sh
 
 deps:
 	bash scripts/deps.sh
