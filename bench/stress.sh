@@ -240,20 +240,7 @@ hogs() {
 	fz_log "$tag: $n hog(s) of $mib MiB at once in a $cg_mib MiB cgroup"
 	echo 0 >"$FZ_TMP/swapmax"
 	t0=$EPOCHREALTIME
-	# shellcheck disable=SC2016 # expanded by the inner shell
-	fz_run "$secs" bash -c '
-		exec 2>"$5.sh.err"
-		echo $$ >"$1/cgroup.procs" || exit 2
-		pids=()
-		for ((i = 1; i <= $4; i++)); do
-			"$2" "$3" 2 "$(((i * 0x1111) << 48 | 0x5eed))" >"$5.$i" 2>&1 &
-			pids+=($!)
-		done
-		for ((i = 1; i <= $4; i++)); do
-			st=0
-			wait "${pids[i - 1]}" || st=$?
-			echo "$st" >"$5.$i.rc"
-		done' _ "$FZ_CGROUP" "$HOG" "$mib" "$n" "$FZ_TMP/$tag" || rc=$?
+	fz_run_hogs "$secs" "$n" "$mib" "$FZ_TMP/$tag" || rc=$?
 	HOG_SECS=$(elapsed "$t0")
 	HOG_ST='' HOG_BAD=0 HOG_MSG=''
 	if [ "$rc" -eq 124 ]; then
@@ -431,18 +418,12 @@ part_fio() {
 }
 
 part_kill() {
-	local daemon='' p rc=0 killed secs how out end
+	local daemon='' rc=0 killed secs how out end
 	fz_require fio pgrep
 	# Detached, as in real use: not our child, found by its mount point.
 	fz_mount --detach -o "disksize=$DISKSIZE,comp_algorithm=lz4"
 	fz_loop "$FZ_IMG" --direct-io=on
-	for p in $(pgrep -f -- "$FZ_MNT"); do
-		if tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$FZ_MNT"; then
-			[ -z "$daemon" ] || fz_fail "two processes have $FZ_MNT as an argument: $daemon and $p"
-			daemon=$p
-		fi
-	done
-	[ -n "$daemon" ] || fz_fail "no process has $FZ_MNT as an argument"
+	daemon=$(fz_daemon_pid "$FZ_MNT") || fz_fail "no daemon found for $FZ_MNT"
 
 	out=$FZ_TMP/fio.kill
 	timeout -k 5 180 fio --name=kill --filename="$FZ_LOOP" --ioengine=libaio \

@@ -323,6 +323,22 @@ trap 'fz__cleanup $?' EXIT
 trap 'fz_log "interrupted"; exit 130' INT
 trap 'fz_log "terminated"; exit 143' TERM
 
+# fz_daemon_pid [MNT] - print the pid of the one process that has MNT
+# (default $FZ_MNT) as an argument: the daemon serving it, found as an
+# administrator would, detached or not.  Fails the test if there is none
+# or more than one.
+fz_daemon_pid() {
+	local mnt=${1:-$FZ_MNT} p pid=''
+	for p in $(pgrep -f -- "$mnt"); do
+		if fz__is_our_daemon "$p" "$mnt"; then
+			[ -z "$pid" ] || fz_fail "two processes have $mnt as an argument: $pid and $p"
+			pid=$p
+		fi
+	done
+	[ -n "$pid" ] || fz_fail "no process has $mnt as an argument"
+	echo "$pid"
+}
+
 # fz_run SECS CMD... - run CMD bounded by SECS in the background and wait
 # for it, so that a signal to the test interrupts the wait and the trap
 # runs at once (bash runs traps only between foreground commands).  Returns
@@ -341,6 +357,28 @@ fz_run() {
 	FZ_BG=("${keep[@]}")
 	[ "$rc" -ne 124 ] || fz_log "timed out after ${secs}s: $*"
 	return "$rc"
+}
+
+# fz_run_hogs SECS N MIB PREFIX - run N hogs of MIB MiB at once inside
+# $FZ_CGROUP (fz_cgroup first), each verifying every word over 2 passes
+# with its own seed, bounded by SECS.  Hog i writes its output to
+# PREFIX.i and its exit status to PREFIX.i.rc; the shell's own errors go
+# to PREFIX.sh.err.  Returns fz_run's status (124 on timeout).
+fz_run_hogs() {
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	fz_run "$1" bash -c '
+		exec 2>"$5.sh.err"
+		echo $$ >"$1/cgroup.procs" || exit 2
+		pids=()
+		for ((i = 1; i <= $4; i++)); do
+			"$2" "$3" 2 "$(((i * 0x1111) << 48 | 0x5eed))" >"$5.$i" 2>&1 &
+			pids+=($!)
+		done
+		for ((i = 1; i <= $4; i++)); do
+			st=0
+			wait "${pids[i - 1]}" || st=$?
+			echo "$st" >"$5.$i.rc"
+		done' _ "$FZ_CGROUP" "$HOG" "$3" "$2" "$4"
 }
 
 FZ_NPY=0

@@ -21,14 +21,7 @@ fz_mount --detach -o disksize=${size_mib}M
 fz_loop "$FZ_IMG" --direct-io=on
 
 # The daemon: the one process with our mount point as an argument.
-daemon=''
-for p in $(pgrep -f -- "$FZ_MNT"); do
-	if tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$FZ_MNT"; then
-		[ -z "$daemon" ] || fz_fail "two processes have $FZ_MNT as an argument: $daemon and $p"
-		daemon=$p
-	fi
-done
-[ -n "$daemon" ] || fz_fail "no process has $FZ_MNT as an argument"
+daemon=$(fz_daemon_pid "$FZ_MNT") || fz_fail "no daemon found for $FZ_MNT"
 fz_expect_eq "the daemon's pid" "$daemon" "$FZ_PID"
 
 # io_loop NAME DD-ARGS... - in the background, bounded: run dd with the

@@ -49,19 +49,7 @@ hogs() {
 	echo "$((cg_mib << 20))" >"$FZ_CGROUP/memory.limit_in_bytes" ||
 		fz_fail "cannot set the cgroup's limit to $cg_mib MiB"
 	fz_log "phase $tag: $n hogs of $hog_mib MiB at once in a $cg_mib MiB cgroup"
-	# shellcheck disable=SC2016 # expanded by the inner shell
-	fz_run "$secs" bash -c '
-		echo $$ >"$1/cgroup.procs" || exit 2
-		pids=()
-		for ((i = 1; i <= $4; i++)); do
-			"$2" "$3" 2 "$(((i * 0x1111) << 48 | 0x5eed))" >"$5.$i" 2>&1 &
-			pids+=($!)
-		done
-		for ((i = 1; i <= $4; i++)); do
-			st=0
-			wait "${pids[i - 1]}" || st=$?
-			echo "$st" >"$5.$i.rc"
-		done' _ "$FZ_CGROUP" "$HOG" "$hog_mib" "$n" "$FZ_TMP/hog$tag" || rc=$?
+	fz_run_hogs "$secs" "$n" "$hog_mib" "$FZ_TMP/hog$tag" || rc=$?
 	[ "$rc" -ne 124 ] || fz_fail "phase $tag: the hogs did not finish in ${secs}s"
 	[ "$rc" -eq 0 ] || fz_fail "phase $tag: the hogs' shell exited with $rc"
 	for ((i = 1; i <= n; i++)); do
