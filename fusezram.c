@@ -1419,9 +1419,10 @@ static void fz_open_image(fuse_req_t req, struct fz_data *fz,
 	 * 76-79K: no gain beyond noise, because the loop device submits
 	 * asynchronous direct I/O (FUSE_CAP_ASYNC_DIO) and the kernel holds
 	 * the inode lock only while queuing each request, so writes already
-	 * reach us in parallel.  The flag stays for synchronous O_DIRECT
-	 * writers (several threads doing pwrite() on the image), which the
-	 * inode lock would otherwise serialize.
+	 * reach us in parallel.  The flag matters for synchronous O_DIRECT
+	 * writers on the image itself, which the inode lock would otherwise
+	 * serialize: fio psync 4k randwrite, 4 jobs, on the image: 70-78K
+	 * IOPS with the flag, 16.6-17.3K without.
 	 */
 	memset(&out, 0, sizeof(out));
 	out.fh = 0;
