@@ -90,8 +90,9 @@ static inline void zr_cpu_relax(void)
 }
 
 /*
- * zr_slot_wait - sleep until the lock word changes from a state where
- * @busy_mask was set.  Marks the word as having a sleeper first.
+ * zr_slot_wait - sleep until the lock word moves on from @v, a state in
+ * which the caller could not take the lock.  Marks the word as having a
+ * sleeper first, so that the unlocker knows to wake it.
  */
 static inline void zr_slot_wait(struct zr_slot *s, uint32_t v)
 {
@@ -104,8 +105,14 @@ static inline void zr_slot_wait(struct zr_slot *s, uint32_t v)
 	zr_futex_wait(&s->lock, v | ZR_SLOT_WAITERS);
 }
 
-/* zr_slot_lock_read - take the slot shared.  Cannot fail. */
-static inline void zr_slot_lock_read(struct zr_slot *s)
+/*
+ * zr_slot_acquire - wait (spin, then sleep) until no bit of @busy is set
+ * in the lock word, then add @add to it in the same compare-and-swap: a
+ * reader waits for the writer bit and adds one; the writer waits for
+ * everything but the sleeper bit and adds its own bit.
+ */
+static inline void zr_slot_acquire(struct zr_slot *s, uint32_t busy,
+				   uint32_t add)
 {
 	unsigned spins = 0;
 
@@ -113,9 +120,9 @@ static inline void zr_slot_lock_read(struct zr_slot *s)
 		uint32_t v = atomic_load_explicit(&s->lock,
 						  memory_order_relaxed);
 
-		if (!(v & ZR_SLOT_WRITER)) {
+		if (!(v & busy)) {
 			if (atomic_compare_exchange_weak_explicit(
-				    &s->lock, &v, v + 1,
+				    &s->lock, &v, v + add,
 				    memory_order_acquire,
 				    memory_order_relaxed))
 				return;
@@ -128,28 +135,16 @@ static inline void zr_slot_lock_read(struct zr_slot *s)
 	}
 }
 
+/* zr_slot_lock_read - take the slot shared.  Cannot fail. */
+static inline void zr_slot_lock_read(struct zr_slot *s)
+{
+	zr_slot_acquire(s, ZR_SLOT_WRITER, 1);
+}
+
 /* zr_slot_lock_write - take the slot exclusive.  Cannot fail. */
 static inline void zr_slot_lock_write(struct zr_slot *s)
 {
-	unsigned spins = 0;
-
-	for (;;) {
-		uint32_t v = atomic_load_explicit(&s->lock,
-						  memory_order_relaxed);
-
-		if (!(v & ~ZR_SLOT_WAITERS)) {
-			if (atomic_compare_exchange_weak_explicit(
-				    &s->lock, &v, v | ZR_SLOT_WRITER,
-				    memory_order_acquire,
-				    memory_order_relaxed))
-				return;
-			continue;
-		}
-		if (++spins < ZR_SLOT_SPINS)
-			zr_cpu_relax();
-		else
-			zr_slot_wait(s, v);
-	}
+	zr_slot_acquire(s, ~ZR_SLOT_WAITERS, ZR_SLOT_WRITER);
 }
 
 /* zr_slot_unlock_read - drop a shared hold.  Cannot fail. */
