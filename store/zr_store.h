@@ -90,7 +90,8 @@ ssize_t zr_write(struct zr_store *st, const void *buf, size_t len,
  * every whole page in it and zeroing the partial pages at its edges.  The
  * range is clipped at the end of the disk.  Returns 0, or -ENOSPC/-ENOMEM
  * /-EIO from rewriting a partial edge page (whole pages are freed first,
- * so nothing is lost).
+ * so nothing is lost).  Takes slot locks exclusive, one at a time, and may
+ * wake the background compaction thread.
  */
 int zr_discard(struct zr_store *st, uint64_t off, uint64_t len);
 
@@ -98,7 +99,8 @@ int zr_discard(struct zr_store *st, uint64_t off, uint64_t len);
  * zr_seek - SEEK_DATA / SEEK_HOLE at page granularity.  A page is data
  * once written (even with zeros) until discarded; the end of the disk is
  * a hole.  Returns the offset, -ENXIO if @off >= disksize or (SEEK_DATA)
- * no data follows, -EINVAL for another @whence.
+ * no data follows, -EINVAL for another @whence.  Takes slot locks
+ * shared, one at a time; the answer may be stale once returned.
  */
 int64_t zr_seek(struct zr_store *st, uint64_t off, int whence);
 
@@ -131,7 +133,9 @@ void zr_set_mem_limit(struct zr_store *st, uint64_t bytes);
 void zr_reset_mem_used_max(struct zr_store *st);
 
 /*
- * zr_compact - compact the allocator now.  Returns pages freed.
+ * zr_compact - compact the allocator now (zs_compact()): takes each size
+ * class's lock exclusive in turn, never a slot lock.  Returns the pages
+ * given back to the OS.  Cannot fail.
  */
 uint64_t zr_compact(struct zr_store *st);
 
@@ -144,11 +148,13 @@ uint64_t zr_compact(struct zr_store *st);
  */
 uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
 
-/* zr_algorithm / zr_level - what the store compresses with. */
+/* zr_algorithm / zr_level - what the store compresses with.  Cannot fail;
+ * the string is static. */
 const char *zr_algorithm(const struct zr_store *st);
 int zr_level(const struct zr_store *st);
 
-/* zr_pool - the store's allocator, for per-class statistics. */
+/* zr_pool - the store's allocator, for per-class statistics; owned by the
+ * store and valid until zr_store_destroy().  Cannot fail. */
 struct zs_pool *zr_pool(struct zr_store *st);
 
 #endif /* FUSEZRAM_ZR_STORE_H */
