@@ -164,6 +164,8 @@
 #define FZ_MAX_IO (1u << 20)
 /* Async direct I/O in flight, and where the kernel starts throttling. */
 #define FZ_MAX_BACKGROUND 64
+/* -o reserve=: the most the allocator's stacks hold evenly by length. */
+#define FZ_RESERVE_MAX (16ULL << 20)
 #define FZ_CONGESTION_THRESHOLD 48
 
 /* Names never change; attributes of everything but the image rarely. */
@@ -924,8 +926,11 @@ static int fz_show_summary(struct fz_data *fz, char *buf, size_t size)
 			   s.mem_used_total - s.compr_data_size : 0,
 			   h1, sizeof(h1)),
 		  (unsigned long long)s.pages_compacted);
+	fz_printf(&t, "Reserve:        %s of free pages kept resident, so that stores take\n"
+		  "                no page fault (not in memory used; -o reserve=)\n",
+		  fz_human(s.reserve_bytes, h1, sizeof(h1)));
 	fz_printf(&t, "Not counted:    the page table (16 bytes per page written), buffers,\n"
-		  "                and the process itself\n");
+		  "                the reserve and the process itself\n");
 	fz_printf(&t, "Failed I/O:     %llu reads, %llu writes\n",
 		  (unsigned long long)s.failed_reads,
 		  (unsigned long long)s.failed_writes);
@@ -1840,6 +1845,7 @@ enum {
 	FZ_OPT_COMP_LEVEL,
 	FZ_OPT_MEM_LIMIT,
 	FZ_OPT_THREADS,
+	FZ_OPT_RESERVE,
 	FZ_NOPTS,
 	FZ_KEY_NOVALUE = 100,		/* + FZ_OPT_*: given without "=" */
 	FZ_KEY_MAX_THREADS = 200,	/* libfuse's -o max_threads= */
@@ -1849,6 +1855,7 @@ enum {
 
 static const char *const fz_opt_names[FZ_NOPTS] = {
 	"disksize", "comp_algorithm", "comp_level", "mem_limit", "threads",
+	"reserve",
 };
 
 #define FZ_OPT(name, idx) \
@@ -1860,6 +1867,7 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FZ_OPT("comp_level", FZ_OPT_COMP_LEVEL),
 	FZ_OPT("mem_limit", FZ_OPT_MEM_LIMIT),
 	FZ_OPT("threads", FZ_OPT_THREADS),
+	FZ_OPT("reserve", FZ_OPT_RESERVE),
 	FUSE_OPT_KEY("max_threads=", FZ_KEY_MAX_THREADS),
 	FUSE_OPT_KEY("nomlock", FZ_KEY_NOMLOCK),
 	/*
@@ -2052,6 +2060,18 @@ static int fz_check_opts(const struct fz_opts *o, struct fz_conf *conf)
 		}
 		conf->threads = (unsigned int)n;
 	}
+
+	conf->zc.reserve = ZR_RESERVE_DEFAULT;
+	v = o->val[FZ_OPT_RESERVE];
+	if (v) {
+		ret = fz_parse_size(v, &size);
+		if (ret == -EINVAL || ret == -ERANGE || size > FZ_RESERVE_MAX) {
+			fz_log(FUSE_LOG_ERR, "invalid reserve '%s': expected a size from 0 to %lluM, such as 4M",
+			       v, (unsigned long long)(FZ_RESERVE_MAX >> 20));
+			return -EINVAL;
+		}
+		conf->zc.reserve = fz_round_page(size);
+	}
 	return 0;
 }
 
@@ -2081,6 +2101,8 @@ static void fz_help(void)
 	       "    -o threads=N           threads that compress the pages of one large\n"
 	       "                           request, its FUSE worker included; 1 to %d\n"
 	       "                           (default: the online CPUs, %ld here)\n"
+	       "    -o reserve=SIZE        free memory kept resident so that storing a page\n"
+	       "                           takes no page fault, 0 to %lluM (default: %lluM)\n"
 	       "    -o nomlock             no memory discipline: do not lock the daemon in\n"
 	       "                           RAM, set PR_SET_IO_FLUSHER or lower its\n"
 	       "                           oom_score_adj (for unprivileged use; unsafe\n"
@@ -2089,6 +2111,8 @@ static void fz_help(void)
 	       "                           option; default: %d here)\n"
 	       "\n"
 	       "FUSE options:\n", FZ_MAX_THREADS, sysconf(_SC_NPROCESSORS_ONLN),
+	       (unsigned long long)(FZ_RESERVE_MAX >> 20),
+	       (unsigned long long)(ZR_RESERVE_DEFAULT >> 20),
 	       FZ_MAX_THREADS, FZ_DEFAULT_FUSE_THREADS);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();

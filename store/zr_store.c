@@ -25,13 +25,18 @@
  *
  * Automatic compaction runs on a background thread, woken after discards
  * when zs_fragmented() says the pool wastes more than its threshold, and
- * otherwise every ZR_COMPACT_PERIOD seconds to look again.
+ * otherwise every ZR_COMPACT_PERIOD seconds to look again.  The same
+ * thread keeps the allocator's reserve of resident free pages filled
+ * (zs_refill(), cfg->reserve bytes): it is woken, once, by the first
+ * store that finds the reserve at half, and takes the page faults and
+ * any wait in the page allocator that stores would otherwise take on the
+ * I/O path.  The reserve is filled once before zr_store_create() returns.
  *
  * Locking:
  *   slot lock (zr_slot_i.h)   one per page; never two at once
  *     -> zs_pool class lock   taken inside zs_store/zs_read/zs_free
  *   streams_lock              leaf; only on thread start/exit
- *   compact_lock              leaf; guards the compaction thread's wake-up
+ *   compact_lock              leaf; guards the background thread's wake-up
  *   work_lock                 leaf; taken twice per large request (post,
  *                             unlink) and by idle workers, never per page
  * Statistics are relaxed atomics: each figure is exact when I/O is idle,
@@ -101,6 +106,7 @@ struct zr_store {
 	pthread_cond_t compact_cond;
 	bool compact_kick;		/* guarded by compact_lock */
 	bool compact_stop;		/* guarded by compact_lock */
+	atomic_bool refill_kicked;	/* a refill wake-up is pending */
 
 	/* Statistics: relaxed atomics, approximate while I/O runs. */
 	_Atomic uint64_t pages_stored;
@@ -129,6 +135,7 @@ struct zr_store {
 
 static void zr_stream_release(void *arg);
 static void *zr_worker(void *arg);
+static void zr_refill_kick(struct zr_store *st);
 
 /* Key destructors get only the value, so each stream remembers its store. */
 struct zr_stream_owner {
@@ -325,6 +332,7 @@ static int zr_encode(struct zr_store *st, struct zr_stream *s,
 		e->meta = (uint32_t)len;
 	}
 	ret = zs_store(st->pool, src, (size_t)len, &e->handle);
+	zr_refill_kick(st);
 	if (ret)
 		return ret;
 	zr_update_max(st);
@@ -534,6 +542,12 @@ static void *zr_compactor(void *arg)
 			break;
 		st->compact_kick = false;
 		pthread_mutex_unlock(&st->compact_lock);
+		/* Cleared first: a store that drains the reserve meanwhile
+		 * kicks again. */
+		atomic_store_explicit(&st->refill_kicked, false,
+				      memory_order_relaxed);
+		if (zs_reserve_wanted(st->pool))
+			zs_refill(st->pool);
 		if (zs_fragmented(st->pool))
 			zs_compact(st->pool);
 		pthread_mutex_lock(&st->compact_lock);
@@ -542,14 +556,34 @@ static void *zr_compactor(void *arg)
 	return NULL;
 }
 
-static void zr_compact_kick(struct zr_store *st)
+/* Wake the background thread; compact_lock must not be held. */
+static void zr_bg_wake(struct zr_store *st)
 {
-	if (!zs_fragmented(st->pool))
-		return;
 	pthread_mutex_lock(&st->compact_lock);
 	st->compact_kick = true;
 	pthread_cond_signal(&st->compact_cond);
 	pthread_mutex_unlock(&st->compact_lock);
+}
+
+/*
+ * zr_refill_kick - wake the background thread to refill the reserve if
+ * it is at half, at most once until the thread has looked: on the I/O
+ * path this is one atomic load while the reserve is full.
+ */
+static void zr_refill_kick(struct zr_store *st)
+{
+	if (!zs_reserve_wanted(st->pool) ||
+	    atomic_load_explicit(&st->refill_kicked, memory_order_relaxed) ||
+	    atomic_exchange_explicit(&st->refill_kicked, true,
+				     memory_order_relaxed))
+		return;
+	zr_bg_wake(st);
+}
+
+static void zr_compact_kick(struct zr_store *st)
+{
+	if (zs_fragmented(st->pool))
+		zr_bg_wake(st);
 }
 
 /* ------------------------------------------------------------------ */
@@ -596,6 +630,10 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 		goto out_unmap;
 	}
 	zs_set_limit(st->pool, cfg->mem_limit);
+	/* Touched before the first request, on this thread. */
+	zs_set_reserve(st->pool, cfg->reserve);
+	zs_refill(st->pool);
+	atomic_init(&st->refill_kicked, false);
 
 	ret = -pthread_key_create(&st->stream_key, zr_stream_release);
 	if (ret)
@@ -1024,6 +1062,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->notify_free = zr_stat_get(st, notify_free);
 	out->miss_free = zr_stat_get(st, miss_free);
 	out->idle_pages = zr_stat_get(st, idle_pages);
+	out->reserve_bytes = zs_reserve_bytes(st->pool);
 }
 
 void zr_set_mem_limit(struct zr_store *st, uint64_t bytes)

@@ -44,7 +44,17 @@ struct zr_config {
 	 * parallel write).  0 = none: every request runs on its caller.
 	 */
 	unsigned workers;
+	/*
+	 * Bytes of free allocator pages kept resident (pre-faulted by a
+	 * background thread), so that storing a page takes no page fault
+	 * and never waits in the page allocator on the I/O path.  Not part
+	 * of mem_used_total.  0 = none.  See ZR_RESERVE_DEFAULT.
+	 */
+	uint64_t reserve;
 };
+
+/* What the daemon reserves unless told otherwise (-o reserve=). */
+#define ZR_RESERVE_DEFAULT (4ULL << 20)
 
 /* Requests of at least this many bytes are split across workers. */
 #define ZR_PARALLEL_MIN (16 * ZR_PAGE_SIZE)
@@ -121,6 +131,7 @@ struct zr_stats {
 	uint64_t miss_free;		/* discards of already-empty pages */
 	uint64_t pages_stored;		/* non-empty slots */
 	uint64_t idle_pages;		/* stored pages marked idle */
+	uint64_t reserve_bytes;		/* resident free pages, zr_config */
 };
 
 /* zr_get_stats - fill @out; each field an atomic read.  Cannot fail. */

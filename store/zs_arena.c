@@ -21,12 +21,30 @@
  *
  * Memory: the arena's pages are charged by the pool, span by span; the
  * bitmap is charged here, one page per 512 words (128 MiB of arena) as
- * words are opened.  The bitmap is never shrunk: 32 KiB per GiB of the
- * arena's high-water mark.
+ * words are opened (those the reserve's refill opens, at the next span
+ * made).  The bitmap is never shrunk: 32 KiB per GiB of the arena's
+ * high-water mark.
  *
- * Locking: none.  Bitmap words change only by compare-and-swap or atomic
- * and; open_words only by compare-and-swap; the other counters are hints.
- * Callers may hold a class lock; nothing here blocks except the punch.
+ * The reserve.  A freed run is not punched at once if the stack of its
+ * length has room: its pages stay resident and the next span of that
+ * length takes them without a page fault, so a pool that frees and
+ * stores at the same rate (overwrites, swap slots freed by discard and
+ * reused) makes no syscall and takes no fault at all.  zs_arena_refill(),
+ * run by the store's background thread, tops the stacks up with fresh
+ * runs that it faults in itself, so that a store on the I/O path finds
+ * its pages present: it neither takes a fault nor waits in the page
+ * allocator, which under memory pressure could mean waiting on reclaim,
+ * and so on swap I/O to our own image.  The stacks hold at most about
+ * the budget given to zs_arena_set_reserve() (split evenly by length);
+ * those pages are resident but belong to no span, so they are not in the
+ * pool's byte account (mem_used_total).
+ *
+ * Locking:
+ *	zs_rstack.lock (one per run length): leaf, held for one push or pop;
+ *	callers may hold a class lock.
+ * Bitmap words change only by compare-and-swap or atomic and; open_words
+ * only by compare-and-swap; the other counters are hints.  Nothing here
+ * blocks except the punch and the refill's page faults.
  *
  * TODO: the arena does not grow; when its address space is used up,
  * zs_arena_get() fails with -ENOMEM.  It is sized (zs_pool.c) with ample
@@ -35,6 +53,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -92,6 +111,8 @@ int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (a->bits == MAP_FAILED)
 		goto out_unmap;
+	for (unsigned l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
+		pthread_mutex_init(&a->reserve[l].lock, NULL);
 	return 0;
 
 out_unmap:
@@ -113,12 +134,17 @@ void zs_arena_fini(struct zs_arena *a)
 	if (a->fd < 0)
 		return;
 	open = atomic_load_explicit(&a->open_words, memory_order_relaxed);
-	zs_acct_uncharge(a->acct, (open + ZS_BITMAP_WORDS_PER_PAGE - 1) /
-			 ZS_BITMAP_WORDS_PER_PAGE * ZS_PAGE_SIZE);
+	zs_acct_uncharge(a->acct, ((open + ZS_BITMAP_WORDS_PER_PAGE - 1) /
+			 ZS_BITMAP_WORDS_PER_PAGE -
+			 atomic_load_explicit(&a->bitmap_owed,
+					      memory_order_relaxed)) *
+			 ZS_PAGE_SIZE);
 	munmap((void *)a->bits, a->bits_bytes);
 	munmap(a->base, a->map_bytes);
 	close(a->fd);
 	a->fd = -1;
+	for (unsigned l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
+		pthread_mutex_destroy(&a->reserve[l].lock);
 }
 
 /* Bit i set in the result: pages i..i+pages-1 are all free in @used. */
@@ -196,12 +222,18 @@ static int64_t zs_arena_scan(struct zs_arena *a, unsigned pages,
 	return -1;
 }
 
-int64_t zs_arena_get(struct zs_arena *a, unsigned pages)
+/*
+ * zs_arena_claim - a run from the bitmap (see zs_arena_get()).  With
+ * @defer (the refill), a new bitmap page is not charged now but owed, and
+ * paid by the next zs_arena_get(): a store holding nothing but its
+ * reserve counts nothing, as an empty zram does.
+ */
+static int64_t zs_arena_claim(struct zs_arena *a, unsigned pages, bool defer)
 {
 	uint64_t open, used;
+	bool newpage;
 	int64_t pg;
 
-	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
 	for (;;) {
 		/* Fresh pages at the end of the last open word. */
 		open = atomic_load_explicit(&a->open_words,
@@ -231,14 +263,19 @@ int64_t zs_arena_get(struct zs_arena *a, unsigned pages)
 				goto out;
 			return -ENOMEM;
 		}
-		if (open % ZS_BITMAP_WORDS_PER_PAGE == 0 &&
+		newpage = open % ZS_BITMAP_WORDS_PER_PAGE == 0;
+		if (newpage && !defer &&
 		    zs_acct_charge(a->acct, ZS_PAGE_SIZE) < 0)
 			return -ENOSPC;
-		if (!atomic_compare_exchange_strong_explicit(&a->open_words,
+		if (atomic_compare_exchange_strong_explicit(&a->open_words,
 				&open, open + 1, memory_order_acq_rel,
-				memory_order_relaxed) &&
-		    open % ZS_BITMAP_WORDS_PER_PAGE == 0)
+				memory_order_relaxed)) {
+			if (newpage && defer)
+				atomic_fetch_add_explicit(&a->bitmap_owed, 1,
+						memory_order_relaxed);
+		} else if (newpage && !defer) {
 			zs_acct_uncharge(a->acct, ZS_PAGE_SIZE);
+		}
 		/* Someone opened a word, us or another: try again. */
 	}
 out:
@@ -246,12 +283,13 @@ out:
 	return pg;
 }
 
-void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages)
+/* zs_arena_release - punch a run and clear its bits.  Cannot fail. */
+static void zs_arena_release(struct zs_arena *a, uint64_t page,
+			     unsigned pages)
 {
 	uint64_t w = page / ZS_WORD_PAGES;
 	uint64_t mask = ((1ULL << pages) - 1) << (page % ZS_WORD_PAGES);
 
-	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
 	assert((atomic_load_explicit(&a->bits[w], memory_order_relaxed) &
 		mask) == mask);
 	/*
@@ -266,4 +304,204 @@ void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages)
 	atomic_fetch_and_explicit(&a->bits[w], ~mask, memory_order_release);
 	atomic_fetch_sub_explicit(&a->pages_used, pages, memory_order_relaxed);
 	atomic_fetch_add_explicit(&a->free_seq, 1, memory_order_relaxed);
+}
+
+/* Push @page on stack @l if it has room.  Returns true if it did. */
+static bool zs_rstack_push(struct zs_arena *a, unsigned l, uint64_t page)
+{
+	struct zs_rstack *r = &a->reserve[l];
+	bool done = false;
+
+	pthread_mutex_lock(&r->lock);
+	if (r->n < atomic_load_explicit(&r->cap, memory_order_relaxed)) {
+		r->run[r->n++] = (uint32_t)page;
+		done = true;
+	}
+	pthread_mutex_unlock(&r->lock);
+	if (done)
+		atomic_fetch_add_explicit(&a->reserve_pages, l,
+					  memory_order_relaxed);
+	return done;
+}
+
+/*
+ * Pop a run off stack @l into *@page.  Returns false if the stack is
+ * empty.  Marks the length wanted when it falls below half its cap.
+ */
+static bool zs_rstack_pop(struct zs_arena *a, unsigned l, uint64_t *page)
+{
+	struct zs_rstack *r = &a->reserve[l];
+	uint32_t cap = atomic_load_explicit(&r->cap, memory_order_relaxed);
+	bool done = false;
+	uint32_t left = 0;
+
+	if (!cap)
+		return false;
+	pthread_mutex_lock(&r->lock);
+	if (r->n) {
+		*page = r->run[--r->n];
+		done = true;
+	}
+	left = r->n;
+	pthread_mutex_unlock(&r->lock);
+	if (done)
+		atomic_fetch_sub_explicit(&a->reserve_pages, l,
+					  memory_order_relaxed);
+	if (left <= cap / 2 &&
+	    !(atomic_load_explicit(&a->reserve_want, memory_order_relaxed) &
+	      (1u << l)))
+		atomic_fetch_or_explicit(&a->reserve_want, 1u << l,
+					 memory_order_relaxed);
+	return done;
+}
+
+/* zs_arena_drain - punch every run in the reserve.  Cannot fail. */
+static void zs_arena_drain(struct zs_arena *a)
+{
+	uint64_t page;
+	unsigned l;
+
+	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
+		struct zs_rstack *r = &a->reserve[l];
+		bool got;
+
+		do {
+			pthread_mutex_lock(&r->lock);
+			got = r->n > 0;
+			if (got)
+				page = r->run[--r->n];
+			pthread_mutex_unlock(&r->lock);
+			if (got) {
+				atomic_fetch_sub_explicit(&a->reserve_pages, l,
+						memory_order_relaxed);
+				zs_arena_release(a, page, l);
+			}
+		} while (got);
+	}
+}
+
+/* Charge the bitmap pages the refill opened.  Returns 0 or -ENOSPC. */
+static int zs_arena_pay_owed(struct zs_arena *a)
+{
+	uint64_t owed;
+
+	if (!atomic_load_explicit(&a->bitmap_owed, memory_order_relaxed))
+		return 0;
+	owed = atomic_exchange_explicit(&a->bitmap_owed, 0,
+					memory_order_relaxed);
+	if (owed && zs_acct_charge(a->acct, owed * ZS_PAGE_SIZE) < 0) {
+		atomic_fetch_add_explicit(&a->bitmap_owed, owed,
+					  memory_order_relaxed);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+int64_t zs_arena_get(struct zs_arena *a, unsigned pages)
+{
+	uint64_t page;
+	int64_t pg;
+
+	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
+	if (zs_arena_pay_owed(a) < 0)
+		return -ENOSPC;
+	if (zs_rstack_pop(a, pages, &page))
+		return (int64_t)page;
+	pg = zs_arena_claim(a, pages, false);
+	/* A full arena: the other lengths' reserves are the last room. */
+	if (pg == -ENOMEM &&
+	    atomic_load_explicit(&a->reserve_pages, memory_order_relaxed)) {
+		zs_arena_drain(a);
+		pg = zs_arena_claim(a, pages, false);
+	}
+	return pg;
+}
+
+void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages)
+{
+	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
+	if (zs_rstack_push(a, pages, page))
+		return;
+	zs_arena_release(a, page, pages);
+}
+
+void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages)
+{
+	unsigned l;
+
+	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
+		uint64_t runs = pages / ((uint64_t)ZS_MAX_SPAN_PAGES * l);
+
+		if (runs > ZS_RESERVE_RUNS)
+			runs = ZS_RESERVE_RUNS;
+		atomic_store_explicit(&a->reserve[l].cap, (uint32_t)runs,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&a->reserve_want,
+			      ((1u << (ZS_MAX_SPAN_PAGES + 1)) - 1) & ~1u,
+			      memory_order_relaxed);
+}
+
+/* Fault in the pages of a run, so that writing them later costs nothing. */
+static void zs_arena_populate(struct zs_arena *a, uint64_t page,
+			      unsigned pages)
+{
+	volatile char *p = zs_arena_addr(a, page);
+	unsigned i;
+
+	if (madvise((void *)p, (size_t)pages * ZS_PAGE_SIZE,
+		    MADV_POPULATE_WRITE) == 0)
+		return;
+	/* Before Linux 5.14: a write fault per page does the same. */
+	for (i = 0; i < pages; i++)
+		p[(size_t)i * ZS_PAGE_SIZE] = 0;
+}
+
+uint64_t zs_arena_refill(struct zs_arena *a)
+{
+	uint64_t added = 0, page;
+	unsigned l;
+	int64_t pg;
+
+	/* Every stack is topped up, not just the ones that asked. */
+	atomic_store_explicit(&a->reserve_want, 0, memory_order_relaxed);
+	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
+		struct zs_rstack *r = &a->reserve[l];
+		uint32_t cap = atomic_load_explicit(&r->cap,
+						    memory_order_relaxed);
+		uint32_t n;
+
+		/* Over the cap (it was lowered): punch the surplus. */
+		for (;;) {
+			bool over;
+
+			pthread_mutex_lock(&r->lock);
+			over = r->n > cap;
+			if (over)
+				page = r->run[--r->n];
+			pthread_mutex_unlock(&r->lock);
+			if (!over)
+				break;
+			atomic_fetch_sub_explicit(&a->reserve_pages, l,
+						  memory_order_relaxed);
+			zs_arena_release(a, page, l);
+		}
+		for (;;) {
+			pthread_mutex_lock(&r->lock);
+			n = r->n;
+			pthread_mutex_unlock(&r->lock);
+			if (n >= cap)
+				break;
+			pg = zs_arena_claim(a, l, true);
+			if (pg < 0)
+				return added;
+			zs_arena_populate(a, (uint64_t)pg, l);
+			if (!zs_rstack_push(a, l, (uint64_t)pg)) {
+				zs_arena_release(a, (uint64_t)pg, l);
+				break;
+			}
+			added += l;
+		}
+	}
+	return added;
 }

@@ -16,6 +16,7 @@
 #define FUSEZRAM_ZS_ARENA_I_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -23,6 +24,7 @@
 
 #define ZS_MAX_SPAN_PAGES 8		/* longest span (zsmalloc's chain) */
 #define ZS_WORD_PAGES 64		/* pages per bitmap word */
+#define ZS_RESERVE_RUNS 512		/* runs a reserve stack holds, at most */
 
 /*
  * struct zs_acct - bytes held from the OS, and the cap on them.
@@ -60,9 +62,24 @@ static inline void zs_acct_uncharge(struct zs_acct *ac, uint64_t bytes)
 }
 
 /*
+ * struct zs_rstack - the reserve of one run length: free runs whose pages
+ * are resident (pre-faulted by zs_arena_refill(), or left so when their
+ * span was freed).  Their bitmap bits stay set, so nobody else claims
+ * them; a run leaves the stack for a new span, or is punched when the
+ * stack is over its cap.
+ */
+struct zs_rstack {
+	pthread_mutex_t lock;		/* leaf; held for a push or a pop */
+	uint32_t n;			/* guarded by lock: runs held */
+	uint32_t run[ZS_RESERVE_RUNS];	/* guarded by lock: first pages */
+	_Atomic uint32_t cap;		/* runs to hold; zs_arena_set_reserve */
+};
+
+/*
  * struct zs_arena - the pages spans are made of.
- * No lock: the bitmap words are claimed with compare-and-swap; every other
- * field is fixed after zs_arena_init() or an approximate hint.
+ * The bitmap words are claimed with compare-and-swap; the reserve stacks
+ * each have a leaf mutex; every other field is fixed after
+ * zs_arena_init() or an approximate hint.
  */
 struct zs_arena {
 	char *base;			/* the memfd's mapping; never moves */
@@ -84,6 +101,12 @@ struct zs_arena {
 	_Atomic uint64_t sweep_words[ZS_MAX_SPAN_PAGES + 1];	/* words it
 					 * has looked at */
 	struct zs_acct *acct;		/* charged for bitmap pages */
+	struct zs_rstack reserve[ZS_MAX_SPAN_PAGES + 1];	/* by length;
+					 * [0] unused */
+	_Atomic uint64_t reserve_pages;	/* pages held in the stacks */
+	_Atomic unsigned reserve_want;	/* bit L: stack L below half its cap */
+	_Atomic uint64_t bitmap_owed;	/* bitmap pages opened by the refill,
+					 * not yet charged */
 };
 
 /*
@@ -103,18 +126,50 @@ void zs_arena_fini(struct zs_arena *a);
 
 /*
  * zs_arena_get - claim a run of @pages (1..ZS_MAX_SPAN_PAGES) contiguous
- * pages that does not cross a 64-page boundary.  Lock-free; no syscall.
- * Returns the first page number (>= 0), -ENOSPC if a new bitmap page
- * would pass the limit, -ENOMEM if the arena is full.
+ * pages that does not cross a 64-page boundary: from the reserve of that
+ * length if it has one (resident pages: no page fault when written),
+ * else from the bitmap (pages that fault in on first write).  No syscall;
+ * takes the length's reserve lock for a pop.  Returns the first page
+ * number (>= 0), -ENOSPC if a new bitmap page would pass the limit,
+ * -ENOMEM if the arena is full.
  */
 int64_t zs_arena_get(struct zs_arena *a, unsigned pages);
 
 /*
- * zs_arena_put - give back a run from zs_arena_get(): its pages are
- * punched out of the memfd (the memory returns to the OS at once, also
- * under mlockall) and then become free for reuse.  Cannot fail.
+ * zs_arena_put - give back a run from zs_arena_get().  It goes to the
+ * reserve of its length while that is under its cap (pages stay
+ * resident); otherwise its pages are punched out of the memfd (the memory
+ * returns to the OS at once, also under mlockall) and the run becomes
+ * free for reuse.  Cannot fail.  Takes the length's reserve lock.
  */
 void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages);
+
+/*
+ * zs_arena_set_reserve - hold up to about @pages resident free pages, a
+ * share for each run length (length L keeps @pages / (8 * L) runs, at
+ * most ZS_RESERVE_RUNS).  0 turns the reserve off.  Takes effect at the
+ * next zs_arena_refill(), which fills or trims the stacks; marks every
+ * length wanted.  Cannot fail.
+ */
+void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages);
+
+/*
+ * zs_arena_refill - bring every stack up to its cap with fresh
+ * runs, faulted in here (MADV_POPULATE_WRITE) so that the I/O path does
+ * not have to; punch the runs of stacks over their cap.  May sleep in the
+ * page allocator: call it from a thread that serves no I/O.  Takes each
+ * reserve lock briefly per run, never a class lock.  Returns the pages
+ * added.  Stops early if the arena is full or the bitmap's account is at
+ * its limit.
+ */
+uint64_t zs_arena_refill(struct zs_arena *a);
+
+/* zs_arena_reserve_wanted - true if some stack is below half its cap. */
+static inline int zs_arena_reserve_wanted(const struct zs_arena *a)
+{
+	return atomic_load_explicit(&a->reserve_want,
+				    memory_order_relaxed) != 0;
+}
 
 /* zs_arena_addr - address of arena page @page.  Cannot fail. */
 static inline char *zs_arena_addr(const struct zs_arena *a, uint64_t page)

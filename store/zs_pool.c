@@ -120,7 +120,10 @@
  * -----
  * zs_store() and zs_load() make no syscall and zs_store() no malloc
  * unless a span or a handle chunk is created; zs_free() makes one
- * (the punch) when a span empties.  Shared state touched on the hot path
+ * (the punch) when a span empties and the reserve of its length is full.
+ * With a reserve (zs_set_reserve()), a new span's pages are resident
+ * already, so zs_store() takes no page fault either while zs_refill()
+ * keeps up.  Shared state touched on the hot path
  * is only the atomic byte counter, and only when a span or chunk comes
  * or goes.
  *
@@ -1058,6 +1061,27 @@ int zs_fragmented(const struct zs_pool *pool)
 	}
 	return free_bytes * 100 > span_bytes * ZS_AUTO_COMPACT_PCT &&
 	       pages >= ZS_AUTO_COMPACT_MIN_PAGES;
+}
+
+void zs_set_reserve(struct zs_pool *pool, uint64_t bytes)
+{
+	zs_arena_set_reserve(&pool->arena, bytes / ZS_PAGE_SIZE);
+}
+
+uint64_t zs_refill(struct zs_pool *pool)
+{
+	return zs_arena_refill(&pool->arena);
+}
+
+int zs_reserve_wanted(const struct zs_pool *pool)
+{
+	return zs_arena_reserve_wanted(&pool->arena);
+}
+
+uint64_t zs_reserve_bytes(const struct zs_pool *pool)
+{
+	return atomic_load_explicit(&pool->arena.reserve_pages,
+				   memory_order_relaxed) * ZS_PAGE_SIZE;
 }
 
 uint64_t zs_pages_compacted(const struct zs_pool *pool)

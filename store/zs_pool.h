@@ -125,6 +125,28 @@ uint64_t zs_compact(struct zs_pool *pool);
 #define ZS_AUTO_COMPACT_MIN_PAGES 256
 int zs_fragmented(const struct zs_pool *pool);
 
+/*
+ * The reserve: up to about @bytes of free pages kept resident, so that
+ * new spans are made without a page fault (see zs_arena.c).  Its pages
+ * belong to no span and are not in zs_total_bytes(); they are in the
+ * process's RSS.  A pool starts with none.
+ *
+ * zs_set_reserve - set the budget (0: free pages are punched at once, as
+ * without a reserve); the stacks follow at the next zs_refill().  Cannot
+ * fail.
+ * zs_refill - fill the reserve up to its budget (faulting the pages in
+ * here) and trim it down to it.  May sleep in the page allocator: call it
+ * from a thread that serves no I/O.  Takes no class lock.  Returns the
+ * pages added.
+ * zs_reserve_wanted - true when a zs_refill() would add something: some
+ * run length's stack is at or below half its share.  One atomic load.
+ * zs_reserve_bytes - bytes held in the reserve now.  Approximate.
+ */
+void zs_set_reserve(struct zs_pool *pool, uint64_t bytes);
+uint64_t zs_refill(struct zs_pool *pool);
+int zs_reserve_wanted(const struct zs_pool *pool);
+uint64_t zs_reserve_bytes(const struct zs_pool *pool);
+
 /* zs_pages_compacted - total pages freed by compaction so far. */
 uint64_t zs_pages_compacted(const struct zs_pool *pool);
 

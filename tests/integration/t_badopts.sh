@@ -60,6 +60,8 @@ expect_bad comp_level banana -- -o comp_level=banana "$mnt"
 expect_bad mem_limit x -- -o mem_limit=x "$mnt"
 expect_bad mem_limit 5Z -- -o mem_limit=5Z "$mnt"
 expect_bad threads banana -- -o threads=banana "$mnt"
+expect_bad reserve 17M -- -o reserve=17M "$mnt"
+expect_bad reserve lots -- -o reserve=lots "$mnt"
 expect_bad nosuchopt -- -o nosuchopt=1 "$mnt"
 expect_bad mount -- -o disksize=1M
 expect_bad "$FZ_TMP/nonexistent" -- "$FZ_TMP/nonexistent"
@@ -68,7 +70,7 @@ expect_bad "$FZ_TMP/nonexistent" -- "$FZ_TMP/nonexistent"
 rc=0
 timeout 30 "$FUSEZRAM" -h >"$FZ_TMP/help" 2>&1 || rc=$?
 fz_expect_eq "exit status of fusezram -h" "$rc" 0
-for opt in disksize comp_algorithm comp_level mem_limit; do
+for opt in disksize comp_algorithm comp_level mem_limit reserve; do
 	grep -qF -- "$opt" "$FZ_TMP/help" || fz_fail "fusezram -h does not mention $opt: $(cat "$FZ_TMP/help")"
 done
 

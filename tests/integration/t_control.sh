@@ -91,6 +91,9 @@ fz_expect_eq "debug_stat line 1" "$(head -n 1 "$C/debug_stat")" "version: 1"
 for w in "Data stored" "Compressed to" "Memory used" "Memory saved" "Size classes"; do
 	grep -q "$w" "$C/summary" || fz_fail "summary lacks '$w': $(cat "$C/summary")"
 done
+# The default reserve (4M) is faulted in before the mount answers.
+grep -qE '^Reserve: +[1-9][0-9.]* ?[KM]' "$C/summary" ||
+	fz_fail "summary shows no filled reserve: $(grep '^Reserve' "$C/summary")"
 
 # ---- settings of an empty disk ------------------------------------------------
 

@@ -25,6 +25,7 @@
 #define ZT_DISK ((uint64_t)ZT_PAGES * ZT_PAGE)
 
 static unsigned zt_workers;	/* helper threads for stores made below */
+static uint64_t zt_reserve;	/* their reserve, bytes */
 
 static struct zr_store *zt_open(int backend, uint64_t disksize,
 				uint64_t limit)
@@ -36,6 +37,7 @@ static struct zr_store *zt_open(int backend, uint64_t disksize,
 		.level = ZCOMP_LEVEL_DEFAULT,
 		.mem_limit = limit,
 		.workers = zt_workers,
+		.reserve = zt_reserve,
 	};
 	struct zr_store *st = NULL;
 
@@ -616,6 +618,69 @@ static void zt_parallel_teardown(void)
 	zt_workers = 0;
 }
 
+/* The same tests with a reserve of resident free pages. */
+static void zt_reserve_setup(void)
+{
+	zt_reserve = 1 << 20;
+	zt_workers = 1;
+}
+
+static void zt_reserve_teardown(void)
+{
+	zt_reserve = 0;
+	zt_workers = 0;
+}
+
+/*
+ * The reserve is filled before the store is handed out, drained by
+ * stores and filled again by the background thread without being asked;
+ * the data written meanwhile reads back.
+ */
+START_TEST(test_reserve_refill)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	uint8_t *buf = malloc(ZT_DISK), *back = malloc(ZT_DISK);
+	/*
+	 * The one-page runs' share is an eighth of the budget; a refill
+	 * comes when it is down to half, and tops every length up.  Without
+	 * refills the 256 raw pages would empty it for good.
+	 */
+	uint64_t share = zt_reserve / 8, first, want, seed = 21;
+	struct zr_stats s;
+	int tries;
+
+	first = zt_stats(st).reserve_bytes;
+	ck_assert_uint_gt(first, share);
+	ck_assert_uint_le(first, zt_reserve);
+	want = first - share / 2;
+	/* Random bytes: raw pages, a one-page run each, more than it holds. */
+	tu_fill_random(buf, ZT_DISK, &seed);
+	ck_assert_int_eq(zr_write(st, buf, ZT_DISK, 0), (ssize_t)ZT_DISK);
+	s = zt_stats(st);
+	ck_assert_uint_eq(s.huge_pages, ZT_PAGES);
+	for (tries = 0; tries < 500; tries++) {
+		s = zt_stats(st);
+		if (s.reserve_bytes >= want)
+			break;
+		usleep(10000);
+	}
+	ck_assert_msg(s.reserve_bytes >= want,
+		      "reserve %llu bytes 5 s after the stores, %llu at create",
+		      (unsigned long long)s.reserve_bytes,
+		      (unsigned long long)first);
+	ck_assert_int_eq(zr_read(st, back, ZT_DISK, 0), (ssize_t)ZT_DISK);
+	ck_assert_mem_eq(back, buf, ZT_DISK);
+	/* Freed pages go back to the reserve, up to its budget. */
+	ck_assert_int_eq(zr_discard(st, 0, ZT_DISK), 0);
+	s = zt_stats(st);
+	ck_assert_uint_le(s.reserve_bytes, zt_reserve);
+	ck_assert_uint_le(s.mem_used_total, 2 * ZT_PAGE);
+	zr_store_destroy(st);
+	free(buf);
+	free(back);
+}
+END_TEST
+
 /*
  * The slot lock alone: writers keep two counters equal under the write
  * lock, readers check them under the read lock.  Four threads on one
@@ -675,7 +740,7 @@ Suite *zr_store_suite(void)
 	Suite *s = suite_create("zr_store");
 	TCase *tc = tcase_create("core");
 	TCase *tm = tcase_create("concurrency");
-	TCase *tp, *tl;
+	TCase *tp, *tl, *tr;
 	int n = tu_nbackends();
 
 	tcase_add_test(tc, test_create_bad);
@@ -710,5 +775,14 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tp, test_hammer, 0, n);
 	tcase_set_timeout(tp, 600);
 	suite_add_tcase(s, tp);
+
+	tr = tcase_create("reserve");
+	tcase_add_checked_fixture(tr, zt_reserve_setup, zt_reserve_teardown);
+	tcase_add_loop_test(tr, test_reserve_refill, 0, n);
+	tcase_add_loop_test(tr, test_random_model, 0, n);
+	tcase_add_loop_test(tr, test_mem_limit, 0, n);
+	tcase_add_loop_test(tr, test_hammer, 0, n);
+	tcase_set_timeout(tr, 600);
+	suite_add_tcase(s, tr);
 	return s;
 }

@@ -561,6 +561,8 @@ static void *cc_compactor(void *p)
 	unsigned i = 0;
 
 	while (!atomic_load(&a->cc->stop)) {
+		if (zs_reserve_wanted(pool))
+			zs_refill(pool);
 		zs_compact(pool);
 		(void)zs_fragmented(pool);
 		zs_get_class_stats(pool, i++ % zs_class_count(pool), &st);
@@ -569,7 +571,11 @@ static void *cc_compactor(void *p)
 	return NULL;
 }
 
-START_TEST(test_compact_concurrent)
+/*
+ * Writers, readers and a compactor at once; with @reserve the compactor
+ * also refills the reserve, which the writers drain and feed.
+ */
+static void compact_concurrent(uint64_t reserve)
 {
 	struct cc_ctx *cc = calloc(1, sizeof(*cc));
 	pthread_t w[CC_WRITERS], r[CC_READERS], c;
@@ -577,6 +583,7 @@ START_TEST(test_compact_concurrent)
 	uint64_t seed = 3;
 	unsigned i;
 
+	zs_set_reserve(pool, reserve);
 	for (i = 0; i < CC_SHARED; i++) {
 		cc->len[i] = rnd(&seed, 1, 4096);
 		cc->h[i] = store_pat(pool, cc->len[i], i);
@@ -609,7 +616,20 @@ START_TEST(test_compact_concurrent)
 		zs_free(pool, cc->h[i], cc->len[i]);
 	}
 	ck_assert_uint_eq(total_spans(pool), 0);
+	ck_assert_uint_le(zs_reserve_bytes(pool), reserve);
 	free(cc);
+}
+
+START_TEST(test_compact_concurrent)
+{
+	compact_concurrent(0);
+	ck_assert_uint_eq(zs_reserve_bytes(pool), 0);
+}
+END_TEST
+
+START_TEST(test_reserve_concurrent)
+{
+	compact_concurrent(1 * MiB);
 }
 END_TEST
 
@@ -962,6 +982,120 @@ START_TEST(test_rss_returns)
 }
 END_TEST
 
+/*
+ * Store @n raw (4096-byte) objects, each a span of one page, into @p;
+ * returns the KiB of shared memory that brought in (pages faulted in
+ * by the stores), or -1 if a store failed.  (Not a count of page
+ * faults: under AddressSanitizer its shadow memory faults too.)
+ */
+static long huge_store_kib(struct zs_pool *p, uint64_t *h, unsigned n)
+{
+	unsigned char buf[ZS_MAX_ALLOC];
+	long s0;
+	unsigned i;
+
+	pattern(buf, sizeof(buf), 1);
+	s0 = rss_shmem_kib();
+	for (i = 0; i < n; i++)
+		if (zs_store(p, buf, sizeof(buf), &h[i]))
+			return -1;
+	return rss_shmem_kib() - s0;
+}
+
+/*
+ * The reserve's checks, in a child; returns the number of the one that
+ * failed, or 0.  A refilled reserve is resident and outside the byte
+ * account; stores served from it bring in no memory (without a reserve
+ * each new page is faulted in by its store); freed spans go back to it up to its budget
+ * and the rest to the OS; a zero budget gives it all back.
+ */
+static int reserve_child(void)
+{
+	enum { N = 96 };	/* raw objects: under the 1-page share of 4 MiB */
+	static uint64_t h[N], h2[N];
+	struct zs_pool *p, *q;
+	long s0, s1, s2, s3, k_res, k_none;
+	uint64_t added, seed = 9;
+	unsigned i;
+
+	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
+		return 1;
+	p = zs_pool_create(64 * MiB);
+	q = zs_pool_create(64 * MiB);
+	if (!p || !q)
+		return 2;
+	s0 = rss_shmem_kib();
+	zs_set_reserve(p, 4 * MiB);
+	if (!zs_reserve_wanted(p))
+		return 3;
+	added = zs_refill(p);
+	s1 = rss_shmem_kib();
+	if (!added || added * ZS_PAGE_SIZE > 4 * MiB ||
+	    zs_reserve_bytes(p) != added * ZS_PAGE_SIZE)
+		return 4;
+	/* Resident, and not in the account: an empty pool counts 0. */
+	if ((uint64_t)(s1 - s0) * 1024 < added * ZS_PAGE_SIZE)
+		return 5;
+	if (zs_total_bytes(p) != 0 || zs_reserve_wanted(p))
+		return 11;
+
+	k_res = huge_store_kib(p, h, N);
+	k_none = huge_store_kib(q, h2, N);
+	if (k_res < 0 || k_none < 0)
+		return 6;
+	/* From the reserve: nothing new; without one: a page each. */
+	if (k_res != 0 || k_none < N * 4)
+		return 7;
+	for (i = 0; i < N; i++)
+		zs_free(q, h2[i], ZS_MAX_ALLOC);
+	zs_pool_destroy(q);
+
+	/* Churn: spans of every length freed back into the reserve. */
+	for (i = 0; i < N; i++)
+		zs_free(p, h[i], ZS_MAX_ALLOC);
+	for (i = 0; i < 4000; i++) {
+		unsigned len = rnd(&seed, 200, 4096);
+
+		h[i % N] = store_pat(p, len, i);
+		if (!h[i % N] || !load_ok(p, h[i % N], len, i))
+			return 8;
+		zs_free(p, h[i % N], len);
+		if (zs_reserve_wanted(p))
+			zs_refill(p);
+	}
+	s2 = rss_shmem_kib();
+	if (zs_total_bytes(p) >= 2 * MiB ||
+	    zs_reserve_bytes(p) > 4 * MiB ||
+	    (uint64_t)(s2 - s0) * 1024 > 4 * MiB + 64 * 1024)
+		return 9;
+	/* A zero budget gives everything back at the next refill. */
+	zs_set_reserve(p, 0);
+	zs_refill(p);
+	s3 = rss_shmem_kib();
+	if (zs_reserve_bytes(p) != 0 || s3 - s0 > 64)
+		return 10;
+	zs_pool_destroy(p);
+	return 0;
+}
+
+START_TEST(test_reserve)
+{
+	pid_t pid;
+	int status;
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(reserve_child());
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "child died");
+	ck_assert_msg(WEXITSTATUS(status) == 0, "reserve check %d failed%s",
+		      WEXITSTATUS(status), WEXITSTATUS(status) == 1 ?
+		      " (mlockall: run as root)" : "");
+}
+END_TEST
+
 START_TEST(test_rss_returns_mlocked)
 {
 	run_child(1);
@@ -999,12 +1133,14 @@ Suite *zs_pool_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_compact_stable);
 	tcase_add_test(tc, test_compact_concurrent);
+	tcase_add_test(tc, test_reserve_concurrent);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("memory");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_rss_returns);
 	tcase_add_test(tc, test_rss_returns_mlocked);
+	tcase_add_test(tc, test_reserve);
 	suite_add_tcase(s, tc);
 	return s;
 }
