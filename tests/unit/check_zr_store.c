@@ -731,7 +731,7 @@ START_TEST(test_slot_lock)
 	ck_assert_uint_eq(zt_a, (uint64_t)ZT_LOCK_THREADS * ZT_LOCK_OPS / 4);
 	ck_assert_uint_eq(zt_b, zt_a);
 	/* Free again: nothing held, no sleeper left marked. */
-	ck_assert_uint_eq(atomic_load(&zt_slot.lock) & ~ZR_SLOT_WAITERS, 0);
+	ck_assert_uint_eq(atomic_load(&zt_slot.lock.word) & ~ZR_RW_WAITERS, 0);
 }
 END_TEST
 
