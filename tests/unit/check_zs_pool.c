@@ -959,7 +959,12 @@ static int mlock_child(int lock)
 	return 0;
 }
 
-static void run_child(int lock)
+/*
+ * run_child - run @check(@arg) in a forked child and fail with @what and
+ * the number it returned unless that is 0 (1 always means mlockall
+ * failed).
+ */
+static void run_child(int (*check)(int), int arg, const char *what)
 {
 	pid_t pid;
 	int status;
@@ -968,17 +973,17 @@ static void run_child(int lock)
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0)
-		_exit(mlock_child(lock));
+		_exit(check(arg));
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert_msg(WIFEXITED(status), "child died");
-	ck_assert_msg(WEXITSTATUS(status) == 0, "child check %d failed%s",
+	ck_assert_msg(WEXITSTATUS(status) == 0, "%s check %d failed%s", what,
 		      WEXITSTATUS(status), WEXITSTATUS(status) == 1 ?
 		      " (mlockall: run as root)" : "");
 }
 
 START_TEST(test_rss_returns)
 {
-	run_child(0);
+	run_child(mlock_child, 0, "memory");
 }
 END_TEST
 
@@ -1009,7 +1014,7 @@ static long huge_store_kib(struct zs_pool *p, uint64_t *h, unsigned n)
  * each new page is faulted in by its store); freed spans go back to it up to its budget
  * and the rest to the OS; a zero budget gives it all back.
  */
-static int reserve_child(void)
+static int reserve_child(int unused)
 {
 	enum { N = 96 };	/* raw objects: under the 1-page share of 4 MiB */
 	static uint64_t h[N], h2[N];
@@ -1018,6 +1023,7 @@ static int reserve_child(void)
 	uint64_t added, seed = 9;
 	unsigned i;
 
+	(void)unused;
 	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
 		return 1;
 	p = zs_pool_create(64 * MiB);
@@ -1080,25 +1086,13 @@ static int reserve_child(void)
 
 START_TEST(test_reserve)
 {
-	pid_t pid;
-	int status;
-
-	fflush(NULL);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		_exit(reserve_child());
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status), "child died");
-	ck_assert_msg(WEXITSTATUS(status) == 0, "reserve check %d failed%s",
-		      WEXITSTATUS(status), WEXITSTATUS(status) == 1 ?
-		      " (mlockall: run as root)" : "");
+	run_child(reserve_child, 0, "reserve");
 }
 END_TEST
 
 START_TEST(test_rss_returns_mlocked)
 {
-	run_child(1);
+	run_child(mlock_child, 1, "mlocked memory");
 }
 END_TEST
 
