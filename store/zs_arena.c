@@ -113,6 +113,7 @@ int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct)
 		goto out_unmap;
 	for (unsigned l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
 		pthread_mutex_init(&a->reserve[l].lock, NULL);
+	pthread_mutex_init(&a->refill_lock, NULL);
 	return 0;
 
 out_unmap:
@@ -145,6 +146,7 @@ void zs_arena_fini(struct zs_arena *a)
 	a->fd = -1;
 	for (unsigned l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
 		pthread_mutex_destroy(&a->reserve[l].lock);
+	pthread_mutex_destroy(&a->refill_lock);
 }
 
 /* Bit i set in the result: pages i..i+pages-1 are all free in @used. */
@@ -223,6 +225,21 @@ static int64_t zs_arena_scan(struct zs_arena *a, unsigned pages,
 }
 
 /*
+ * zs_arena_check_ahead - @open words are open now: ask for a refill when
+ * fewer than half the wanted words past them are populated.
+ */
+static void zs_arena_check_ahead(struct zs_arena *a, uint64_t open)
+{
+	uint64_t cap = atomic_load_explicit(&a->ahead_cap,
+					    memory_order_relaxed);
+
+	if (cap && atomic_load_explicit(&a->populated_to,
+					memory_order_relaxed) <= open + cap / 2)
+		atomic_fetch_or_explicit(&a->reserve_want, 1u,
+					 memory_order_relaxed);
+}
+
+/*
  * zs_arena_claim - a run from the bitmap (see zs_arena_get()).  With
  * @defer (the refill), a new bitmap page is not charged now but owed, and
  * paid by the next zs_arena_get(): a store holding nothing but its
@@ -273,6 +290,7 @@ static int64_t zs_arena_claim(struct zs_arena *a, unsigned pages, bool defer)
 			if (newpage && defer)
 				atomic_fetch_add_explicit(&a->bitmap_owed, 1,
 						memory_order_relaxed);
+			zs_arena_check_ahead(a, open + 1);
 		} else if (newpage && !defer) {
 			zs_acct_uncharge(a->acct, ZS_PAGE_SIZE);
 		}
@@ -425,24 +443,115 @@ void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages)
 	zs_arena_release(a, page, pages);
 }
 
+static void zs_arena_populate(struct zs_arena *a, uint64_t page,
+			      unsigned pages);
+
 void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages)
 {
+	uint64_t stacks = pages / 2, words = pages / 2 / ZS_WORD_PAGES;
 	unsigned l;
 
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
-		uint64_t runs = pages / ((uint64_t)ZS_MAX_SPAN_PAGES * l);
+		uint64_t runs = stacks / ((uint64_t)ZS_MAX_SPAN_PAGES * l);
 
 		if (runs > ZS_RESERVE_RUNS)
 			runs = ZS_RESERVE_RUNS;
 		atomic_store_explicit(&a->reserve[l].cap, (uint32_t)runs,
 				      memory_order_relaxed);
 	}
+	/* One word of the half is the last open word's populated tail. */
+	atomic_store_explicit(&a->ahead_cap, words ? words - 1 : 0,
+			      memory_order_relaxed);
 	atomic_store_explicit(&a->reserve_want,
-			      ((1u << (ZS_MAX_SPAN_PAGES + 1)) - 1) & ~1u,
+			      (1u << (ZS_MAX_SPAN_PAGES + 1)) - 1,
 			      memory_order_relaxed);
 }
 
-/* Fault in the pages of a run, so that writing them later costs nothing. */
+uint64_t zs_arena_reserve_pages(const struct zs_arena *a)
+{
+	uint64_t open = atomic_load_explicit(&a->open_words,
+					     memory_order_relaxed);
+	uint64_t to = atomic_load_explicit(&a->populated_to,
+					   memory_order_relaxed);
+
+	return atomic_load_explicit(&a->reserve_pages, memory_order_relaxed) +
+	       (to > open ? (to - open) * ZS_WORD_PAGES : 0);
+}
+
+/*
+ * zs_arena_trim_word - punch the free pages of word @w.  They are claimed
+ * first (all at once, by compare-and-swap), so nobody can take one while
+ * it is punched, then freed again.  Pages in use are left alone.
+ */
+static void zs_arena_trim_word(struct zs_arena *a, uint64_t w)
+{
+	uint64_t v = atomic_load_explicit(&a->bits[w], memory_order_relaxed);
+	uint64_t mine;
+	unsigned i, j;
+
+	do {
+		mine = ~v;
+		if (!mine)
+			return;
+	} while (!atomic_compare_exchange_weak_explicit(&a->bits[w], &v,
+			~0ULL, memory_order_acquire, memory_order_relaxed));
+	for (i = 0; i < ZS_WORD_PAGES; i = j) {
+		if (!(mine >> i & 1)) {
+			j = i + 1;
+			continue;
+		}
+		for (j = i + 1; j < ZS_WORD_PAGES && (mine >> j & 1); j++)
+			;
+		while (fallocate(a->fd, FALLOC_FL_PUNCH_HOLE |
+				 FALLOC_FL_KEEP_SIZE,
+				 (off_t)((w * ZS_WORD_PAGES + i) * ZS_PAGE_SIZE),
+				 (off_t)(j - i) * ZS_PAGE_SIZE) < 0 &&
+		       errno == EINTR)
+			;
+	}
+	atomic_fetch_and_explicit(&a->bits[w], ~mine, memory_order_release);
+	atomic_fetch_add_explicit(&a->free_seq, 1, memory_order_relaxed);
+}
+
+/*
+ * zs_arena_ahead - populate the words from the last open one to
+ * ahead_cap past it, or punch what lies beyond that (the cap was
+ * lowered).  Needs refill_lock.
+ */
+static void zs_arena_ahead(struct zs_arena *a)
+{
+	uint64_t open = atomic_load_explicit(&a->open_words,
+					     memory_order_acquire);
+	uint64_t cap = atomic_load_explicit(&a->ahead_cap,
+					    memory_order_relaxed);
+	uint64_t to = atomic_load_explicit(&a->populated_to,
+					   memory_order_relaxed);
+	uint64_t lo = open ? open - 1 : 0, end, w;
+
+	end = cap ? open + cap : lo;
+	if (end > a->nr_words)
+		end = a->nr_words;
+	/* Too much populated: give the free pages past @end back. */
+	for (w = to; w > end; w--)
+		zs_arena_trim_word(a, w - 1);
+	if (to > end)
+		to = end;
+	if (to < lo)
+		to = lo;
+	/*
+	 * A word at a time, one madvise each.  A page that is in use is not
+	 * changed by being populated; one freed (punched) meanwhile in the
+	 * last open word comes back resident, and is the next one claimed.
+	 */
+	for (; to < end; to++) {
+		zs_arena_populate(a, to * ZS_WORD_PAGES, ZS_WORD_PAGES);
+		atomic_store_explicit(&a->populated_to, to + 1,
+				      memory_order_relaxed);
+	}
+	atomic_store_explicit(&a->populated_to, to, memory_order_relaxed);
+}
+
+/* Fault in @pages pages, so that writing them later costs nothing. */
 static void zs_arena_populate(struct zs_arena *a, uint64_t page,
 			      unsigned pages)
 {
@@ -459,10 +568,12 @@ static void zs_arena_populate(struct zs_arena *a, uint64_t page,
 
 uint64_t zs_arena_refill(struct zs_arena *a)
 {
-	uint64_t added = 0, page;
+	uint64_t before, after, page;
 	unsigned l;
 	int64_t pg;
 
+	pthread_mutex_lock(&a->refill_lock);
+	before = zs_arena_reserve_pages(a);
 	/* Every stack is topped up, not just the ones that asked. */
 	atomic_store_explicit(&a->reserve_want, 0, memory_order_relaxed);
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
@@ -494,14 +605,19 @@ uint64_t zs_arena_refill(struct zs_arena *a)
 				break;
 			pg = zs_arena_claim(a, l, true);
 			if (pg < 0)
-				return added;
+				goto out;
 			zs_arena_populate(a, (uint64_t)pg, l);
 			if (!zs_rstack_push(a, l, (uint64_t)pg)) {
 				zs_arena_release(a, (uint64_t)pg, l);
 				break;
 			}
-			added += l;
 		}
 	}
-	return added;
+out:
+	/* After the stacks: their claims may have opened words. */
+	zs_arena_ahead(a);
+	atomic_fetch_and_explicit(&a->reserve_want, ~1u, memory_order_relaxed);
+	after = zs_arena_reserve_pages(a);
+	pthread_mutex_unlock(&a->refill_lock);
+	return after > before ? after - before : 0;
 }

@@ -107,6 +107,11 @@ struct zs_arena {
 	_Atomic unsigned reserve_want;	/* bit L: stack L below half its cap */
 	_Atomic uint64_t bitmap_owed;	/* bitmap pages opened by the refill,
 					 * not yet charged */
+	pthread_mutex_t refill_lock;	/* one zs_arena_refill() at a time */
+	_Atomic uint64_t ahead_cap;	/* words to keep populated past the
+					 * open ones; zs_arena_set_reserve */
+	_Atomic uint64_t populated_to;	/* words below it (from the last open
+					 * one) are populated; refill_lock */
 };
 
 /*
@@ -145,26 +150,35 @@ int64_t zs_arena_get(struct zs_arena *a, unsigned pages);
 void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages);
 
 /*
- * zs_arena_set_reserve - hold up to about @pages resident free pages, a
- * share for each run length (length L keeps @pages / (8 * L) runs, at
- * most ZS_RESERVE_RUNS).  0 turns the reserve off.  Takes effect at the
- * next zs_arena_refill(), which fills or trims the stacks; marks every
- * length wanted.  Cannot fail.
+ * zs_arena_set_reserve - hold up to about @pages resident free pages:
+ * half in the stacks, a share for each run length (length L keeps
+ * @pages / (16 * L) runs, at most ZS_RESERVE_RUNS), and half as whole
+ * words populated ahead of the open ones, where fresh runs are cut, so
+ * that a growing pool finds its new pages resident too.  0 turns the
+ * reserve off.  Takes effect at the next zs_arena_refill(), which fills
+ * or trims; marks everything wanted.  Cannot fail.
  */
 void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages);
 
 /*
- * zs_arena_refill - bring every stack up to its cap with fresh
- * runs, faulted in here (MADV_POPULATE_WRITE) so that the I/O path does
- * not have to; punch the runs of stacks over their cap.  May sleep in the
- * page allocator: call it from a thread that serves no I/O.  Takes each
+ * zs_arena_refill - bring every stack up to its cap with fresh runs, and
+ * the words ahead up to theirs, faulted in here (MADV_POPULATE_WRITE, a
+ * word at a time) so that the I/O path does not have to; punch what is
+ * over the caps.  May sleep in the page allocator: call it from a thread
+ * that serves no I/O.  Takes refill_lock (one refill at a time) and each
  * reserve lock briefly per run, never a class lock.  Returns the pages
- * added.  Stops early if the arena is full or the bitmap's account is at
- * its limit.
+ * added to the reserve.  The stacks stop early if the arena is full or
+ * the bitmap's account is at its limit.
  */
 uint64_t zs_arena_refill(struct zs_arena *a);
 
-/* zs_arena_reserve_wanted - true if some stack is below half its cap. */
+/*
+ * zs_arena_reserve_pages - resident pages held for the future: the
+ * stacks', and the words populated past the open ones.  Approximate.
+ */
+uint64_t zs_arena_reserve_pages(const struct zs_arena *a);
+
+/* zs_arena_reserve_wanted - true if a zs_arena_refill() has work. */
 static inline int zs_arena_reserve_wanted(const struct zs_arena *a)
 {
 	return atomic_load_explicit(&a->reserve_want,

@@ -1067,8 +1067,7 @@ int zs_reserve_wanted(const struct zs_pool *pool)
 
 uint64_t zs_reserve_bytes(const struct zs_pool *pool)
 {
-	return atomic_load_explicit(&pool->arena.reserve_pages,
-				   memory_order_relaxed) * ZS_PAGE_SIZE;
+	return zs_arena_reserve_pages(&pool->arena) * ZS_PAGE_SIZE;
 }
 
 uint64_t zs_pages_compacted(const struct zs_pool *pool)
