@@ -31,7 +31,10 @@
 #	BENCH_ZRAM_WAIT=S	wait for a zram0 someone else uses (default 120)
 #	BENCH_SKIP_NBD=1	no nbdkit + nbdfuse row
 #	BENCH_PNG=PATH		also draw the table as a PNG (gnuplot)
-#	BENCH_FIO_RUNTIME=S	seconds per fio run (default 10, quick 3)
+#	BENCH_FIO_RUNTIME=S	seconds per fio run (default 6, quick 3)
+#	BENCH_REPEAT=N		runs of each throughput figure, the median kept
+#				(default 3, quick 1); sequential writes after
+#				the first go to a device emptied by blkdiscard
 #	FUSEZRAM=PATH		the daemon (default ./fusezram)
 #
 # Safety: one EXIT/INT/TERM trap undoes everything this script set up, in
@@ -64,9 +67,11 @@ CORPUS_FULL_MIB=256
 if [ "$QUICK" = 1 ]; then
 	CORPUS_MIB=64
 	FIO_RUNTIME=${BENCH_FIO_RUNTIME:-3}
+	REPEAT=${BENCH_REPEAT:-1}
 else
 	CORPUS_MIB=$CORPUS_FULL_MIB
-	FIO_RUNTIME=${BENCH_FIO_RUNTIME:-10}
+	FIO_RUNTIME=${BENCH_FIO_RUNTIME:-6}
+	REPEAT=${BENCH_REPEAT:-3}
 fi
 CORPUS_BYTES=$((CORPUS_MIB << 20))
 DISKSIZE=1G			# every device: fusezram, zram0, nbdkit, nullfs
@@ -466,6 +471,14 @@ dd_timed() {
 	DD_MBPS=$(div "$DD_BYTES" "$(awk -v s="${DD_SECS:-0}" 'BEGIN { print s * 1e6 }')" %.0f)
 }
 
+# median V... - the median of numbers ("-" if any is "-"); the lower
+# middle one of an even count.
+median() {
+	local v
+	for v in "$@"; do [ "$v" != - ] || { echo -; return; }; done
+	printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+}
+
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
@@ -518,7 +531,7 @@ need() {
 }
 
 mkdir -p "$OUT"
-for c in "losetup util-linux" "fallocate util-linux" "fusermount3 fuse3" \
+for c in "losetup util-linux" "fallocate util-linux" "blkdiscard util-linux" "fusermount3 fuse3" \
 	"python3 python3" "cc gcc" "pkg-config pkg-config" "jq jq"; do
 	# shellcheck disable=SC2086 # two words
 	need $c || die "missing ${c% *}"
@@ -862,26 +875,36 @@ echo
 
 echo "== 3. throughput: $CORPUS_MIB MiB corpus through a direct-I/O loop device"
 echo "  seq: dd bs=1M oflag=direct / iflag=direct; random: fio libaio direct=1 iodepth=32 numjobs=2 bs=4k ${FIO_RUNTIME}s"
+echo "  each figure the median of $REPEAT run(s) (BENCH_REPEAT); every write goes to an empty device (blkdiscard between runs)"
 echo "  random write content: fio buffer_compress_percentage=$FIO_COMPRESS (from the corpus' lz4 ratio ${LZ4_RATIO:-unknown}), buffer_compress_chunk=4096, refill_buffers"
 
 ROWS=()
-declare -A R_W R_R R_RR R_RW R_RATIO R_RSSRATIO R_NOTE
+declare -A R_W R_R R_RR R_RW R_RATIO R_RSSRATIO R_NOTE R_RUNS
 FAILS=()
 
 # measure ROW DEV MMSTAT PID CMP - the whole set of runs on DEV.  MMSTAT:
 # an mm_stat file or "-"; PID: a process whose RSS growth counts as the
 # store's memory, or "-"; CMP: 1 to compare the read-back with the corpus.
 measure() {
-	local row=$1 dev=$2 mms=$3 pid=$4 docmp=$5 r0=0 r1 orig memu
+	local row=$1 dev=$2 mms=$3 pid=$4 docmp=$5 r0=0 r1 orig memu k
+	local -a w=() r=() rr=() rw=()
 	ROWS+=("$row")
 	[ "$pid" = - ] || r0=$(rss "$pid")
-	dd_timed if="$CORPUS" of="$dev" bs=1M oflag=direct
-	if [ "$DD_RC" = 0 ]; then
-		R_W[$row]=$DD_MBPS
-	else
-		R_W[$row]=-
-		FAILS+=("$row: sequential write failed: ${DD_ERR:-status $DD_RC}")
-	fi
+	# Each write after the first goes to an emptied device, as the
+	# first did (where discard is not supported, it overwrites).
+	for ((k = 0; k < REPEAT; k++)); do
+		[ "$k" = 0 ] || bounded "$T_SMALL" blkdiscard "$dev" >/dev/null 2>&1 || :
+		dd_timed if="$CORPUS" of="$dev" bs=1M oflag=direct
+		if [ "$DD_RC" = 0 ]; then
+			w+=("$DD_MBPS")
+		else
+			w+=(-)
+			FAILS+=("$row: sequential write failed: ${DD_ERR:-status $DD_RC}")
+			break
+		fi
+	done
+	R_W[$row]=$(median "${w[@]}")
+	R_RUNS[$row]="write ${w[*]}"
 	if [ "$mms" != - ]; then
 		orig=$(mm "$mms" orig)
 		memu=$(mm "$mms" mem_used)
@@ -896,13 +919,18 @@ measure() {
 		R_RSSRATIO[$row]=-
 	fi
 	drop_caches
-	dd_timed if="$dev" of=/dev/null bs=1M count="$CORPUS_MIB" iflag=direct
-	if [ "$DD_RC" = 0 ]; then
-		R_R[$row]=$DD_MBPS
-	else
-		R_R[$row]=-
-		FAILS+=("$row: sequential read failed: ${DD_ERR:-status $DD_RC}")
-	fi
+	for ((k = 0; k < REPEAT; k++)); do
+		dd_timed if="$dev" of=/dev/null bs=1M count="$CORPUS_MIB" iflag=direct
+		if [ "$DD_RC" = 0 ]; then
+			r+=("$DD_MBPS")
+		else
+			r+=(-)
+			FAILS+=("$row: sequential read failed: ${DD_ERR:-status $DD_RC}")
+			break
+		fi
+	done
+	R_R[$row]=$(median "${r[@]}")
+	R_RUNS[$row]+="; read ${r[*]}"
 	if [ "$docmp" = 1 ]; then
 		if bounded "$T_CMP" cmp -n "$CORPUS_BYTES" "$CORPUS" "$dev" >"$TMP/cmp.txt" 2>&1; then
 			R_NOTE[$row]="read-back identical"
@@ -913,15 +941,23 @@ measure() {
 	else
 		R_NOTE[$row]="reads zeros (not compared)"
 	fi
-	fio_run "$dev" randread
-	R_RR[$row]=$FIO_IOPS
-	[ "$FIO_IOPS" != - ] || FAILS+=("$row: fio randread failed")
-	fio_run "$dev" randwrite "${FIO_WRITE_OPTS[@]}"
-	R_RW[$row]=$FIO_IOPS
-	[ "$FIO_IOPS" != - ] || FAILS+=("$row: fio randwrite failed")
+	for ((k = 0; k < REPEAT; k++)); do
+		fio_run "$dev" randread
+		rr+=("$FIO_IOPS")
+		[ "$FIO_IOPS" != - ] || { FAILS+=("$row: fio randread failed"); break; }
+	done
+	for ((k = 0; k < REPEAT; k++)); do
+		fio_run "$dev" randwrite "${FIO_WRITE_OPTS[@]}"
+		rw+=("$FIO_IOPS")
+		[ "$FIO_IOPS" != - ] || { FAILS+=("$row: fio randwrite failed"); break; }
+	done
+	R_RR[$row]=$(median "${rr[@]}")
+	R_RW[$row]=$(median "${rw[@]}")
+	R_RUNS[$row]+="; randread ${rr[*]}; randwrite ${rw[*]}"
 	printf '  %-18s write %6s MB/s  read %6s MB/s  randread %7s  randwrite %7s IOPS  ratio %5s  rss-ratio %5s  %s\n' \
 		"$row" "${R_W[$row]}" "${R_R[$row]}" "${R_RR[$row]}" "${R_RW[$row]}" \
 		"${R_RATIO[$row]}" "${R_RSSRATIO[$row]}" "${R_NOTE[$row]}"
+	[ "$REPEAT" = 1 ] || printf '  %-18s runs: %s\n' "" "${R_RUNS[$row]}"
 }
 
 if [ "$HAVE_FZ" = 1 ]; then
