@@ -119,7 +119,9 @@
  * Costs
  * -----
  * zs_store() and zs_load() make no syscall and zs_store() no malloc
- * unless a span or a handle chunk is created; zs_free() makes one
+ * unless a span or a handle chunk is created and the class has no spare
+ * left (emptied spans leave up to ZS_SPARE_SPANS structs, and an emptied
+ * chunk one, for reuse: once warm, steady churn mallocs nothing); zs_free() makes one
  * (the punch) when a span empties and the reserve of its length is full.
  * With a reserve (zs_set_reserve()), a new span's pages are resident
  * already, so zs_store() takes no page fault either while zs_refill()
@@ -141,7 +143,9 @@
  * TODO: the arena does not grow past its size at create; compaction does
  * not repack handle tables (a chunk with one live handle stays); span
  * structs come from malloc, whose header and rounding cost up to 24
- * bytes a span; zs_compact() has no way to stop early.
+ * bytes a span, and the first spans and chunks of a class are malloc'd
+ * on the I/O path (spares make that a warm-up cost only); zs_compact()
+ * has no way to stop early.
  */
 #include <assert.h>
 #include <errno.h>
@@ -165,6 +169,8 @@
 #define ZS_HCHUNK_ENTS (1u << ZS_HCHUNK_SHIFT)
 #define ZS_HNONE UINT32_MAX	/* end of a chunk list */
 #define ZS_HENT_NONE 0xffffu	/* end of a chunk's free-entry list */
+
+#define ZS_SPARE_SPANS 8	/* freed span structs a class keeps for reuse */
 
 #define ZS_SLOT_FREE 0x80000000u	/* back-ref of a free slot */
 #define ZS_SLOT_NONE 0xffffu	/* end of a span's free-slot list */
@@ -228,6 +234,14 @@ struct zs_class {
 	uint32_t hfree;			/* chunks with free entries */
 	uint32_t hunused;		/* directory entries without a chunk */
 	uint32_t hchunks;		/* chunks allocated; 0: no directory */
+	/*
+	 * Spares, so that a steady workload mallocs nothing: span structs
+	 * (linked by next) and one handle chunk's entries, freed but kept.
+	 * Not charged (like malloc's own free lists).
+	 */
+	struct zs_span *spare;		/* lock */
+	unsigned nspare;		/* lock: at most ZS_SPARE_SPANS */
+	uint64_t *spare_chunk;		/* lock */
 	/* Written under lock (exclusive), read anywhere (approximate): */
 	_Atomic uint64_t nr_spans;
 	_Atomic uint64_t nr_used;
@@ -235,6 +249,7 @@ struct zs_class {
 
 struct zs_pool {
 	struct zs_acct acct;		/* lock-free */
+	_Atomic uint64_t allocs;	/* heap allocations for metadata */
 	struct zs_arena arena;		/* lock-free */
 	_Atomic uint64_t pages_compacted;
 	unsigned nr_classes;		/* fixed */
@@ -342,6 +357,12 @@ static void zs_class_unlock_shared(struct zs_class *c)
 	zr_rw_unlock_read(&c->lock);
 }
 
+/* zs_count_alloc - one more heap allocation for metadata (zs_allocs()). */
+static void zs_count_alloc(struct zs_pool *pool)
+{
+	atomic_fetch_add_explicit(&pool->allocs, 1, memory_order_relaxed);
+}
+
 /* Statistics counters: written only with the class lock held exclusive. */
 static void zs_stat_add(_Atomic uint64_t *v, int64_t d)
 {
@@ -441,7 +462,8 @@ static void zs_hlist_add_locked(struct zs_class *c, uint32_t ci)
  * Add an empty handle chunk, growing the directory to @newcap if needed.
  * The caller has charged zs_hchunk_need_locked().  Returns 0 or -ENOMEM.
  */
-static int zs_hchunk_add_locked(struct zs_class *c, uint32_t newcap)
+static int zs_hchunk_add_locked(struct zs_pool *pool, struct zs_class *c,
+				uint32_t newcap)
 {
 	struct zs_hchunk *ch;
 	uint64_t *ent;
@@ -450,15 +472,21 @@ static int zs_hchunk_add_locked(struct zs_class *c, uint32_t newcap)
 	if (c->hunused == ZS_HNONE &&
 	    (uint64_t)c->hdir_len * ZS_HCHUNK_ENTS >= ZS_MAX_HANDLES)
 		return -ENOMEM;
-	ent = malloc(ZS_HCHUNK_ENTS * sizeof(uint64_t));
-	if (!ent)
-		return -ENOMEM;
+	ent = c->spare_chunk;
+	c->spare_chunk = NULL;
+	if (!ent) {
+		ent = malloc(ZS_HCHUNK_ENTS * sizeof(uint64_t));
+		if (!ent)
+			return -ENOMEM;
+		zs_count_alloc(pool);
+	}
 	if (newcap != c->hdir_cap) {
 		ch = realloc(c->hdir, newcap * sizeof(*ch));
 		if (!ch) {
-			free(ent);
+			c->spare_chunk = ent;
 			return -ENOMEM;
 		}
+		zs_count_alloc(pool);
 		c->hdir = ch;
 		c->hdir_cap = newcap;
 	}
@@ -490,7 +518,10 @@ static uint64_t zs_hchunk_drop_locked(struct zs_class *c, uint32_t ci)
 
 	assert(ch->used == 0);
 	zs_hlist_del_locked(c, ci);
-	free(ch->ent);
+	if (!c->spare_chunk)
+		c->spare_chunk = ch->ent;
+	else
+		free(ch->ent);
 	ch->ent = NULL;
 	ch->next = c->hunused;
 	c->hunused = ci;
@@ -617,17 +648,25 @@ static int zs_span_create_locked(struct zs_pool *pool, struct zs_class *c)
 	int64_t page;
 	unsigned i;
 
-	s = aligned_alloc(16, zs_span_struct_size(c->objs));
-	if (!s)
-		return -ENOMEM;
+	page = zs_arena_get(&pool->arena, c->span_pages);
+	if (page < 0)
+		return (int)page;
+	s = c->spare;
+	if (s) {
+		c->spare = s->next;
+		c->nspare--;
+	} else {
+		s = aligned_alloc(16, zs_span_struct_size(c->objs));
+		if (!s) {
+			zs_arena_put(&pool->arena, (uint64_t)page,
+				     c->span_pages);
+			return -ENOMEM;
+		}
+		zs_count_alloc(pool);
+	}
 	/* The handle entry keeps address / 16 in 52 bits. */
 	assert(((uintptr_t)s & 15) == 0 &&
 	       (uint64_t)(uintptr_t)s >> (ZS_ENT_SLOT_SHIFT + 4) == 0);
-	page = zs_arena_get(&pool->arena, c->span_pages);
-	if (page < 0) {
-		free(s);
-		return (int)page;
-	}
 	s->page = (uint32_t)page;
 	s->inuse = 0;
 	s->free_slot = 0;
@@ -639,11 +678,31 @@ static int zs_span_create_locked(struct zs_pool *pool, struct zs_class *c)
 	return 0;
 }
 
-/* Give back span @s, already off its list; no lock needed.  Cannot fail. */
-static void zs_span_release(struct zs_pool *pool, struct zs_class *c,
-			    struct zs_span *s)
+/*
+ * zs_span_retire_locked - @s has emptied and is off its list: keep its
+ * struct as a spare if there is room.  Returns @s if the caller must free
+ * it (after zs_span_release()), NULL if it was kept.
+ */
+static struct zs_span *zs_span_retire_locked(struct zs_class *c,
+					     struct zs_span *s)
 {
-	zs_arena_put(&pool->arena, s->page, c->span_pages);
+	if (c->nspare >= ZS_SPARE_SPANS)
+		return s;
+	s->next = c->spare;
+	c->spare = s;
+	c->nspare++;
+	return NULL;
+}
+
+/*
+ * zs_span_release - give back the pages of a retired span that began at
+ * arena page @page, and its struct @s unless it was kept (NULL).  No lock
+ * needed.  Cannot fail.
+ */
+static void zs_span_release(struct zs_pool *pool, struct zs_class *c,
+			    uint64_t page, struct zs_span *s)
+{
+	zs_arena_put(&pool->arena, page, c->span_pages);
 	free(s);
 	zs_acct_uncharge(&pool->acct, c->span_cost);
 }
@@ -706,7 +765,7 @@ static int zs_reserve_locked(struct zs_pool *pool, struct zs_class *c,
 	if (ret)
 		return ret;
 	if (need_h) {
-		ret = zs_hchunk_add_locked(c, newcap);
+		ret = zs_hchunk_add_locked(pool, c, newcap);
 		if (ret)
 			goto out_uncharge;
 	}
@@ -807,6 +866,13 @@ void zs_pool_destroy(struct zs_pool *pool)
 		for (ci = 0; ci < c->hdir_len; ci++)
 			free(c->hdir[ci].ent);
 		free(c->hdir);
+		while (c->spare) {
+			struct zs_span *s = c->spare;
+
+			c->spare = s->next;
+			free(s);
+		}
+		free(c->spare_chunk);
 	}
 	zs_arena_fini(&pool->arena);
 	free(pool->classes);
@@ -915,7 +981,7 @@ void zs_free(struct zs_pool *pool, uint64_t handle, size_t len)
 	struct zs_class *c = zs_handle_class(pool, handle, len);
 	uint32_t idx = zs_handle_index(handle);
 	struct zs_span *s = NULL;
-	uint64_t e, freed;
+	uint64_t e, freed, page = 0;
 	int empty = 0;
 
 	zs_class_lock(c);
@@ -929,6 +995,10 @@ void zs_free(struct zs_pool *pool, uint64_t handle, size_t len)
 		s = zs_ent_span(e);
 		assert(s->slot[slot] == idx);
 		empty = zs_slot_free_locked(c, s, slot);
+		if (empty) {
+			page = s->page;
+			s = zs_span_retire_locked(c, s);
+		}
 	}
 	zs_stat_add(&c->nr_used, -1);
 	zs_class_unlock(c);
@@ -939,7 +1009,7 @@ void zs_free(struct zs_pool *pool, uint64_t handle, size_t len)
 		zs_arena_put(&pool->arena, zs_ent_huge_page(e), 1);
 		zs_acct_uncharge(&pool->acct, c->span_cost);
 	} else if (empty) {
-		zs_span_release(pool, c, s);
+		zs_span_release(pool, c, page, s);
 	}
 }
 
@@ -996,6 +1066,7 @@ static uint64_t zs_compact_class(struct zs_pool *pool, struct zs_class *c)
 	/* Look before locking: most classes need nothing, leave them be. */
 	while (zs_can_compact(c)) {
 		struct zs_span *src;
+		uint64_t page;
 		unsigned slot;
 		int empty = 0;
 
@@ -1011,8 +1082,10 @@ static uint64_t zs_compact_class(struct zs_pool *pool, struct zs_class *c)
 			if (!(src->slot[slot] & ZS_SLOT_FREE))
 				empty = zs_move_locked(pool, c, src, slot);
 		}
+		page = src->page;
+		src = zs_span_retire_locked(c, src);
 		zs_class_unlock(c);
-		zs_span_release(pool, c, src);
+		zs_span_release(pool, c, page, src);
 		pages += c->span_pages;
 	}
 	return pages;
@@ -1068,6 +1141,11 @@ int zs_reserve_wanted(const struct zs_pool *pool)
 uint64_t zs_reserve_bytes(const struct zs_pool *pool)
 {
 	return zs_arena_reserve_pages(&pool->arena) * ZS_PAGE_SIZE;
+}
+
+uint64_t zs_allocs(const struct zs_pool *pool)
+{
+	return atomic_load_explicit(&pool->allocs, memory_order_relaxed);
 }
 
 uint64_t zs_pages_compacted(const struct zs_pool *pool)

@@ -147,6 +147,15 @@ uint64_t zs_refill(struct zs_pool *pool);
 int zs_reserve_wanted(const struct zs_pool *pool);
 uint64_t zs_reserve_bytes(const struct zs_pool *pool);
 
+/*
+ * zs_allocs - heap allocations the pool has made for its metadata since
+ * it was created (span structs, handle chunks, directory growth).  Freed
+ * span structs (a few per class) and one handle chunk per class are kept
+ * for reuse, so a workload that stores and frees at a steady rate, such
+ * as swap, stops adding to it once warm.  Approximate.  Cannot fail.
+ */
+uint64_t zs_allocs(const struct zs_pool *pool);
+
 /* zs_pages_compacted - total pages freed by compaction so far. */
 uint64_t zs_pages_compacted(const struct zs_pool *pool);
 

@@ -633,6 +633,48 @@ START_TEST(test_reserve_concurrent)
 }
 END_TEST
 
+/*
+ * Steady churn, as swap makes: a ring of live objects, the oldest freed
+ * as each new one is stored.  Once warm, it must not malloc (span structs
+ * and handle chunks are reused), and it must still read back.
+ */
+static void churn(struct zs_pool *p, uint64_t *h, unsigned *len, unsigned n,
+		  unsigned steps, uint64_t *seed, unsigned *pos)
+{
+	static const unsigned sizes[] = { 700, 1500, 2100, 2900, 3600, 4096 };
+	unsigned i, k;
+
+	for (i = 0; i < steps; i++, (*pos)++) {
+		k = *pos % n;
+		if (h[k]) {
+			ck_assert(load_ok(p, h[k], len[k], *pos - n));
+			zs_free(p, h[k], len[k]);
+		}
+		len[k] = sizes[splitmix(seed) % 6];
+		h[k] = store_pat(p, len[k], *pos);
+	}
+}
+
+START_TEST(test_no_alloc_when_warm)
+{
+	enum { N = 512 };
+	uint64_t h[N] = { 0 }, seed = 17, warm;
+	unsigned len[N], pos = 0, k;
+
+	churn(pool, h, len, N, 20000, &seed, &pos);
+	warm = zs_allocs(pool);
+	ck_assert_uint_gt(warm, 0);
+	churn(pool, h, len, N, 20000, &seed, &pos);
+	ck_assert_msg(zs_allocs(pool) == warm,
+		      "%llu heap allocations after warm-up",
+		      (unsigned long long)(zs_allocs(pool) - warm));
+	for (k = 0; k < N; k++)
+		zs_free(pool, h[k], len[k]);
+	ck_assert_uint_eq(total_spans(pool), 0);
+	ck_assert_uint_le(zs_total_bytes(pool), 4096);
+}
+END_TEST
+
 /* ---- Limit -------------------------------------------------------------- */
 
 START_TEST(test_limit)
@@ -1120,6 +1162,7 @@ Suite *zs_pool_suite(void)
 	tcase_add_test(tc, test_random_model);
 	tcase_add_test(tc, test_efficiency);
 	tcase_add_test(tc, test_arena_reuse);
+	tcase_add_test(tc, test_no_alloc_when_warm);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("compaction");
