@@ -479,6 +479,28 @@ median() {
 	printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
 }
 
+# dd_runs ROW WHAT DISCARD ARGS... - dd ARGS, REPEAT times; DD_RUNS gets
+# each run's MB/s, "-" for a failed one (which ends the runs and goes into
+# FAILS as WHAT).  DISCARD, unless "-", is a device to blkdiscard before
+# every run but the first.
+dd_runs() {
+	local row=$1 what=$2 disc=$3 k
+	shift 3
+	DD_RUNS=()
+	for ((k = 0; k < REPEAT; k++)); do
+		if [ "$k" != 0 ] && [ "$disc" != - ]; then
+			bounded "$T_SMALL" blkdiscard "$disc" >/dev/null 2>&1 || :
+		fi
+		dd_timed "$@"
+		if [ "$DD_RC" != 0 ]; then
+			DD_RUNS+=(-)
+			FAILS+=("$row: $what failed: ${DD_ERR:-status $DD_RC}")
+			break
+		fi
+		DD_RUNS+=("$DD_MBPS")
+	done
+}
+
 drop_caches() {
 	sync
 	echo 3 >/proc/sys/vm/drop_caches
@@ -892,17 +914,8 @@ measure() {
 	[ "$pid" = - ] || r0=$(rss "$pid")
 	# Each write after the first goes to an emptied device, as the
 	# first did (where discard is not supported, it overwrites).
-	for ((k = 0; k < REPEAT; k++)); do
-		[ "$k" = 0 ] || bounded "$T_SMALL" blkdiscard "$dev" >/dev/null 2>&1 || :
-		dd_timed if="$CORPUS" of="$dev" bs=1M oflag=direct
-		if [ "$DD_RC" = 0 ]; then
-			w+=("$DD_MBPS")
-		else
-			w+=(-)
-			FAILS+=("$row: sequential write failed: ${DD_ERR:-status $DD_RC}")
-			break
-		fi
-	done
+	dd_runs "$row" "sequential write" "$dev" if="$CORPUS" of="$dev" bs=1M oflag=direct
+	w=("${DD_RUNS[@]}")
 	R_W[$row]=$(median "${w[@]}")
 	R_RUNS[$row]="write ${w[*]}"
 	if [ "$mms" != - ]; then
@@ -919,16 +932,8 @@ measure() {
 		R_RSSRATIO[$row]=-
 	fi
 	drop_caches
-	for ((k = 0; k < REPEAT; k++)); do
-		dd_timed if="$dev" of=/dev/null bs=1M count="$CORPUS_MIB" iflag=direct
-		if [ "$DD_RC" = 0 ]; then
-			r+=("$DD_MBPS")
-		else
-			r+=(-)
-			FAILS+=("$row: sequential read failed: ${DD_ERR:-status $DD_RC}")
-			break
-		fi
-	done
+	dd_runs "$row" "sequential read" - if="$dev" of=/dev/null bs=1M count="$CORPUS_MIB" iflag=direct
+	r=("${DD_RUNS[@]}")
 	R_R[$row]=$(median "${r[@]}")
 	R_RUNS[$row]+="; read ${r[*]}"
 	if [ "$docmp" = 1 ]; then
