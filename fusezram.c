@@ -173,12 +173,12 @@
  * 256 MiB of /usr, 2 CPUs, median of 5 mounts): 413 MB/s with 128 KiB,
  * 368 MB/s with 1 MiB; overwrites 499-552 against 448-478 MB/s; reads
  * no worse.  Each request is still at least ZR_PARALLEL_MIN, so the
- * store's helpers share its pages as well.
+ * store's helpers share its pages when it is alone (zr_store.c).
  */
 #define FZ_DEFAULT_MAX_WRITE (128u << 10)
 /* Async direct I/O in flight, and where the kernel starts throttling. */
 #define FZ_MAX_BACKGROUND 64
-/* -o reserve=: the most the allocator's stacks hold evenly by length. */
+/* -o reserve=: at most this, so that the reserve stays small next to data. */
 #define FZ_RESERVE_MAX (16ULL << 20)
 #define FZ_CONGESTION_THRESHOLD 48
 
@@ -948,8 +948,10 @@ static int fz_show_summary(struct fz_data *fz, char *buf, size_t size)
 	fz_printf(&t, "Failed I/O:     %llu reads, %llu writes\n",
 		  (unsigned long long)s.failed_reads,
 		  (unsigned long long)s.failed_writes);
-	fz_printf(&t, "Image:          open %d time(s); %u thread(s) compress each large request\n",
-		  atomic_load(&fz->img_opens), fz->threads);
+	fz_printf(&t, "Image:          open %d time(s); %u thread(s) compress each large request\n"
+		  "                when it is alone (%llu requests shared so far)\n",
+		  atomic_load(&fz->img_opens), fz->threads,
+		  (unsigned long long)s.split_requests);
 	if (!fz->discipline)
 		fz_printf(&t, "Memory lock:    off (-o nomlock): this memory may be swapped out\n");
 	else

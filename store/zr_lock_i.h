@@ -35,14 +35,11 @@
 
 #define ZR_RW_WRITER  0x80000000u
 #define ZR_RW_WAITERS 0x40000000u
-#define ZR_RW_READERS 0x3fffffffu
 #define ZR_RW_SPINS   64
 
 struct zr_rwlock {
-	_Atomic uint32_t word;		/* 0 = free; see above */
+	_Atomic uint32_t word;		/* 0 = free (zeroed memory is free) */
 };
-
-#define ZR_RWLOCK_INIT { 0 }
 
 static inline void zr_futex_wait(_Atomic uint32_t *word, uint32_t val)
 {
@@ -141,12 +138,6 @@ static inline void zr_rw_unlock_write(struct zr_rwlock *l)
 
 	if (v & ZR_RW_WAITERS)
 		zr_futex_wake_all(&l->word);
-}
-
-/* zr_rw_is_free - nothing holds @l and nobody sleeps on it (tests). */
-static inline int zr_rw_is_free(struct zr_rwlock *l)
-{
-	return atomic_load_explicit(&l->word, memory_order_relaxed) == 0;
 }
 
 #endif /* FUSEZRAM_ZR_LOCK_I_H */

@@ -128,6 +128,7 @@ struct zr_store {
 	_Atomic uint64_t miss_free;
 	_Atomic uint64_t mem_used_max;
 	_Atomic uint64_t idle_pages;
+	_Atomic uint64_t split_requests;
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
@@ -896,6 +897,7 @@ static ssize_t zr_io(struct zr_store *st, bool write, void *buf, size_t len,
 	parallel = big && atomic_fetch_add_explicit(&st->big_inflight, 1,
 				memory_order_relaxed) < st->nworkers;
 	if (parallel) {
+		zr_stat_add(st, split_requests, 1);
 		pthread_mutex_lock(&st->work_lock);
 		job.link = st->work;
 		st->work = &job;
@@ -1078,6 +1080,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->miss_free = zr_stat_get(st, miss_free);
 	out->idle_pages = zr_stat_get(st, idle_pages);
 	out->reserve_bytes = zs_reserve_bytes(st->pool);
+	out->split_requests = zr_stat_get(st, split_requests);
 }
 
 void zr_set_mem_limit(struct zr_store *st, uint64_t bytes)

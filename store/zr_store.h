@@ -132,6 +132,7 @@ struct zr_stats {
 	uint64_t pages_stored;		/* non-empty slots */
 	uint64_t idle_pages;		/* stored pages marked idle */
 	uint64_t reserve_bytes;		/* resident free pages, zr_config */
+	uint64_t split_requests;	/* large requests shared with helpers */
 };
 
 /* zr_get_stats - fill @out; each field an atomic read.  Cannot fail. */

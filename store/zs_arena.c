@@ -34,14 +34,18 @@
  * runs that it faults in itself, so that a store on the I/O path finds
  * its pages present: it neither takes a fault nor waits in the page
  * allocator, which under memory pressure could mean waiting on reclaim,
- * and so on swap I/O to our own image.  The stacks hold at most about
- * the budget given to zs_arena_set_reserve() (split evenly by length);
- * those pages are resident but belong to no span, so they are not in the
- * pool's byte account (mem_used_total).
+ * and so on swap I/O to our own image.  Half the budget given to
+ * zs_arena_set_reserve() goes to the stacks (split evenly by length),
+ * half to whole words populated ahead of the open ones, where fresh runs
+ * are cut (populated_to), so that a pool that grows finds its new pages
+ * resident as well.  Those pages are resident but belong to no span, so
+ * they are not in the pool's byte account (mem_used_total).
  *
  * Locking:
- *	zs_rstack.lock (one per run length): leaf, held for one push or pop;
- *	callers may hold a class lock.
+ *	refill_lock: one zs_arena_refill() at a time; guards populated_to's
+ *	  writes (readers load it without the lock, as a hint)
+ *	  -> zs_rstack.lock (one per run length): leaf, held for one push
+ *	     or pop; the I/O path takes it under a class lock.
  * Bitmap words change only by compare-and-swap or atomic and; open_words
  * only by compare-and-swap; the other counters are hints.  Nothing here
  * blocks except the punch and the refill's page faults.
@@ -373,29 +377,37 @@ static bool zs_rstack_pop(struct zs_arena *a, unsigned l, uint64_t *page)
 	return done;
 }
 
+/*
+ * zs_rstack_trim - punch runs off stack @l until it holds at most @keep.
+ * Takes the stack's lock once per run, not across the punch.
+ */
+static void zs_rstack_trim(struct zs_arena *a, unsigned l, uint32_t keep)
+{
+	struct zs_rstack *r = &a->reserve[l];
+	uint64_t page = 0;
+	bool over;
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		over = r->n > keep;
+		if (over)
+			page = r->run[--r->n];
+		pthread_mutex_unlock(&r->lock);
+		if (!over)
+			return;
+		atomic_fetch_sub_explicit(&a->reserve_pages, l,
+					  memory_order_relaxed);
+		zs_arena_release(a, page, l);
+	}
+}
+
 /* zs_arena_drain - punch every run in the reserve.  Cannot fail. */
 static void zs_arena_drain(struct zs_arena *a)
 {
-	uint64_t page;
 	unsigned l;
 
-	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
-		struct zs_rstack *r = &a->reserve[l];
-		bool got;
-
-		do {
-			pthread_mutex_lock(&r->lock);
-			got = r->n > 0;
-			if (got)
-				page = r->run[--r->n];
-			pthread_mutex_unlock(&r->lock);
-			if (got) {
-				atomic_fetch_sub_explicit(&a->reserve_pages, l,
-						memory_order_relaxed);
-				zs_arena_release(a, page, l);
-			}
-		} while (got);
-	}
+	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
+		zs_rstack_trim(a, l, 0);
 }
 
 /* Charge the bitmap pages the refill opened.  Returns 0 or -ENOSPC. */
@@ -538,6 +550,7 @@ static void zs_arena_ahead(struct zs_arena *a)
 		to = end;
 	if (to < lo)
 		to = lo;
+	atomic_store_explicit(&a->populated_to, to, memory_order_relaxed);
 	/*
 	 * A word at a time, one madvise each.  A page that is in use is not
 	 * changed by being populated; one freed (punched) meanwhile in the
@@ -548,7 +561,6 @@ static void zs_arena_ahead(struct zs_arena *a)
 		atomic_store_explicit(&a->populated_to, to + 1,
 				      memory_order_relaxed);
 	}
-	atomic_store_explicit(&a->populated_to, to, memory_order_relaxed);
 }
 
 /* Fault in @pages pages, so that writing them later costs nothing. */
@@ -568,7 +580,7 @@ static void zs_arena_populate(struct zs_arena *a, uint64_t page,
 
 uint64_t zs_arena_refill(struct zs_arena *a)
 {
-	uint64_t before, after, page;
+	uint64_t before, after;
 	unsigned l;
 	int64_t pg;
 
@@ -583,20 +595,7 @@ uint64_t zs_arena_refill(struct zs_arena *a)
 		uint32_t n;
 
 		/* Over the cap (it was lowered): punch the surplus. */
-		for (;;) {
-			bool over;
-
-			pthread_mutex_lock(&r->lock);
-			over = r->n > cap;
-			if (over)
-				page = r->run[--r->n];
-			pthread_mutex_unlock(&r->lock);
-			if (!over)
-				break;
-			atomic_fetch_sub_explicit(&a->reserve_pages, l,
-						  memory_order_relaxed);
-			zs_arena_release(a, page, l);
-		}
+		zs_rstack_trim(a, l, cap);
 		for (;;) {
 			pthread_mutex_lock(&r->lock);
 			n = r->n;

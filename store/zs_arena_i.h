@@ -78,8 +78,8 @@ struct zs_rstack {
 /*
  * struct zs_arena - the pages spans are made of.
  * The bitmap words are claimed with compare-and-swap; the reserve stacks
- * each have a leaf mutex; every other field is fixed after
- * zs_arena_init() or an approximate hint.
+ * each have a leaf mutex, taken under refill_lock by the refill; every
+ * other field is fixed after zs_arena_init() or an approximate hint.
  */
 struct zs_arena {
 	char *base;			/* the memfd's mapping; never moves */
@@ -104,7 +104,8 @@ struct zs_arena {
 	struct zs_rstack reserve[ZS_MAX_SPAN_PAGES + 1];	/* by length;
 					 * [0] unused */
 	_Atomic uint64_t reserve_pages;	/* pages held in the stacks */
-	_Atomic unsigned reserve_want;	/* bit L: stack L below half its cap */
+	_Atomic unsigned reserve_want;	/* bit L: stack L below half its cap;
+					 * bit 0: words ahead below half */
 	_Atomic uint64_t bitmap_owed;	/* bitmap pages opened by the refill,
 					 * not yet charged */
 	pthread_mutex_t refill_lock;	/* one zs_arena_refill() at a time */

@@ -121,13 +121,13 @@
  * zs_store() and zs_load() make no syscall and zs_store() no malloc
  * unless a span or a handle chunk is created and the class has no spare
  * left (emptied spans leave up to ZS_SPARE_SPANS structs, and an emptied
- * chunk one, for reuse: once warm, steady churn mallocs nothing); zs_free() makes one
- * (the punch) when a span empties and the reserve of its length is full.
- * With a reserve (zs_set_reserve()), a new span's pages are resident
- * already, so zs_store() takes no page fault either while zs_refill()
- * keeps up.  Shared state touched on the hot path
- * is only the atomic byte counter, and only when a span or chunk comes
- * or goes.
+ * chunk one, for reuse: once warm, steady churn mallocs nothing).
+ * zs_free() makes one syscall (the punch) when a span empties and the
+ * reserve of its length is full.  With a reserve (zs_set_reserve()), a
+ * new span's pages are resident already, so zs_store() takes no page
+ * fault either while zs_refill() keeps up.  Shared state touched on the
+ * hot path is the atomic byte counter and a reserve stack's mutex, and
+ * only when a span or chunk comes or goes.
  *
  * Locking:
  *	class->lock (zr_rwlock, zr_lock_i.h; one per class)
@@ -137,8 +137,9 @@
  * zs_get_class_stats() take it shared; zs_store(), zs_free() and
  * zs_compact() exclusive.  zs_read() calls its callback with the lock
  * held shared: the callback must not call into the pool (a nested class
- * lock could deadlock against a writer of that class).  Statistics are atomics written under the
- * class lock and read without it, so they are approximate.
+ * lock could deadlock against a writer of that class).  Statistics are
+ * atomics written under the class lock and read without it, so they are
+ * approximate.
  *
  * TODO: the arena does not grow past its size at create; compaction does
  * not repack handle tables (a chunk with one live handle stays); span

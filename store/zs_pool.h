@@ -132,14 +132,16 @@ int zs_fragmented(const struct zs_pool *pool);
  * process's RSS.  A pool starts with none.
  *
  * zs_set_reserve - set the budget (0: free pages are punched at once, as
- * without a reserve); the stacks follow at the next zs_refill().  Cannot
- * fail.
+ * without a reserve); the reserve follows at the next zs_refill().
+ * Cannot fail.
  * zs_refill - fill the reserve up to its budget (faulting the pages in
  * here) and trim it down to it.  May sleep in the page allocator: call it
- * from a thread that serves no I/O.  Takes no class lock.  Returns the
- * pages added.
+ * from a thread that serves no I/O.  Takes the arena's refill lock and
+ * its reserve stack locks briefly, never a class lock; calls from several
+ * threads run one after another.  Returns the pages added.
  * zs_reserve_wanted - true when a zs_refill() would add something: some
- * run length's stack is at or below half its share.  One atomic load.
+ * run length's stack is at or below half its share, or fewer than half
+ * the words ahead are populated.  One atomic load.
  * zs_reserve_bytes - bytes held in the reserve now.  Approximate.
  */
 void zs_set_reserve(struct zs_pool *pool, uint64_t bytes);

@@ -1,7 +1,8 @@
 #!/bin/bash
 # t_mount: good options.  Mounted the ordinary way fusezram detaches and
 # keeps serving; the default disksize is 1G; size suffixes and mem_limit
-# show in the image's size and mm_stat; -s (single-threaded) works; after
+# show in the image's size and mm_stat; requests are 128 KiB unless
+# -o max_write= says otherwise; -s (single-threaded) works; after
 # fusermount3 -u the daemon exits by itself.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -39,6 +40,20 @@ for s in 8K:8192 512K:524288 2M:2097152 1048576:1048576; do
 done
 fz_mount -o mem_limit=1G
 fz_expect_eq "mem_limit=1G in mm_stat" "$(fz_mm mem_limit)" $((1 << 30))
+fz_umount
+
+# Request size: 128 KiB by default (a 1 MiB direct I/O comes as 8 requests
+# at once), and -o max_write= still overrides it; libfuse's -d log shows
+# what INIT answered.
+fz_mount -d -o disksize=4M
+fz_wait_until 10 grep -q 'max_write=' "$FZ_LOG" || fz_fail "no INIT reply in the -d log: $(head -c 500 "$FZ_LOG")"
+fz_expect_eq "default max_write" "$(sed -n 's/^ *max_write=//p' "$FZ_LOG" | head -n 1)" 0x00020000
+roundtrip
+fz_umount
+fz_mount -d -o disksize=4M,max_write=1048576
+fz_wait_until 10 grep -q 'max_write=' "$FZ_LOG" || fz_fail "no INIT reply in the -d log: $(head -c 500 "$FZ_LOG")"
+fz_expect_eq "max_write=1048576" "$(sed -n 's/^ *max_write=//p' "$FZ_LOG" | head -n 1)" 0x00100000
+roundtrip
 fz_umount
 
 # Single-threaded.

@@ -682,6 +682,28 @@ START_TEST(test_reserve_refill)
 END_TEST
 
 /*
+ * A large request alone is shared with the helpers (split_requests counts
+ * it); a small one, or any request without helpers, is not.
+ */
+START_TEST(test_split_alone)
+{
+	struct zr_store *st = zt_open(0, ZT_DISK, 0);
+	uint8_t *buf = malloc(ZT_DISK);
+	uint64_t seed = 5;
+
+	tu_fill_random(buf, ZT_DISK, &seed);
+	ck_assert_int_eq(zr_write(st, buf, ZR_PARALLEL_MIN - ZT_PAGE, 0),
+			 (ssize_t)(ZR_PARALLEL_MIN - ZT_PAGE));
+	ck_assert_uint_eq(zt_stats(st).split_requests, 0);
+	ck_assert_int_eq(zr_write(st, buf, ZT_DISK, 0), (ssize_t)ZT_DISK);
+	ck_assert_int_eq(zr_read(st, buf, ZT_DISK, 0), (ssize_t)ZT_DISK);
+	ck_assert_uint_eq(zt_stats(st).split_requests, zt_workers ? 2 : 0);
+	zr_store_destroy(st);
+	free(buf);
+}
+END_TEST
+
+/*
  * The slot lock alone: writers keep two counters equal under the write
  * lock, readers check them under the read lock.  Four threads on one
  * slot spin out and sleep on the futex often, so the wake-up paths run.
@@ -744,6 +766,7 @@ Suite *zr_store_suite(void)
 	int n = tu_nbackends();
 
 	tcase_add_test(tc, test_create_bad);
+	tcase_add_test(tc, test_split_alone);
 	tcase_add_loop_test(tc, test_unwritten_zero, 0, n);
 	tcase_add_loop_test(tc, test_roundtrip_lengths, 0, n);
 	tcase_add_loop_test(tc, test_incompressible, 0, n);
@@ -773,6 +796,7 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tp, test_discard_edges, 0, n);
 	tcase_add_loop_test(tp, test_mem_limit, 0, n);
 	tcase_add_loop_test(tp, test_hammer, 0, n);
+	tcase_add_test(tp, test_split_alone);
 	tcase_set_timeout(tp, 600);
 	suite_add_tcase(s, tp);
 
