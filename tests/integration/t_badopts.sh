@@ -62,6 +62,10 @@ expect_bad mem_limit 5Z -- -o mem_limit=5Z "$mnt"
 expect_bad threads banana -- -o threads=banana "$mnt"
 expect_bad reserve 17M -- -o reserve=17M "$mnt"
 expect_bad reserve lots -- -o reserve=lots "$mnt"
+# max_read is a mount option: a plain byte count, one page to 1 MiB.
+expect_bad max_read 64K -- -o max_read=64K "$mnt"
+expect_bad max_read 100 -- -o max_read=100 "$mnt"
+expect_bad max_read 2097152 -- -o max_read=2097152 "$mnt"
 expect_bad nosuchopt -- -o nosuchopt=1 "$mnt"
 expect_bad mount -- -o disksize=1M
 expect_bad "$FZ_TMP/nonexistent" -- "$FZ_TMP/nonexistent"

@@ -1,9 +1,10 @@
 #!/bin/bash
 # t_mount: good options.  Mounted the ordinary way fusezram detaches and
 # keeps serving; the default disksize is 1G; size suffixes and mem_limit
-# show in the image's size and mm_stat; requests are 128 KiB unless
-# -o max_write= says otherwise; -s (single-threaded) works; after
-# fusermount3 -u the daemon exits by itself.
+# show in the image's size and mm_stat; writes are 128 KiB and reads
+# 64 KiB unless -o max_write= or max_read= say otherwise; -s
+# (single-threaded) works; after fusermount3 -u the daemon exits by
+# itself.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require dd cmp
@@ -53,6 +54,20 @@ fz_umount
 fz_mount -d -o disksize=4M,max_write=1048576
 fz_wait_until 10 grep -q 'max_write=' "$FZ_LOG" || fz_fail "no INIT reply in the -d log: $(head -c 500 "$FZ_LOG")"
 fz_expect_eq "max_write=1048576" "$(sed -n 's/^ *max_write=//p' "$FZ_LOG" | head -n 1)" 0x00100000
+roundtrip
+fz_umount
+
+# Reads: 64 KiB by default, -o max_read= overrides; the kernel shows the
+# mount option in /proc/mounts.
+mount_max_read() {
+	awk -v m="$FZ_MNT" '$2 == m { n = split($4, o, ","); for (i = 1; i <= n; i++) if (o[i] ~ /^max_read=/) print substr(o[i], 10) }' /proc/mounts
+}
+fz_mount -o disksize=4M
+fz_expect_eq "default max_read" "$(mount_max_read)" 65536
+roundtrip
+fz_umount
+fz_mount -o disksize=4M,max_read=131072
+fz_expect_eq "max_read=131072" "$(mount_max_read)" 131072
 roundtrip
 fz_umount
 
