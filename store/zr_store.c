@@ -31,6 +31,10 @@
  * store that finds the reserve at half, and takes the page faults and
  * any wait in the page allocator that stores would otherwise take on the
  * I/O path.  The reserve is filled once before zr_store_create() returns.
+ * While the allocator holds a spill (freed pages kept past the reserve,
+ * see zs_arena.c), the thread also wakes every ZS_SPILL_PERIOD_MS to give
+ * back what nothing reused (zs_age()); a free that begins a spill wakes
+ * it the same way a store that finds the reserve at half does.
  *
  * Locking:
  *   slot lock (zr_slot_i.h)   one per page; never two at once
@@ -351,8 +355,11 @@ static int zr_encode(struct zr_store *st, struct zr_stream *s,
 /* zr_release - free what an entry held, after it left its slot. */
 static void zr_release(struct zr_store *st, const struct zr_entry *e)
 {
-	if (zr_meta_has_obj(e->meta))
-		zs_free(st->pool, e->handle, zr_meta_len(e->meta));
+	if (!zr_meta_has_obj(e->meta))
+		return;
+	zs_free(st->pool, e->handle, zr_meta_len(e->meta));
+	/* A freed span may have begun a spill, which the thread ages. */
+	zr_refill_kick(st);
 }
 
 /* Account for @old leaving a slot and @new entering it. */
@@ -534,16 +541,59 @@ static bool zr_free_page(struct zr_store *st, uint64_t idx)
 /* ------------------------------------------------------------------ */
 /* Background compaction                                               */
 
+/* @t plus @ms milliseconds. */
+static struct timespec zr_ts_add_ms(struct timespec t, long ms)
+{
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
+static bool zr_ts_before(const struct timespec *a, const struct timespec *b)
+{
+	return a->tv_sec < b->tv_sec ||
+	       (a->tv_sec == b->tv_sec && a->tv_nsec < b->tv_nsec);
+}
+
+/*
+ * zr_age_spill - give back, every ZS_SPILL_PERIOD_MS, the freed pages the
+ * allocator kept past its reserve that nothing has reused.  @next is
+ * when to age next, or zero while there is no spill.  The first call of
+ * a spill only starts its period.
+ */
+static void zr_age_spill(struct zr_store *st, struct timespec *next)
+{
+	struct timespec now;
+
+	if (!zs_spill_bytes(st->pool) && !next->tv_sec && !next->tv_nsec)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((next->tv_sec || next->tv_nsec) && zr_ts_before(&now, next))
+		return;
+	if (zs_age(st->pool))
+		*next = zr_ts_add_ms(now, ZS_SPILL_PERIOD_MS);
+	else
+		*next = (struct timespec){ 0, 0 };
+}
+
 static void *zr_compactor(void *arg)
 {
 	struct zr_store *st = arg;
-	struct timespec until;
+	struct timespec until, next_age = { 0, 0 };
 
 	pthread_mutex_lock(&st->compact_lock);
 	while (!st->compact_stop) {
 		if (!st->compact_kick) {
-			clock_gettime(CLOCK_MONOTONIC, &until);
-			until.tv_sec += ZR_COMPACT_PERIOD;
+			if (next_age.tv_sec || next_age.tv_nsec) {
+				until = next_age;
+			} else {
+				clock_gettime(CLOCK_MONOTONIC, &until);
+				until.tv_sec += ZR_COMPACT_PERIOD;
+			}
 			pthread_cond_timedwait(&st->compact_cond,
 					       &st->compact_lock, &until);
 		}
@@ -559,6 +609,7 @@ static void *zr_compactor(void *arg)
 			zs_refill(st->pool);
 		if (zs_fragmented(st->pool))
 			zs_compact(st->pool);
+		zr_age_spill(st, &next_age);
 		pthread_mutex_lock(&st->compact_lock);
 	}
 	pthread_mutex_unlock(&st->compact_lock);
@@ -1080,6 +1131,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->miss_free = zr_stat_get(st, miss_free);
 	out->idle_pages = zr_stat_get(st, idle_pages);
 	out->reserve_bytes = zs_reserve_bytes(st->pool);
+	out->spill_bytes = zs_spill_bytes(st->pool);
 	out->split_requests = zr_stat_get(st, split_requests);
 }
 

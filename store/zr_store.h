@@ -132,6 +132,8 @@ struct zr_stats {
 	uint64_t pages_stored;		/* non-empty slots */
 	uint64_t idle_pages;		/* stored pages marked idle */
 	uint64_t reserve_bytes;		/* resident free pages, zr_config */
+	uint64_t spill_bytes;		/* of those, freed past the reserve
+					 * in the last second or two */
 	uint64_t split_requests;	/* large requests shared with helpers */
 };
 

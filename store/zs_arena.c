@@ -41,11 +41,30 @@
  * resident as well.  Those pages are resident but belong to no span, so
  * they are not in the pool's byte account (mem_used_total).
  *
+ * The spill.  Frees and stores come in waves, and rarely of the same run
+ * length at once: swap discards a 2 MiB cluster, then writes out again;
+ * overwrites of one kind of data empty the spans of one class while
+ * another's grows.  A stack already at its cap (the refill keeps it
+ * there) would punch every run of such a wave, and the refill would then
+ * fault fresh pages in for the stores that follow: a punch, a TLB
+ * shootdown, a page allocation and a page clear for every page that
+ * merely changed hands.  So a freed run may stay in its stack past the
+ * cap, in the spill (at most spill_max pages in all, ZS_SPILL_FACTOR
+ * times the reserve), where the next span of that length takes it.
+ * zs_arena_age(), every ZS_SPILL_PERIOD_MS while there is a spill,
+ * punches what no pop has needed for a whole period: a stack's pops come
+ * off the top, so its entries below the least depth of the period (low)
+ * were idle all along, and that many past the cap go.  Freed memory goes
+ * back to the OS one to two periods late, or at once when the spill is
+ * full.
+ *
  * Locking:
  *	refill_lock: one zs_arena_refill() at a time; guards populated_to's
  *	  writes (readers load it without the lock, as a hint)
  *	  -> zs_rstack.lock (one per run length): leaf, held for one push
- *	     or pop; the I/O path takes it under a class lock.
+ *	     or pop; the I/O path takes it under a class lock.  Guards the
+ *	     stack's n, low, cap and run[], and its share of spill_pages
+ *	     (an atomic, so that readers need no lock).
  * Bitmap words change only by compare-and-swap or atomic and; open_words
  * only by compare-and-swap; the other counters are hints.  Nothing here
  * blocks except the punch and the refill's page faults.
@@ -58,6 +77,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -75,6 +95,34 @@ static void zs_arena_size(struct zs_arena *a, uint64_t pages)
 	a->map_bytes = pages * ZS_PAGE_SIZE;
 	a->bits_bytes = (a->nr_words * sizeof(uint64_t) + ZS_PAGE_SIZE - 1) /
 			ZS_PAGE_SIZE * ZS_PAGE_SIZE;
+}
+
+/*
+ * The stacks' arrays, in one allocation: room for the largest cap and the
+ * whole spill in runs of each length.  Untouched pages of it cost nothing.
+ * Returns 0 or -ENOMEM.
+ */
+static int zs_rstacks_init(struct zs_arena *a)
+{
+	uint32_t size[ZS_MAX_SPAN_PAGES + 1], total = 0, *run;
+	unsigned l;
+
+	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
+		size[l] = ZS_RESERVE_RUNS + ZS_SPILL_MAX_PAGES / l;
+		total += size[l];
+	}
+	run = calloc(total, sizeof(*run));
+	if (!run)
+		return -ENOMEM;
+	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
+		struct zs_rstack *r = &a->reserve[l];
+
+		pthread_mutex_init(&r->lock, NULL);
+		r->size = size[l];
+		r->run = run;
+		run += size[l];
+	}
+	return 0;
 }
 
 int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct)
@@ -115,8 +163,11 @@ int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (a->bits == MAP_FAILED)
 		goto out_unmap;
-	for (unsigned l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
-		pthread_mutex_init(&a->reserve[l].lock, NULL);
+	if (zs_rstacks_init(a) < 0) {
+		munmap((void *)a->bits, a->bits_bytes);
+		errno = ENOMEM;
+		goto out_unmap;
+	}
 	pthread_mutex_init(&a->refill_lock, NULL);
 	return 0;
 
@@ -148,6 +199,7 @@ void zs_arena_fini(struct zs_arena *a)
 	munmap(a->base, a->map_bytes);
 	close(a->fd);
 	a->fd = -1;
+	free(a->reserve[1].run);	/* the first of one allocation */
 	for (unsigned l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
 		pthread_mutex_destroy(&a->reserve[l].lock);
 	pthread_mutex_destroy(&a->refill_lock);
@@ -328,14 +380,43 @@ static void zs_arena_release(struct zs_arena *a, uint64_t page,
 	atomic_fetch_add_explicit(&a->free_seq, 1, memory_order_relaxed);
 }
 
-/* Push @page on stack @l if it has room.  Returns true if it did. */
-static bool zs_rstack_push(struct zs_arena *a, unsigned l, uint64_t page)
+/*
+ * Take one spill page slot of @l pages if the spill has room.  Needs the
+ * stack's lock (for the stack's share).  Returns true if it did.
+ */
+static bool zs_spill_take_locked(struct zs_arena *a, unsigned l)
+{
+	uint64_t max = atomic_load_explicit(&a->spill_max,
+					    memory_order_relaxed);
+	uint64_t cur = atomic_load_explicit(&a->spill_pages,
+					    memory_order_relaxed);
+
+	do {
+		if (cur + l > max)
+			return false;
+	} while (!atomic_compare_exchange_weak_explicit(&a->spill_pages, &cur,
+			cur + l, memory_order_relaxed, memory_order_relaxed));
+	if (!cur &&
+	    !(atomic_load_explicit(&a->reserve_want, memory_order_relaxed) &
+	      ZS_WANT_AGE))
+		atomic_fetch_or_explicit(&a->reserve_want, ZS_WANT_AGE,
+					 memory_order_relaxed);
+	return true;
+}
+
+/*
+ * Push @page on stack @l if it is under its cap, or, with @spill, past
+ * the cap while the spill has room.  Returns true if it did.
+ */
+static bool zs_rstack_push(struct zs_arena *a, unsigned l, uint64_t page,
+			   bool spill)
 {
 	struct zs_rstack *r = &a->reserve[l];
 	bool done = false;
 
 	pthread_mutex_lock(&r->lock);
-	if (r->n < atomic_load_explicit(&r->cap, memory_order_relaxed)) {
+	if (r->n < r->cap ||
+	    (spill && r->n < r->size && zs_spill_take_locked(a, l))) {
 		r->run[r->n++] = (uint32_t)page;
 		done = true;
 	}
@@ -347,29 +428,44 @@ static bool zs_rstack_push(struct zs_arena *a, unsigned l, uint64_t page)
 }
 
 /*
+ * Take the top run off stack @l (it has one), for the spill's and low's
+ * accounting.  Needs the stack's lock; reserve_pages is the caller's.
+ */
+static uint64_t zs_rstack_take_locked(struct zs_arena *a, unsigned l)
+{
+	struct zs_rstack *r = &a->reserve[l];
+	uint64_t page = r->run[--r->n];
+
+	if (r->n >= r->cap)
+		atomic_fetch_sub_explicit(&a->spill_pages, l,
+					  memory_order_relaxed);
+	if (r->n < r->low)
+		r->low = r->n;
+	return page;
+}
+
+/*
  * Pop a run off stack @l into *@page.  Returns false if the stack is
  * empty.  Marks the length wanted when it falls below half its cap.
  */
 static bool zs_rstack_pop(struct zs_arena *a, unsigned l, uint64_t *page)
 {
 	struct zs_rstack *r = &a->reserve[l];
-	uint32_t cap = atomic_load_explicit(&r->cap, memory_order_relaxed);
 	bool done = false;
-	uint32_t left = 0;
+	uint32_t left, cap;
 
-	if (!cap)
-		return false;
 	pthread_mutex_lock(&r->lock);
 	if (r->n) {
-		*page = r->run[--r->n];
+		*page = zs_rstack_take_locked(a, l);
 		done = true;
 	}
 	left = r->n;
+	cap = r->cap;
 	pthread_mutex_unlock(&r->lock);
 	if (done)
 		atomic_fetch_sub_explicit(&a->reserve_pages, l,
 					  memory_order_relaxed);
-	if (left <= cap / 2 &&
+	if (cap && left <= cap / 2 &&
 	    !(atomic_load_explicit(&a->reserve_want, memory_order_relaxed) &
 	      (1u << l)))
 		atomic_fetch_or_explicit(&a->reserve_want, 1u << l,
@@ -391,7 +487,7 @@ static void zs_rstack_trim(struct zs_arena *a, unsigned l, uint32_t keep)
 		pthread_mutex_lock(&r->lock);
 		over = r->n > keep;
 		if (over)
-			page = r->run[--r->n];
+			page = zs_rstack_take_locked(a, l);
 		pthread_mutex_unlock(&r->lock);
 		if (!over)
 			return;
@@ -450,7 +546,7 @@ int64_t zs_arena_get(struct zs_arena *a, unsigned pages)
 void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages)
 {
 	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
-	if (zs_rstack_push(a, pages, page))
+	if (zs_rstack_push(a, pages, page, true))
 		return;
 	zs_arena_release(a, page, pages);
 }
@@ -461,15 +557,29 @@ static void zs_arena_populate(struct zs_arena *a, uint64_t page,
 void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages)
 {
 	uint64_t stacks = pages / 2, words = pages / 2 / ZS_WORD_PAGES;
+
+	uint64_t spill = pages * ZS_SPILL_FACTOR;
 	unsigned l;
 
+	atomic_store_explicit(&a->spill_max, spill < ZS_SPILL_MAX_PAGES ?
+			      spill : ZS_SPILL_MAX_PAGES,
+			      memory_order_relaxed);
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
+		struct zs_rstack *r = &a->reserve[l];
 		uint64_t runs = stacks / ((uint64_t)ZS_MAX_SPAN_PAGES * l);
+		uint32_t was, now;
 
 		if (runs > ZS_RESERVE_RUNS)
 			runs = ZS_RESERVE_RUNS;
-		atomic_store_explicit(&a->reserve[l].cap, (uint32_t)runs,
-				      memory_order_relaxed);
+		/* What is past the new cap is spill now, and ages out. */
+		pthread_mutex_lock(&r->lock);
+		was = r->n > r->cap ? r->n - r->cap : 0;
+		r->cap = (uint32_t)runs;
+		now = r->n > r->cap ? r->n - r->cap : 0;
+		atomic_fetch_add_explicit(&a->spill_pages,
+					  ((uint64_t)now - was) * l,
+					  memory_order_relaxed);
+		pthread_mutex_unlock(&r->lock);
 	}
 	/* One word of the half is the last open word's populated tail. */
 	atomic_store_explicit(&a->ahead_cap, words ? words - 1 : 0,
@@ -581,6 +691,7 @@ static void zs_arena_populate(struct zs_arena *a, uint64_t page,
 uint64_t zs_arena_refill(struct zs_arena *a)
 {
 	uint64_t before, after;
+	bool spill_over;
 	unsigned l;
 	int64_t pg;
 
@@ -588,14 +699,18 @@ uint64_t zs_arena_refill(struct zs_arena *a)
 	before = zs_arena_reserve_pages(a);
 	/* Every stack is topped up, not just the ones that asked. */
 	atomic_store_explicit(&a->reserve_want, 0, memory_order_relaxed);
+	/* Over the spill's cap (it was lowered): no spill at all. */
+	spill_over = zs_arena_spill_pages(a) >
+		     atomic_load_explicit(&a->spill_max, memory_order_relaxed);
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
 		struct zs_rstack *r = &a->reserve[l];
-		uint32_t cap = atomic_load_explicit(&r->cap,
-						    memory_order_relaxed);
-		uint32_t n;
+		uint32_t n, cap;
 
-		/* Over the cap (it was lowered): punch the surplus. */
-		zs_rstack_trim(a, l, cap);
+		pthread_mutex_lock(&r->lock);
+		cap = r->cap;
+		pthread_mutex_unlock(&r->lock);
+		if (spill_over)
+			zs_rstack_trim(a, l, cap);
 		for (;;) {
 			pthread_mutex_lock(&r->lock);
 			n = r->n;
@@ -606,7 +721,7 @@ uint64_t zs_arena_refill(struct zs_arena *a)
 			if (pg < 0)
 				goto out;
 			zs_arena_populate(a, (uint64_t)pg, l);
-			if (!zs_rstack_push(a, l, (uint64_t)pg)) {
+			if (!zs_rstack_push(a, l, (uint64_t)pg, false)) {
 				zs_arena_release(a, (uint64_t)pg, l);
 				break;
 			}
@@ -619,4 +734,29 @@ out:
 	after = zs_arena_reserve_pages(a);
 	pthread_mutex_unlock(&a->refill_lock);
 	return after > before ? after - before : 0;
+}
+
+uint64_t zs_arena_age(struct zs_arena *a)
+{
+	unsigned l;
+
+	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
+		struct zs_rstack *r = &a->reserve[l];
+		uint32_t idle, keep;
+
+		pthread_mutex_lock(&r->lock);
+		idle = r->low < r->n ? r->low : r->n;
+		idle = idle > r->cap ? idle - r->cap : 0;
+		keep = r->n - idle;
+		pthread_mutex_unlock(&r->lock);
+		if (idle)
+			zs_rstack_trim(a, l, keep);
+		/* The next period starts here. */
+		pthread_mutex_lock(&r->lock);
+		r->low = r->n;
+		pthread_mutex_unlock(&r->lock);
+	}
+	atomic_fetch_and_explicit(&a->reserve_want, ~ZS_WANT_AGE,
+				  memory_order_relaxed);
+	return zs_arena_spill_pages(a);
 }

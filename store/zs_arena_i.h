@@ -24,7 +24,9 @@
 
 #define ZS_MAX_SPAN_PAGES 8		/* longest span (zsmalloc's chain) */
 #define ZS_WORD_PAGES 64		/* pages per bitmap word */
-#define ZS_RESERVE_RUNS 512		/* runs a reserve stack holds, at most */
+#define ZS_RESERVE_RUNS 512		/* runs a stack's cap may be, at most */
+/* The spill (zs_pool.h, zs_arena.c): at most this many pages in all. */
+#define ZS_SPILL_MAX_PAGES 16384	/* 64 MiB */
 
 /*
  * struct zs_acct - bytes held from the OS, and the cap on them.
@@ -66,13 +68,18 @@ static inline void zs_acct_uncharge(struct zs_acct *ac, uint64_t bytes)
  * are resident (pre-faulted by zs_arena_refill(), or left so when their
  * span was freed).  Their bitmap bits stay set, so nobody else claims
  * them; a run leaves the stack for a new span, or is punched when the
- * stack is over its cap.
+ * stack is over its cap and the spill is full, or when it has sat in the
+ * spill (past the cap) for a whole ZS_SPILL_PERIOD_MS.
  */
 struct zs_rstack {
 	pthread_mutex_t lock;		/* leaf; held for a push or a pop */
 	uint32_t n;			/* guarded by lock: runs held */
-	uint32_t run[ZS_RESERVE_RUNS];	/* guarded by lock: first pages */
-	_Atomic uint32_t cap;		/* runs to hold; zs_arena_set_reserve */
+	uint32_t low;			/* guarded by lock: least n since the
+					 * last zs_arena_age() */
+	uint32_t cap;			/* guarded by lock: runs kept for good;
+					 * zs_arena_set_reserve() */
+	uint32_t size;			/* length of run[]; fixed at init */
+	uint32_t *run;			/* guarded by lock: first pages */
 };
 
 /*
@@ -104,8 +111,12 @@ struct zs_arena {
 	struct zs_rstack reserve[ZS_MAX_SPAN_PAGES + 1];	/* by length;
 					 * [0] unused */
 	_Atomic uint64_t reserve_pages;	/* pages held in the stacks */
+	_Atomic uint64_t spill_pages;	/* of those, pages past the caps; the
+					 * stack locks (atomic for readers) */
+	_Atomic uint64_t spill_max;	/* cap on spill_pages */
 	_Atomic unsigned reserve_want;	/* bit L: stack L below half its cap;
-					 * bit 0: words ahead below half */
+					 * bit 0: words ahead below half;
+					 * ZS_WANT_AGE: the spill is filling */
 	_Atomic uint64_t bitmap_owed;	/* bitmap pages opened by the refill,
 					 * not yet charged */
 	pthread_mutex_t refill_lock;	/* one zs_arena_refill() at a time */
@@ -115,12 +126,15 @@ struct zs_arena {
 					 * one) are populated; refill_lock */
 };
 
+#define ZS_WANT_AGE (1u << (ZS_MAX_SPAN_PAGES + 1))
+
 /*
  * zs_arena_init - map an arena of @bytes of address space (no memory is
  * used until pages are written), or of less where address space is short:
  * the size is halved down to 64 MiB until mmap succeeds.  @acct is
  * charged for the bitmap pages as they come into use.
- * Returns 0 or -errno from memfd_create/ftruncate/mmap.
+ * Returns 0 or -errno from memfd_create/ftruncate/mmap, -ENOMEM for the
+ * stacks' arrays.
  */
 int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct);
 
@@ -143,10 +157,11 @@ int64_t zs_arena_get(struct zs_arena *a, unsigned pages);
 
 /*
  * zs_arena_put - give back a run from zs_arena_get().  It goes to the
- * reserve of its length while that is under its cap (pages stay
- * resident); otherwise its pages are punched out of the memfd (the memory
- * returns to the OS at once, also under mlockall) and the run becomes
- * free for reuse.  Cannot fail.  Takes the length's reserve lock.
+ * reserve of its length while that is under its cap, or past the cap
+ * into the spill while that has room (pages stay resident); otherwise its
+ * pages are punched out of the memfd (the memory returns to the OS at
+ * once, also under mlockall) and the run becomes free for reuse.  Cannot
+ * fail.  Takes the length's reserve lock.
  */
 void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages);
 
@@ -155,9 +170,12 @@ void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages);
  * half in the stacks, a share for each run length (length L keeps
  * @pages / (16 * L) runs, at most ZS_RESERVE_RUNS), and half as whole
  * words populated ahead of the open ones, where fresh runs are cut, so
- * that a growing pool finds its new pages resident too.  0 turns the
- * reserve off.  Takes effect at the next zs_arena_refill(), which fills
- * or trims; marks everything wanted.  Cannot fail.
+ * that a growing pool finds its new pages resident too; and let the
+ * stacks spill up to ZS_SPILL_FACTOR * @pages (at most ZS_SPILL_MAX_PAGES)
+ * of freed pages past their caps for a short time.  0 turns the reserve
+ * and the spill off.  Takes effect at the next zs_arena_refill(), which
+ * fills or trims; marks everything wanted.  Takes every reserve lock
+ * briefly.  Cannot fail.
  */
 void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages);
 
@@ -175,9 +193,26 @@ uint64_t zs_arena_refill(struct zs_arena *a);
 
 /*
  * zs_arena_reserve_pages - resident pages held for the future: the
- * stacks', and the words populated past the open ones.  Approximate.
+ * stacks' (the spill included), and the words populated past the open
+ * ones.  Approximate.
  */
 uint64_t zs_arena_reserve_pages(const struct zs_arena *a);
+
+/*
+ * zs_arena_age - punch the spilled runs that no pop has needed since the
+ * last call: in each stack, those that stayed past its cap all along.
+ * Called every ZS_SPILL_PERIOD_MS while there is a spill, a freed run is
+ * kept one to two periods.  Punches: call it from a thread that serves
+ * no I/O.  Takes each reserve lock briefly per run.  Returns the pages
+ * still spilled.
+ */
+uint64_t zs_arena_age(struct zs_arena *a);
+
+/* zs_arena_spill_pages - pages spilled past the caps now.  Approximate. */
+static inline uint64_t zs_arena_spill_pages(const struct zs_arena *a)
+{
+	return atomic_load_explicit(&a->spill_pages, memory_order_relaxed);
+}
 
 /* zs_arena_reserve_wanted - true if a zs_arena_refill() has work. */
 static inline int zs_arena_reserve_wanted(const struct zs_arena *a)

@@ -1139,6 +1139,16 @@ int zs_reserve_wanted(const struct zs_pool *pool)
 	return zs_arena_reserve_wanted(&pool->arena);
 }
 
+uint64_t zs_age(struct zs_pool *pool)
+{
+	return zs_arena_age(&pool->arena) * ZS_PAGE_SIZE;
+}
+
+uint64_t zs_spill_bytes(const struct zs_pool *pool)
+{
+	return zs_arena_spill_pages(&pool->arena) * ZS_PAGE_SIZE;
+}
+
 uint64_t zs_reserve_bytes(const struct zs_pool *pool)
 {
 	return zs_arena_reserve_pages(&pool->arena) * ZS_PAGE_SIZE;

@@ -131,23 +131,38 @@ int zs_fragmented(const struct zs_pool *pool);
  * belong to no span and are not in zs_total_bytes(); they are in the
  * process's RSS.  A pool starts with none.
  *
+ * Freed spans may also stay resident past the budget for a short time,
+ * in the spill (up to ZS_SPILL_FACTOR times the budget, 64 MiB at most),
+ * so that a wave of frees feeds the stores that follow instead of being
+ * punched and faulted in again; zs_age() gives back what sat unused.
+ *
  * zs_set_reserve - set the budget (0: free pages are punched at once, as
- * without a reserve); the reserve follows at the next zs_refill().
- * Cannot fail.
+ * without a reserve; no spill either); the reserve follows at the next
+ * zs_refill().  Cannot fail.
  * zs_refill - fill the reserve up to its budget (faulting the pages in
  * here) and trim it down to it.  May sleep in the page allocator: call it
  * from a thread that serves no I/O.  Takes the arena's refill lock and
  * its reserve stack locks briefly, never a class lock; calls from several
  * threads run one after another.  Returns the pages added.
- * zs_reserve_wanted - true when a zs_refill() would add something: some
- * run length's stack is at or below half its share, or fewer than half
- * the words ahead are populated.  One atomic load.
- * zs_reserve_bytes - bytes held in the reserve now.  Approximate.
+ * zs_reserve_wanted - true when a zs_refill() or zs_age() has work: some
+ * run length's stack is at or below half its share, fewer than half the
+ * words ahead are populated, or a spill has begun.  One atomic load.
+ * zs_reserve_bytes - bytes held in the reserve now, the spill included.
+ * Approximate.
+ * zs_age - punch the spilled pages that no new span has taken since the
+ * last call; call it every ZS_SPILL_PERIOD_MS (1 s) while
+ * zs_spill_bytes() is not 0, from a thread that serves no I/O.  Takes the
+ * reserve stack locks briefly.  Returns the bytes still spilled.
+ * zs_spill_bytes - bytes spilled past the budget now.  Approximate.
  */
+#define ZS_SPILL_FACTOR 4		/* spill: at most this times the budget */
+#define ZS_SPILL_PERIOD_MS 1000		/* zs_age() every this */
 void zs_set_reserve(struct zs_pool *pool, uint64_t bytes);
 uint64_t zs_refill(struct zs_pool *pool);
 int zs_reserve_wanted(const struct zs_pool *pool);
 uint64_t zs_reserve_bytes(const struct zs_pool *pool);
+uint64_t zs_age(struct zs_pool *pool);
+uint64_t zs_spill_bytes(const struct zs_pool *pool);
 
 /*
  * zs_allocs - heap allocations the pool has made for its metadata since

@@ -15,6 +15,7 @@
 
 #include "compressors/zcomp.h"
 #include "store/zr_store.h"
+#include "store/zs_pool.h"
 #include "store/zr_store_i.h"
 #include "store/zs_pool.h"
 #include "tests/unit/check_suites.h"
@@ -670,11 +671,23 @@ START_TEST(test_reserve_refill)
 		      (unsigned long long)first);
 	ck_assert_int_eq(zr_read(st, back, ZT_DISK, 0), (ssize_t)ZT_DISK);
 	ck_assert_mem_eq(back, buf, ZT_DISK);
-	/* Freed pages go back to the reserve, up to its budget. */
+	/*
+	 * Freed pages go back to the reserve, up to its budget, and past it
+	 * into the spill, which the background thread gives back when it has
+	 * sat unused for a whole period.
+	 */
 	ck_assert_int_eq(zr_discard(st, 0, ZT_DISK), 0);
 	s = zt_stats(st);
-	ck_assert_uint_le(s.reserve_bytes, zt_reserve);
+	ck_assert_uint_gt(s.spill_bytes, 0);
+	ck_assert_uint_le(s.reserve_bytes, zt_reserve * (1 + ZS_SPILL_FACTOR));
 	ck_assert_uint_le(s.mem_used_total, 2 * ZT_PAGE);
+	for (tries = 0; tries < 500 && s.spill_bytes; tries++) {
+		usleep(10000);
+		s = zt_stats(st);
+	}
+	ck_assert_msg(s.spill_bytes == 0, "spill of %llu bytes 5 s after",
+		      (unsigned long long)s.spill_bytes);
+	ck_assert_uint_le(s.reserve_bytes, zt_reserve);
 	zr_store_destroy(st);
 	free(buf);
 	free(back);

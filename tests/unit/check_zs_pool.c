@@ -616,6 +616,11 @@ static void compact_concurrent(uint64_t reserve)
 		zs_free(pool, cc->h[i], cc->len[i]);
 	}
 	ck_assert_uint_eq(total_spans(pool), 0);
+	ck_assert_uint_le(zs_reserve_bytes(pool),
+			  reserve * (1 + ZS_SPILL_FACTOR));
+	/* Two periods without stores: the spill is gone. */
+	zs_age(pool);
+	ck_assert_uint_eq(zs_age(pool), 0);
 	ck_assert_uint_le(zs_reserve_bytes(pool), reserve);
 	free(cc);
 }
@@ -1111,6 +1116,9 @@ static int reserve_child(int unused)
 		if (zs_reserve_wanted(p))
 			zs_refill(p);
 	}
+	/* Two periods without stores: the spill is gone. */
+	zs_age(p);
+	zs_age(p);
 	s2 = rss_shmem_kib();
 	if (zs_total_bytes(p) >= 2 * MiB ||
 	    zs_reserve_bytes(p) > 4 * MiB ||
@@ -1129,6 +1137,81 @@ static int reserve_child(int unused)
 START_TEST(test_reserve)
 {
 	run_child(reserve_child, 0, "reserve");
+}
+END_TEST
+
+/*
+ * The spill's checks, in a child; returns the number of the one that
+ * failed, or 0.  A wave of frees past the reserve's cap stays resident;
+ * the stores that follow take it back without new memory; zs_age() keeps
+ * what a period used and punches what sat idle through a whole period.
+ */
+static int spill_child(int unused)
+{
+	enum { N = 1024 };	/* raw objects, 4 MiB: far past the 1-page cap */
+	static uint64_t h[N];
+	struct zs_pool *p;
+	long base, s0, s1, s2, s3;
+	uint64_t spill;
+	unsigned i;
+
+	(void)unused;
+	base = rss_shmem_kib();
+	p = zs_pool_create(64 * MiB);
+	if (!p)
+		return 1;
+	zs_set_reserve(p, 4 * MiB);
+	zs_refill(p);
+	if (huge_store_kib(p, h, N) < 0)
+		return 2;
+	s0 = rss_shmem_kib();
+	for (i = 0; i < N; i++)
+		zs_free(p, h[i], ZS_MAX_ALLOC);
+	s1 = rss_shmem_kib();
+	spill = zs_spill_bytes(p);
+	/* Nothing punched: what is past the cap is spilled. */
+	if (s1 != s0 || spill < (N - 64) * ZS_PAGE_SIZE ||
+	    spill > ZS_SPILL_FACTOR * 4 * MiB || !zs_reserve_wanted(p))
+		return 3;
+	/* The first call only starts a period. */
+	if (zs_age(p) != spill || rss_shmem_kib() != s1)
+		return 4;
+	/* The next wave of stores takes the spill back: no new memory. */
+	if (huge_store_kib(p, h, N) != 0 || zs_spill_bytes(p) != 0)
+		return 5;
+	for (i = 0; i < N; i++)
+		zs_free(p, h[i], ZS_MAX_ALLOC);
+	spill = zs_spill_bytes(p);
+	if (spill < (N - 64) * ZS_PAGE_SIZE)
+		return 6;
+	/* This period's stores went down to the cap: nothing sat idle. */
+	if (zs_age(p) != spill || rss_shmem_kib() != s1)
+		return 7;
+	/* A whole period with no store: the spill goes back to the OS. */
+	if (zs_age(p) != 0 || zs_spill_bytes(p) != 0)
+		return 8;
+	s2 = rss_shmem_kib();
+	if ((uint64_t)(s1 - s2) * 1024 < spill ||
+	    zs_reserve_bytes(p) > 4 * MiB)
+		return 9;
+	/* Without a reserve there is no spill: a freed span is punched. */
+	zs_set_reserve(p, 0);
+	zs_refill(p);
+	if (huge_store_kib(p, h, 64) < 0)
+		return 10;
+	for (i = 0; i < 64; i++)
+		zs_free(p, h[i], ZS_MAX_ALLOC);
+	s3 = rss_shmem_kib();
+	if (zs_spill_bytes(p) != 0 || zs_reserve_bytes(p) != 0 ||
+	    s3 - base > 64)
+		return 11;
+	zs_pool_destroy(p);
+	return 0;
+}
+
+START_TEST(test_spill)
+{
+	run_child(spill_child, 0, "spill");
 }
 END_TEST
 
@@ -1178,6 +1261,7 @@ Suite *zs_pool_suite(void)
 	tcase_add_test(tc, test_rss_returns);
 	tcase_add_test(tc, test_rss_returns_mlocked);
 	tcase_add_test(tc, test_reserve);
+	tcase_add_test(tc, test_spill);
 	suite_add_tcase(s, tc);
 	return s;
 }
