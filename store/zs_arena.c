@@ -474,16 +474,18 @@ static bool zs_rstack_pop(struct zs_arena *a, unsigned l, uint64_t *page)
 }
 
 /*
- * zs_rstack_trim - punch runs off stack @l until it holds at most @keep.
- * Takes the stack's lock once per run, not across the punch.
+ * zs_rstack_trim - punch runs off stack @l until it holds at most @keep,
+ * or @count runs are punched.  Takes the stack's lock once per run, not
+ * across the punch.
  */
-static void zs_rstack_trim(struct zs_arena *a, unsigned l, uint32_t keep)
+static void zs_rstack_trim(struct zs_arena *a, unsigned l, uint32_t keep,
+			   uint32_t count)
 {
 	struct zs_rstack *r = &a->reserve[l];
 	uint64_t page = 0;
 	bool over;
 
-	for (;;) {
+	for (; count; count--) {
 		pthread_mutex_lock(&r->lock);
 		over = r->n > keep;
 		if (over)
@@ -503,7 +505,7 @@ static void zs_arena_drain(struct zs_arena *a)
 	unsigned l;
 
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
-		zs_rstack_trim(a, l, 0);
+		zs_rstack_trim(a, l, 0, UINT32_MAX);
 }
 
 /* Charge the bitmap pages the refill opened.  Returns 0 or -ENOSPC. */
@@ -567,7 +569,7 @@ void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages)
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
 		struct zs_rstack *r = &a->reserve[l];
 		uint64_t runs = stacks / ((uint64_t)ZS_MAX_SPAN_PAGES * l);
-		uint32_t was, now;
+		uint64_t was, now;
 
 		if (runs > ZS_RESERVE_RUNS)
 			runs = ZS_RESERVE_RUNS;
@@ -576,9 +578,12 @@ void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages)
 		was = r->n > r->cap ? r->n - r->cap : 0;
 		r->cap = (uint32_t)runs;
 		now = r->n > r->cap ? r->n - r->cap : 0;
-		atomic_fetch_add_explicit(&a->spill_pages,
-					  ((uint64_t)now - was) * l,
-					  memory_order_relaxed);
+		if (now > was)
+			atomic_fetch_add_explicit(&a->spill_pages, (now - was) * l,
+						  memory_order_relaxed);
+		else if (was > now)
+			atomic_fetch_sub_explicit(&a->spill_pages, (was - now) * l,
+						  memory_order_relaxed);
 		pthread_mutex_unlock(&r->lock);
 	}
 	/* One word of the half is the last open word's populated tail. */
@@ -710,7 +715,7 @@ uint64_t zs_arena_refill(struct zs_arena *a)
 		cap = r->cap;
 		pthread_mutex_unlock(&r->lock);
 		if (spill_over)
-			zs_rstack_trim(a, l, cap);
+			zs_rstack_trim(a, l, cap, UINT32_MAX);
 		for (;;) {
 			pthread_mutex_lock(&r->lock);
 			n = r->n;
@@ -742,15 +747,16 @@ uint64_t zs_arena_age(struct zs_arena *a)
 
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
 		struct zs_rstack *r = &a->reserve[l];
-		uint32_t idle, keep;
+		uint32_t idle, cap;
 
 		pthread_mutex_lock(&r->lock);
 		idle = r->low < r->n ? r->low : r->n;
 		idle = idle > r->cap ? idle - r->cap : 0;
-		keep = r->n - idle;
+		cap = r->cap;
 		pthread_mutex_unlock(&r->lock);
+		/* That many, not down to a depth: pushes meanwhile are new. */
 		if (idle)
-			zs_rstack_trim(a, l, keep);
+			zs_rstack_trim(a, l, cap, idle);
 		/* The next period starts here. */
 		pthread_mutex_lock(&r->lock);
 		r->low = r->n;
