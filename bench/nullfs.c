@@ -4,10 +4,13 @@
  * A low-level libfuse file system with a single regular file, "image", of
  * a size given with -o size=SIZE.  It stores nothing: writes succeed and
  * are dropped, reads return zeros, punch-hole succeeds.  The connection is
- * set up as fusezram sets up its own (fz_init() in fusezram.c): 1 MiB
- * max_write, async direct I/O, max_background 64, no splice; the image is
- * opened with FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES and served by
- * the multithreaded loop with 16 workers.  So the time a request spends
+ * set up as fusezram sets up its own (fz_init() in fusezram.c): async
+ * direct I/O, max_background 64, no splice; the image is opened with
+ * FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES and served by the
+ * multithreaded loop with 16 workers.  One difference: requests of up to
+ * 1 MiB (the fewest round trips, since there is nothing to overlap them
+ * with), where fusezram sends writes of 128 KiB and reads of 64 KiB so
+ * that several are compressed at once.  So the time a request spends
  * here is the least any FUSE block store can spend on this path, and
  * whatever fusezram measures above nullfs is the cost of its page table,
  * compression and allocator.
