@@ -1132,6 +1132,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->idle_pages = zr_stat_get(st, idle_pages);
 	out->reserve_bytes = zs_reserve_bytes(st->pool);
 	out->spill_bytes = zs_spill_bytes(st->pool);
+	out->store_allocs = zs_allocs(st->pool);
 	out->split_requests = zr_stat_get(st, split_requests);
 }
 

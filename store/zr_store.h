@@ -134,6 +134,8 @@ struct zr_stats {
 	uint64_t reserve_bytes;		/* resident free pages, zr_config */
 	uint64_t spill_bytes;		/* of those, freed past the reserve
 					 * in the last second or two */
+	uint64_t store_allocs;		/* heap allocations by stores for the
+					 * allocator's metadata (zs_allocs) */
 	uint64_t split_requests;	/* large requests shared with helpers */
 };
 

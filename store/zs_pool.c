@@ -120,8 +120,16 @@
  * -----
  * zs_store() and zs_load() make no syscall and zs_store() no malloc
  * unless a span or a handle chunk is created and the class has no spare
- * left (emptied spans leave up to ZS_SPARE_SPANS structs, and an emptied
- * chunk one, for reuse: once warm, steady churn mallocs nothing).
+ * left.  Each class keeps spare span structs (ZS_SPARE_SPANS at first)
+ * and one chunk: left by emptied spans and chunks, and, once a store has
+ * taken some (the class's spares_low), made again by zs_refill() on the
+ * store's background thread.  A store that finds none doubles the
+ * class's number (to ZS_SPARE_MAX, or ZS_SPARE_BYTES of structs), so a
+ * class that grows in bursts, as swap-out does, soon keeps enough for
+ * the refill to keep up.  So steady churn mallocs nothing, nor, once
+ * its spares have grown, does a growing class; a handle directory that
+ * must grow is still realloc'd by the store that finds it full (its size
+ * doubles each time).
  * zs_free() makes one syscall (the punch) when a span empties and the
  * reserve of its length is full.  With a reserve (zs_set_reserve()), a
  * new span's pages are resident already, so zs_store() takes no page
@@ -133,6 +141,8 @@
  *	class->lock (zr_rwlock, zr_lock_i.h; one per class)
  *	  -> arena reserve stacks (zs_rstack.lock, leaf mutexes), bitmap and
  *	     counters (lock-free, never block)
+ *	arena refill_lock (zs_refill(), after the spares: never with a
+ *	  class lock) -> arena reserve stacks
  * A thread holds at most one class lock.  zs_load()/zs_read()/
  * zs_get_class_stats() take it shared; zs_store(), zs_free() and
  * zs_compact() exclusive.  zs_read() calls its callback with the lock
@@ -145,12 +155,14 @@
  * not repack handle tables (a chunk with one live handle stays); span
  * structs come from malloc, whose header and rounding cost up to 24
  * bytes a span, and the first spans and chunks of a class are malloc'd
- * on the I/O path (spares make that a warm-up cost only); zs_compact()
- * has no way to stop early.
+ * on the I/O path (spares make that a warm-up cost only; zs_refill()
+ * tops them up, but only once a store has used them); zs_compact() has
+ * no way to stop early.
  */
 #include <assert.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -171,7 +183,12 @@
 #define ZS_HNONE UINT32_MAX	/* end of a chunk list */
 #define ZS_HENT_NONE 0xffffu	/* end of a chunk's free-entry list */
 
-#define ZS_SPARE_SPANS 8	/* freed span structs a class keeps for reuse */
+#define ZS_SPARE_SPANS 8	/* span structs a class keeps for reuse, at
+				 * first; doubled each time a store finds
+				 * none, up to ZS_SPARE_MAX and about
+				 * ZS_SPARE_BYTES of structs */
+#define ZS_SPARE_MAX 256
+#define ZS_SPARE_BYTES (64 << 10)
 
 #define ZS_SLOT_FREE 0x80000000u	/* back-ref of a free slot */
 #define ZS_SLOT_NONE 0xffffu	/* end of a span's free-slot list */
@@ -241,8 +258,11 @@ struct zs_class {
 	 * Not charged (like malloc's own free lists).
 	 */
 	struct zs_span *spare;		/* lock */
-	unsigned nspare;		/* lock: at most ZS_SPARE_SPANS */
+	unsigned nspare;		/* lock: at most spare_target */
+	unsigned spare_target;		/* lock: ZS_SPARE_SPANS and up */
 	uint64_t *spare_chunk;		/* lock */
+	_Atomic bool spares_low;	/* a store used spares: zs_refill()
+					 * tops them up (lock-free flag) */
 	/* Written under lock (exclusive), read anywhere (approximate): */
 	_Atomic uint64_t nr_spans;
 	_Atomic uint64_t nr_used;
@@ -250,7 +270,8 @@ struct zs_class {
 
 struct zs_pool {
 	struct zs_acct acct;		/* lock-free */
-	_Atomic uint64_t allocs;	/* heap allocations for metadata */
+	_Atomic uint64_t allocs;	/* heap allocations by stores */
+	_Atomic bool spares_want;	/* some class's spares_low is set */
 	struct zs_arena arena;		/* lock-free */
 	_Atomic uint64_t pages_compacted;
 	unsigned nr_classes;		/* fixed */
@@ -358,10 +379,24 @@ static void zs_class_unlock_shared(struct zs_class *c)
 	zr_rw_unlock_read(&c->lock);
 }
 
-/* zs_count_alloc - one more heap allocation for metadata (zs_allocs()). */
+/* zs_count_alloc - one more heap allocation by a store (zs_allocs()). */
 static void zs_count_alloc(struct zs_pool *pool)
 {
 	atomic_fetch_add_explicit(&pool->allocs, 1, memory_order_relaxed);
+}
+
+/*
+ * zs_spares_used - a store took a spare or had none: ask zs_refill() to
+ * top @c's up.  Lock-free; two loads while already asked.
+ */
+static void zs_spares_used(struct zs_pool *pool, struct zs_class *c)
+{
+	if (!atomic_load_explicit(&c->spares_low, memory_order_relaxed))
+		atomic_store_explicit(&c->spares_low, true,
+				      memory_order_relaxed);
+	if (!atomic_load_explicit(&pool->spares_want, memory_order_relaxed))
+		atomic_store_explicit(&pool->spares_want, true,
+				      memory_order_relaxed);
 }
 
 /* Statistics counters: written only with the class lock held exclusive. */
@@ -475,6 +510,7 @@ static int zs_hchunk_add_locked(struct zs_pool *pool, struct zs_class *c,
 		return -ENOMEM;
 	ent = c->spare_chunk;
 	c->spare_chunk = NULL;
+	zs_spares_used(pool, c);
 	if (!ent) {
 		ent = malloc(ZS_HCHUNK_ENTS * sizeof(uint64_t));
 		if (!ent)
@@ -639,6 +675,16 @@ static char *zs_obj_addr(const struct zs_pool *pool, const struct zs_class *c,
 	return zs_arena_addr(&pool->arena, s->page) + (size_t)slot * c->size;
 }
 
+/* The most spares @c may keep: ZS_SPARE_MAX, and about ZS_SPARE_BYTES. */
+static unsigned zs_spare_max(const struct zs_class *c)
+{
+	size_t n = ZS_SPARE_BYTES / zs_span_struct_size(c->objs);
+
+	if (n < ZS_SPARE_SPANS)
+		return ZS_SPARE_SPANS;
+	return n < ZS_SPARE_MAX ? (unsigned)n : ZS_SPARE_MAX;
+}
+
 /*
  * Create an empty span and put it on the lowest fullness list.  The caller
  * has charged c->span_cost.  Returns 0, -ENOMEM or -ENOSPC (arena).
@@ -653,10 +699,15 @@ static int zs_span_create_locked(struct zs_pool *pool, struct zs_class *c)
 	if (page < 0)
 		return (int)page;
 	s = c->spare;
+	if (c->nspare <= c->spare_target / 2 + 1)
+		zs_spares_used(pool, c);
 	if (s) {
 		c->spare = s->next;
 		c->nspare--;
 	} else {
+		/* The refill did not keep up: keep more from now on. */
+		if (c->spare_target * 2 <= zs_spare_max(c))
+			c->spare_target *= 2;
 		s = aligned_alloc(16, zs_span_struct_size(c->objs));
 		if (!s) {
 			zs_arena_put(&pool->arena, (uint64_t)page,
@@ -687,7 +738,7 @@ static int zs_span_create_locked(struct zs_pool *pool, struct zs_class *c)
 static struct zs_span *zs_span_retire_locked(struct zs_class *c,
 					     struct zs_span *s)
 {
-	if (c->nspare >= ZS_SPARE_SPANS)
+	if (c->nspare >= c->spare_target)
 		return s;
 	s->next = c->spare;
 	c->spare = s;
@@ -834,6 +885,7 @@ struct zs_pool *zs_pool_create(uint64_t max_bytes)
 								c->objs));
 		c->hfree = ZS_HNONE;
 		c->hunused = ZS_HNONE;
+		c->spare_target = ZS_SPARE_SPANS;
 		atomic_init(&c->lock.word, 0);
 	}
 	return pool;
@@ -1129,14 +1181,70 @@ void zs_set_reserve(struct zs_pool *pool, uint64_t bytes)
 	zs_arena_set_reserve(&pool->arena, bytes / ZS_PAGE_SIZE);
 }
 
+/*
+ * zs_refill_spares - bring the spares of the classes whose stores used
+ * them back to spare_target span structs and one handle chunk.  The
+ * mallocs happen outside the class lock, which is taken twice per class.
+ */
+static void zs_refill_spares(struct zs_pool *pool)
+{
+	struct zs_span *got[ZS_SPARE_MAX];
+	unsigned i, k, need, n;
+	uint64_t *chunk;
+	bool want_chunk;
+
+	if (!atomic_exchange_explicit(&pool->spares_want, false,
+				      memory_order_relaxed))
+		return;
+	for (i = 0; i < pool->nr_classes; i++) {
+		struct zs_class *c = &pool->classes[i];
+
+		if (!atomic_load_explicit(&c->spares_low,
+					  memory_order_relaxed) ||
+		    !atomic_exchange_explicit(&c->spares_low, false,
+					      memory_order_relaxed))
+			continue;
+		zs_class_lock(c);
+		need = c->huge ? 0 : c->spare_target - c->nspare;
+		want_chunk = !c->spare_chunk;
+		zs_class_unlock(c);
+
+		for (n = 0; n < need; n++) {
+			got[n] = aligned_alloc(16, zs_span_struct_size(c->objs));
+			if (!got[n])
+				break;
+		}
+		chunk = want_chunk ? malloc(ZS_HCHUNK_ENTS * sizeof(uint64_t))
+				   : NULL;
+
+		zs_class_lock(c);
+		for (k = 0; k < n && c->nspare < c->spare_target; k++) {
+			got[k]->next = c->spare;
+			c->spare = got[k];
+			c->nspare++;
+		}
+		if (chunk && !c->spare_chunk) {
+			c->spare_chunk = chunk;
+			chunk = NULL;
+		}
+		zs_class_unlock(c);
+		/* Stores that freed spans meanwhile filled the room. */
+		for (; k < n; k++)
+			free(got[k]);
+		free(chunk);
+	}
+}
+
 uint64_t zs_refill(struct zs_pool *pool)
 {
+	zs_refill_spares(pool);
 	return zs_arena_refill(&pool->arena);
 }
 
 int zs_reserve_wanted(const struct zs_pool *pool)
 {
-	return zs_arena_reserve_wanted(&pool->arena);
+	return zs_arena_reserve_wanted(&pool->arena) ||
+	       atomic_load_explicit(&pool->spares_want, memory_order_relaxed);
 }
 
 uint64_t zs_age(struct zs_pool *pool)

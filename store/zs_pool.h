@@ -140,13 +140,17 @@ int zs_fragmented(const struct zs_pool *pool);
  * without a reserve; no spill either); the reserve follows at the next
  * zs_refill().  Cannot fail.
  * zs_refill - fill the reserve up to its budget (faulting the pages in
- * here) and trim it down to it.  May sleep in the page allocator: call it
- * from a thread that serves no I/O.  Takes the arena's refill lock and
- * its reserve stack locks briefly, never a class lock; calls from several
- * threads run one after another.  Returns the pages added.
+ * here) and trim it down to it; first, make new spare span structs and
+ * handle chunks (malloc) for the classes whose stores used theirs, so
+ * that the next stores need not.  May sleep in the page allocator: call
+ * it from a thread that serves no I/O.  Takes each class lock that needs
+ * spares twice, briefly (never across a malloc), then the arena's refill
+ * lock and its reserve stack locks briefly; calls from several threads
+ * run one after another.  Returns the pages added.
  * zs_reserve_wanted - true when a zs_refill() or zs_age() has work: some
  * run length's stack is at or below half its share, fewer than half the
- * words ahead are populated, or a spill has begun.  One atomic load.
+ * words ahead are populated, a spill has begun, or a class's spares are
+ * down to half.  Two atomic loads.
  * zs_reserve_bytes - bytes held in the reserve now, the spill included.
  * Approximate.
  * zs_age - punch the spilled pages that no new span has taken since the
@@ -165,11 +169,14 @@ uint64_t zs_age(struct zs_pool *pool);
 uint64_t zs_spill_bytes(const struct zs_pool *pool);
 
 /*
- * zs_allocs - heap allocations the pool has made for its metadata since
- * it was created (span structs, handle chunks, directory growth).  Freed
- * span structs (a few per class) and one handle chunk per class are kept
- * for reuse, so a workload that stores and frees at a steady rate, such
- * as swap, stops adding to it once warm.  Approximate.  Cannot fail.
+ * zs_allocs - heap allocations stores have made for the pool's metadata
+ * since it was created (span structs, handle chunks, directory growth);
+ * not those of zs_refill().  Freed span structs (a few per class) and one
+ * handle chunk per class are kept for reuse, and zs_refill() makes new
+ * ones once stores have used them, so a workload that stores and frees at
+ * a steady rate, such as swap, stops adding to it once warm, and so does
+ * a growing one that calls zs_refill() when zs_reserve_wanted() says so.
+ * Approximate.  Cannot fail.
  */
 uint64_t zs_allocs(const struct zs_pool *pool);
 

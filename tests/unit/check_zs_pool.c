@@ -680,6 +680,70 @@ START_TEST(test_no_alloc_when_warm)
 }
 END_TEST
 
+/*
+ * grow - store @n objects of @len into @p in batches of @batch, running
+ * zs_refill() after a batch when zs_reserve_wanted() asks if @refill (as
+ * the store's background thread does).  Returns the stores' heap
+ * allocations after the first @warm objects.
+ */
+static uint64_t grow(struct zs_pool *p, uint64_t *h, unsigned n,
+		     unsigned len, unsigned batch, unsigned warm, int refill)
+{
+	uint64_t before = 0;
+	unsigned i;
+
+	for (i = 0; i < n; i++) {
+		if (i == warm)
+			before = zs_allocs(p);
+		h[i] = store_pat(p, len, i);
+		if (refill && i % batch == batch - 1 && zs_reserve_wanted(p))
+			zs_refill(p);
+	}
+	return zs_allocs(p) - before;
+}
+
+/*
+ * A growing class whose spares zs_refill() tops up: after its first span
+ * and chunk, its stores malloc nothing (4 chunks: no directory growth).
+ * Without the refills every new span is malloc'd by its store.  Bursts
+ * larger than the spares: the first few malloc, and the class keeps more
+ * spares from then on, so that the later ones do not.
+ */
+START_TEST(test_no_alloc_growing)
+{
+	enum { LEN = 1000, N = 4 * 256 };
+	static uint64_t h[N];
+	struct zs_class_stats st;
+	struct zs_pool *q;
+	uint64_t n;
+	unsigned i;
+
+	ck_assert_uint_eq(grow(pool, h, N, LEN, 8, 8, 1), 0);
+	for (i = 0; i < N; i++) {
+		ck_assert(load_ok(pool, h[i], LEN, i));
+		zs_free(pool, h[i], LEN);
+	}
+	q = zs_pool_create(64 * MiB);
+	ck_assert_ptr_nonnull(q);
+	n = grow(q, h, N, LEN, 8, 8, 0);
+	zs_get_class_stats(q, class_of(q, LEN), &st);
+	ck_assert_uint_gt(st.spans, 8);
+	ck_assert_uint_ge(n, st.spans - 8);
+	for (i = 0; i < N; i++)
+		zs_free(q, h[i], LEN);
+	zs_pool_destroy(q);
+
+	q = zs_pool_create(64 * MiB);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_eq(grow(q, h, N, LEN, 128, N / 2, 1), 0);
+	for (i = 0; i < N; i++) {
+		ck_assert(load_ok(q, h[i], LEN, i));
+		zs_free(q, h[i], LEN);
+	}
+	zs_pool_destroy(q);
+}
+END_TEST
+
 /* ---- Limit -------------------------------------------------------------- */
 
 START_TEST(test_limit)
@@ -1246,6 +1310,7 @@ Suite *zs_pool_suite(void)
 	tcase_add_test(tc, test_efficiency);
 	tcase_add_test(tc, test_arena_reuse);
 	tcase_add_test(tc, test_no_alloc_when_warm);
+	tcase_add_test(tc, test_no_alloc_growing);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("compaction");
