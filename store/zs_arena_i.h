@@ -182,8 +182,10 @@ void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages);
 /*
  * zs_arena_refill - bring every stack up to its cap with fresh runs, and
  * the words ahead up to theirs, faulted in here (MADV_POPULATE_WRITE, a
- * word at a time) so that the I/O path does not have to; punch what is
- * over the caps.  May sleep in the page allocator: call it from a thread
+ * word at a time) so that the I/O path does not have to; punch the words
+ * past the ahead cap, and the whole spill if it is over its cap (both
+ * only after zs_arena_set_reserve() lowered them; a spill within its cap
+ * is zs_arena_age()'s).  May sleep in the page allocator: call it from a thread
  * that serves no I/O.  Takes refill_lock (one refill at a time) and each
  * reserve lock briefly per run, never a class lock.  Returns the pages
  * added to the reserve.  The stacks stop early if the arena is full or

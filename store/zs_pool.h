@@ -140,9 +140,11 @@ int zs_fragmented(const struct zs_pool *pool);
  * without a reserve; no spill either); the reserve follows at the next
  * zs_refill().  Cannot fail.
  * zs_refill - fill the reserve up to its budget (faulting the pages in
- * here) and trim it down to it; first, make new spare span structs and
- * handle chunks (malloc) for the classes whose stores used theirs, so
- * that the next stores need not.  May sleep in the page allocator: call
+ * here); what a lowered budget leaves over counts as spill, punched here
+ * if the spill is over its cap (a budget of 0: everything), else aged out
+ * by zs_age(); first, make new spare span structs and handle chunks
+ * (malloc) for the classes whose stores used theirs, so that the next
+ * stores need not.  May sleep in the page allocator: call
  * it from a thread that serves no I/O.  Takes each class lock that needs
  * spares twice, briefly (never across a malloc), then the arena's refill
  * lock and its reserve stack locks briefly; calls from several threads
