@@ -1952,23 +1952,28 @@ struct fz_conf {
 	unsigned int max_read;		/* bytes; FZ_DEFAULT_MAX_READ if unset */
 };
 
+/* Keep the value of "name=value" @arg in *@slot (the last one wins). */
+static int fz_keep_value(char **slot, const char *arg)
+{
+	char *v = strdup(strchr(arg, '=') + 1);
+
+	if (!v) {
+		fz_log(FUSE_LOG_ERR, "out of memory");
+		return -1;
+	}
+	free(*slot);
+	*slot = v;
+	return 0;
+}
+
 static int fz_opt_proc(void *data, const char *arg, int key,
 		       struct fuse_args *outargs)
 {
 	struct fz_opts *o = data;
-	char *v;
 
 	(void)outargs;
-	if (key >= 0 && key < FZ_NOPTS) {
-		v = strdup(strchr(arg, '=') + 1);
-		if (!v) {
-			fz_log(FUSE_LOG_ERR, "out of memory");
-			return -1;
-		}
-		free(o->val[key]);
-		o->val[key] = v;
-		return 0;
-	}
+	if (key >= 0 && key < FZ_NOPTS)
+		return fz_keep_value(&o->val[key], arg);
 	if (key >= FZ_KEY_NOVALUE && key < FZ_KEY_NOVALUE + FZ_NOPTS) {
 		if (o->novalue < 0)
 			o->novalue = key - FZ_KEY_NOVALUE;
@@ -1995,16 +2000,9 @@ static int fz_opt_proc(void *data, const char *arg, int key,
 		o->npos++;
 		return 0;
 	}
-	if (key == FZ_KEY_MAX_READ) {
-		/* Kept for libfuse too: it is a mount option. */
-		v = strdup(strchr(arg, '=') + 1);
-		if (!v) {
-			fz_log(FUSE_LOG_ERR, "out of memory");
-			return -1;
-		}
-		free(o->max_read);
-		o->max_read = v;
-	}
+	/* Kept for libfuse too: it is a mount option. */
+	if (key == FZ_KEY_MAX_READ && fz_keep_value(&o->max_read, arg) < 0)
+		return -1;
 	if (key == FZ_KEY_MAX_THREADS)
 		o->max_threads_set = 1;
 	return 1;	/* everything else is for libfuse */
