@@ -61,8 +61,9 @@
  *	Every request that touches them takes it shared (image I/O,
  *	getattr, statfs, control files); only replacing the store takes it
  *	exclusive (reset, and disksize, comp_algorithm and
- *	algorithm_params while the disk is empty), and waits for the
- *	requests in flight.  Writer-preferring, never taken recursively.
+ *	algorithm_params while the disk is empty), by trylock only and
+ *	just to swap the pointer, so that no request ever waits behind a
+ *	replacement (fz_replace_store()).  Never taken recursively.
  *	Its cost on the I/O path is one atomic add and one atomic sub on a
  *	shared line per request; see fz_store_lock_shared().
  *	  -> the store's own locks (zr_store.h), taken inside store calls.
@@ -210,6 +211,12 @@
 #define FZ_NSEC_PER_SEC 1000000000LL
 
 /*
+ * How long a replacement of the store (reset, disksize, ...) tries for
+ * store_lock while other requests hold it, before it answers EBUSY.
+ */
+#define FZ_REPLACE_WAIT_MS 500
+
+/*
  * A second SIGTERM/SIGINT/SIGHUP within this many seconds of one refused
  * because the image is open forces the unmount.
  */
@@ -243,18 +250,19 @@ struct fz_data;
  *           write-only); the kernel enforces them (default_permissions).
  * @show:    write the attribute's text into @buf (@size bytes, NUL
  *           included) and return its length, or -errno.  NULL if the
- *           attribute cannot be read.  Called at open with store_lock
- *           held shared; may run concurrently with I/O and with other
- *           show/store calls.
+ *           attribute cannot be read.  Called at a read from offset 0
+ *           (see fz_read_attr()) with store_lock held shared; may run
+ *           concurrently with I/O and with other show/store calls.
  * @store:   act on the @len bytes the user wrote in one write(2): @buf,
  *           NUL-terminated at @buf[@len], one trailing newline already
  *           removed (so "echo" works), at most FZ_ATTR_BUFSZ bytes (the
  *           rest of a longer write is dropped, as in kernfs).  Called
- *           with store_lock held shared, or exclusive if @flags has
- *           FZ_ATTR_EXCL.  Return 0, or -errno having changed nothing:
+ *           with store_lock held shared, or without it if @flags has
+ *           FZ_ATTR_REPLACE.  Return 0, or -errno having changed nothing:
  *           -EINVAL for text it does not understand, -EBUSY when the
  *           disk is in use.  NULL if the attribute cannot be written.
- * @flags:   FZ_ATTR_EXCL: store() may replace the store.
+ * @flags:   FZ_ATTR_REPLACE: store() replaces the store, through
+ *           fz_replace_store(), which takes store_lock itself.
  * @bufsize: the show() buffer; 0 for FZ_ATTR_BUFSZ.  Also the file's
  *           st_size.
  *
@@ -270,21 +278,41 @@ struct fz_attr {
 	size_t bufsize;
 };
 
-#define FZ_ATTR_EXCL 1u
+#define FZ_ATTR_REPLACE 1u
 
-/* An open control file: the snapshot taken at open.  Owned by fi->fh. */
+/* A control file's text, copied for a reader that reads it in pieces. */
+struct fz_snap {
+	size_t len;
+	char text[];
+};
+
+/*
+ * An open control file.  Owned by fi->fh; freed, with its snap, by
+ * release.  Reads of one handle may run concurrently: both fields are
+ * atomics, snap set once.
+ */
 struct fz_open_attr {
 	const struct fz_attr *attr;
-	size_t len;			/* bytes of buf that are content */
-	char buf[];			/* fz_attr_bufsize(attr) bytes */
+	/* Length of the text last read whole from offset 0: EOF past it. */
+	_Atomic size_t whole;
+	/* The copy for a piecewise reader, or NULL; see fz_read_attr(). */
+	struct fz_snap *_Atomic snap;
 };
+
+/*
+ * What the copies of all open control files may hold in all.  A summary
+ * is a few KiB and read whole by cat, fzramctl and any reader with a
+ * buffer of st_size; this is for the rest, and keeps opens from pinning
+ * memory (the daemon is mlocked).
+ */
+#define FZ_SNAP_BUDGET (1u << 20)
 
 /* Everything the handlers share; fuse_req_userdata(). */
 struct fz_data {
 	/*
-	 * Protects st, disksize and zc (see Locking at the top).  Taken only
-	 * through fz_store_lock_shared(), fz_store_lock_excl() and
-	 * fz_store_unlock().
+	 * Protects st, disksize and zc (see Locking at the top).  Taken
+	 * shared through fz_store_lock_shared(), exclusive only by
+	 * fz_replace_store()'s trylock.
 	 */
 	pthread_rwlock_t store_lock;
 	struct zr_store *st;		/* guarded by store_lock */
@@ -302,6 +330,8 @@ struct fz_data {
 	 * signal handler (lock-free) and by statistics.
 	 */
 	atomic_int img_opens;
+	/* Bytes held by struct fz_snap copies, at most FZ_SNAP_BUDGET. */
+	_Atomic size_t snap_bytes;
 
 	uid_t uid;			/* owner of the directories and */
 	gid_t gid;			/* control files: the mounting user */
@@ -346,6 +376,15 @@ static struct timespec fz_ns_to_ts(int64_t ns)
 static int64_t fz_ts_to_ns(struct timespec ts)
 {
 	return (int64_t)ts.tv_sec * FZ_NSEC_PER_SEC + ts.tv_nsec;
+}
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+static int64_t fz_mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return fz_ts_to_ns(ts);
 }
 
 /*
@@ -438,16 +477,6 @@ static void fz_store_lock_shared(struct fz_data *fz)
 	pthread_rwlock_rdlock(&fz->store_lock);
 }
 
-/*
- * fz_store_lock_excl - take store_lock exclusive: waits for the requests
- * in flight, holds new ones off.  Only to replace the store.
- */
-static void fz_store_lock_excl(struct fz_data *fz)
-{
-	fz_thread_check(fz);
-	pthread_rwlock_wrlock(&fz->store_lock);
-}
-
 static void fz_store_unlock(struct fz_data *fz)
 {
 	pthread_rwlock_unlock(&fz->store_lock);
@@ -469,23 +498,14 @@ static struct zr_config fz_cur_config(struct fz_data *fz)
 }
 
 /*
- * fz_replace_store_locked - swap the store for a new, empty one made with
- * @zc, and free the old one with all its data.  Needs store_lock
- * exclusive: no request is using the old store.
- * @need_empty: also refuse while any page is stored (disksize,
- *              comp_algorithm, algorithm_params: zram refuses those once
- *              the device is initialised).
- * Returns 0; -EBUSY while the image is open (or, with @need_empty, holds
- * data); or -EINVAL/-ENOMEM from zr_store_create(), and then the old
- * store stays as it was.
+ * fz_busy - may the store be replaced now?  Returns -EBUSY while the
+ * image is open or, with @need_empty, while any page is stored; else 0.
+ * Needs store_lock (shared is enough to answer at once; exclusive to
+ * know the answer still holds).
  */
-static int fz_replace_store_locked(struct fz_data *fz,
-				   const struct zr_config *zc, bool need_empty)
+static int fz_busy(struct fz_data *fz, bool need_empty)
 {
-	struct zr_store *nst;
 	struct zr_stats s;
-	sigset_t saved;
-	int ret;
 
 	if (atomic_load(&fz->img_opens) > 0)
 		return -EBUSY;
@@ -494,22 +514,92 @@ static int fz_replace_store_locked(struct fz_data *fz,
 		if (s.pages_stored)
 			return -EBUSY;
 	}
+	return 0;
+}
+
+/*
+ * fz_replace_store - swap the store for a new, empty one and free the old
+ * one with all its data: reset, and disksize, comp_algorithm and
+ * algorithm_params while the disk is empty (zram refuses those once the
+ * device is initialised).
+ * @edit:       changes the configuration for the new store (what the
+ *              store was made with, and the memory limit in force); may
+ *              refuse with -EINVAL, checked against the current store.
+ * @arg:        passed to @edit.
+ * @need_empty: also refuse while any page is stored.
+ *
+ * Called without store_lock.  Busy is answered at once, under the lock
+ * shared; the new store is made outside the lock; the lock is then taken
+ * exclusive only by trylock, for as long as it takes to swap a pointer,
+ * so that no request ever queues behind a replacement: when shared
+ * holders keep the lock for FZ_REPLACE_WAIT_MS (an `idle all` or a
+ * SEEK_DATA scan of a large disk), the answer is -EBUSY.
+ *
+ * Returns 0; -EBUSY (image open, data stored, lock held too long, or a
+ * concurrent replacement won); -EINVAL from @edit; -EINVAL/-ENOMEM from
+ * zr_store_create().  On error nothing has changed.
+ */
+static int fz_replace_store(struct fz_data *fz,
+			    int (*edit)(struct zr_config *zc, const void *arg),
+			    const void *arg, bool need_empty)
+{
+	struct zr_store *nst, *old;
+	struct zr_config zc;
+	int64_t deadline;
+	sigset_t saved;
+	int ret;
+
+	/* Bad text is EINVAL whether or not the disk is busy. */
+	fz_store_lock_shared(fz);
+	old = fz->st;
+	zc = fz_cur_config(fz);
+	ret = edit ? edit(&zc, arg) : 0;
+	if (!ret)
+		ret = fz_busy(fz, need_empty);
+	fz_store_unlock(fz);
+	if (ret)
+		return ret;
+
 	/*
 	 * New first: if it cannot be made, nothing has changed.  Its
 	 * threads must not take the exit signals (libfuse's workers block
 	 * them already; with -s this is the main thread).
 	 */
 	fz_block_exit_signals(true, &saved);
-	ret = zr_store_create(zc, &nst);
+	ret = zr_store_create(&zc, &nst);
 	fz_block_exit_signals(false, &saved);
 	if (ret < 0)
 		return ret;
-	zr_store_destroy(fz->st);
+
+	deadline = fz_mono_ns() + FZ_REPLACE_WAIT_MS * 1000000LL;
+	while (pthread_rwlock_trywrlock(&fz->store_lock) != 0) {
+		if (fz_mono_ns() >= deadline) {
+			ret = -EBUSY;
+			goto out_destroy;
+		}
+		nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+	}
+	/* Opened, written or replaced while the new store was made? */
+	ret = fz_busy(fz, need_empty);
+	if (!ret && fz->st != old)
+		ret = -EBUSY;
+	if (ret) {
+		fz_store_unlock(fz);
+		goto out_destroy;
+	}
+	/* A mem_limit written meanwhile holds for the new store too. */
+	zc.mem_limit = fz_cur_config(fz).mem_limit;
+	zr_set_mem_limit(nst, zc.mem_limit);
 	fz->st = nst;
-	fz->zc = *zc;
+	fz->zc = zc;
 	fz->disksize = zr_disksize(nst);
 	fz_touch(fz);
-	return 0;
+	fz_store_unlock(fz);
+	nst = old;		/* freed outside the lock */
+	ret = 0;
+out_destroy:
+	zr_store_destroy(nst);
+	return ret;
 }
 
 /* ---- parsing -------------------------------------------------------------- */
@@ -651,17 +741,21 @@ static int fz_show_disksize(struct fz_data *fz, char *buf, size_t size)
  * empty store; refused with EBUSY while the image is open or holds data
  * (zram: once initialised).
  */
+static int fz_edit_disksize(struct zr_config *zc, const void *arg)
+{
+	zc->disksize = *(const uint64_t *)arg;
+	return 0;
+}
+
 static int fz_store_disksize(struct fz_data *fz, const char *buf, size_t len)
 {
-	struct zr_config zc;
 	uint64_t size;
 
 	(void)len;
 	if (fz_parse_size(buf, &size) < 0 || size == 0 || size > FZ_SIZE_MAX)
 		return -EINVAL;
-	zc = fz_cur_config(fz);
-	zc.disksize = fz_round_page(size);
-	return fz_replace_store_locked(fz, &zc, true);
+	size = fz_round_page(size);
+	return fz_replace_store(fz, fz_edit_disksize, &size, true);
 }
 
 /* comp_algorithm: every backend, the one in use in brackets. */
@@ -682,19 +776,22 @@ static int fz_show_comp_algorithm(struct fz_data *fz, char *buf, size_t size)
  * A backend's name.  As in zram, the level goes back to the new
  * backend's default.  Same rule as disksize.
  */
+static int fz_edit_algorithm(struct zr_config *zc, const void *arg)
+{
+	zc->algorithm = ((const struct zcomp_backend *)arg)->name;
+	zc->level = ZCOMP_LEVEL_DEFAULT;
+	return 0;
+}
+
 static int fz_store_comp_algorithm(struct fz_data *fz, const char *buf,
 				   size_t len)
 {
 	const struct zcomp_backend *be = zcomp_find(buf);
-	struct zr_config zc;
 
 	(void)len;
 	if (!be)
 		return -EINVAL;
-	zc = fz_cur_config(fz);
-	zc.algorithm = be->name;
-	zc.level = ZCOMP_LEVEL_DEFAULT;
-	return fz_replace_store_locked(fz, &zc, true);
+	return fz_replace_store(fz, fz_edit_algorithm, be, true);
 }
 
 /* algorithm_params: write-only in zram; here it reads as it is written. */
@@ -710,15 +807,32 @@ static int fz_show_algorithm_params(struct fz_data *fz, char *buf,
  * must be the algorithm in use) and priority=0 may come with it; dict=
  * and anything else is refused.  Same rule as disksize.
  */
+struct fz_params {
+	const char *algo;		/* NULL: not given */
+	int level;
+};
+
+/* algo= must name the algorithm in use, level= be in its range. */
+static int fz_edit_params(struct zr_config *zc, const void *arg)
+{
+	const struct fz_params *p = arg;
+	const struct zcomp_backend *be = zcomp_find(zc->algorithm);
+
+	if (!be || (p->algo && strcmp(p->algo, be->name) != 0) ||
+	    p->level < be->level_min || p->level > be->level_max)
+		return -EINVAL;
+	zc->level = p->level;
+	return 0;
+}
+
 static int fz_store_algorithm_params(struct fz_data *fz, const char *buf,
 				     size_t len)
 {
 	char text[FZ_ATTR_BUFSZ + 1], *tok, *val, *save = NULL;
-	const struct zcomp_backend *be;
 	const char *algo = NULL;
 	bool have_level = false;
 	int level = 0, prio;
-	struct zr_config zc;
+	struct fz_params p;
 
 	memcpy(text, buf, len + 1);
 	for (tok = strtok_r(text, " \t\n", &save); tok;
@@ -740,13 +854,11 @@ static int fz_store_algorithm_params(struct fz_data *fz, const char *buf,
 			return -EINVAL;
 		}
 	}
-	be = zcomp_find(zr_algorithm(fz->st));
-	if (!have_level || !be || (algo && strcmp(algo, be->name) != 0) ||
-	    level < be->level_min || level > be->level_max)
+	if (!have_level)
 		return -EINVAL;
-	zc = fz_cur_config(fz);
-	zc.level = level;
-	return fz_replace_store_locked(fz, &zc, true);
+	p.algo = algo;
+	p.level = level;
+	return fz_replace_store(fz, fz_edit_params, &p, true);
 }
 
 /* mem_limit: write-only in zram; here it reads in bytes, 0 for none. */
@@ -806,14 +918,12 @@ static int fz_store_compact(struct fz_data *fz, const char *buf, size_t len)
  */
 static int fz_store_reset(struct fz_data *fz, const char *buf, size_t len)
 {
-	struct zr_config zc;
 	uint64_t v;
 
 	(void)len;
 	if (fz_parse_u64(buf, &v) < 0 || v == 0)
 		return -EINVAL;
-	zc = fz_cur_config(fz);
-	return fz_replace_store_locked(fz, &zc, false);
+	return fz_replace_store(fz, NULL, NULL, false);
 }
 
 /*
@@ -1006,17 +1116,17 @@ static int fz_show_summary(struct fz_data *fz, char *buf, size_t size)
 
 static const struct fz_attr fz_attrs[] = {
 	{ "disksize",		0644, fz_show_disksize, fz_store_disksize,
-	  FZ_ATTR_EXCL, 0 },
+	  FZ_ATTR_REPLACE, 0 },
 	{ "comp_algorithm",	0644, fz_show_comp_algorithm,
-	  fz_store_comp_algorithm, FZ_ATTR_EXCL, 0 },
+	  fz_store_comp_algorithm, FZ_ATTR_REPLACE, 0 },
 	{ "algorithm_params",	0644, fz_show_algorithm_params,
-	  fz_store_algorithm_params, FZ_ATTR_EXCL, 0 },
+	  fz_store_algorithm_params, FZ_ATTR_REPLACE, 0 },
 	{ "mem_limit",		0644, fz_show_mem_limit, fz_store_mem_limit,
 	  0, 0 },
 	{ "mem_used_max",	0644, fz_show_mem_used_max,
 	  fz_store_mem_used_max, 0, 0 },
 	{ "compact",		0200, NULL, fz_store_compact, 0, 0 },
-	{ "reset",		0200, NULL, fz_store_reset, FZ_ATTR_EXCL, 0 },
+	{ "reset",		0200, NULL, fz_store_reset, FZ_ATTR_REPLACE, 0 },
 	{ "idle",		0200, NULL, fz_store_idle, 0, 0 },
 	{ "max_comp_streams",	0444, fz_show_max_comp_streams, NULL, 0, 0 },
 	{ "mm_stat",		0444, fz_show_mm_stat, NULL, 0, 0 },
@@ -1481,9 +1591,9 @@ static void fz_open_attr(fuse_req_t req, struct fz_data *fz,
 			 const struct fz_attr *attr, struct fuse_file_info *fi)
 {
 	int acc = fi->flags & O_ACCMODE;
-	size_t bufsize = fz_attr_bufsize(attr);
 	struct fz_open_attr *oa;
-	int ret;
+
+	(void)fz;
 
 	/* As kernfs: refused even to root, whatever the mode bits say. */
 	if ((acc != O_WRONLY && !attr->show) ||
@@ -1491,22 +1601,15 @@ static void fz_open_attr(fuse_req_t req, struct fz_data *fz,
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	oa = malloc(sizeof(*oa) + bufsize);
+	/* The text is made at read: an open holds nothing more. */
+	oa = malloc(sizeof(*oa));
 	if (!oa) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
 	oa->attr = attr;
-	oa->len = 0;
-	/* Writers need no snapshot: "echo 1 > reset" opens O_WRONLY. */
-	if (attr->show && acc != O_WRONLY) {
-		fz_store_lock_shared(fz);
-		ret = attr->show(fz, oa->buf, bufsize);
-		fz_store_unlock(fz);
-		if (ret < 0)
-			goto out_free;
-		oa->len = (size_t)ret < bufsize ? (size_t)ret : bufsize - 1;
-	}
+	atomic_init(&oa->whole, 0);
+	atomic_init(&oa->snap, NULL);
 
 	fi->fh = (uint64_t)(uintptr_t)oa;
 	fi->direct_io = 1;
@@ -1514,11 +1617,112 @@ static void fz_open_attr(fuse_req_t req, struct fz_data *fz,
 	/* If the open was interrupted, no release will come for it. */
 	if (fuse_reply_open(req, fi) != 0)
 		free(oa);
-	return;
+}
 
-out_free:
+/* fz_attr_free - free @oa and its copy, giving the copy's budget back. */
+static void fz_attr_free(struct fz_data *fz, struct fz_open_attr *oa)
+{
+	struct fz_snap *snap = atomic_load(&oa->snap);
+
+	if (snap) {
+		atomic_fetch_sub(&fz->snap_bytes, snap->len);
+		free(snap);
+	}
 	free(oa);
-	fuse_reply_err(req, -ret);
+}
+
+/*
+ * fz_snap_keep - copy the @len bytes of @text for @oa, within
+ * FZ_SNAP_BUDGET.  Returns the copy @oa holds now (another read of the
+ * same handle may have set one first: that one is returned, ours freed),
+ * or NULL when the budget or malloc refuses.
+ */
+static struct fz_snap *fz_snap_keep(struct fz_data *fz,
+				    struct fz_open_attr *oa,
+				    const char *text, size_t len)
+{
+	struct fz_snap *snap, *was = NULL;
+
+	if (atomic_fetch_add(&fz->snap_bytes, len) + len > FZ_SNAP_BUDGET)
+		goto out_unbudget;
+	snap = malloc(sizeof(*snap) + len);
+	if (!snap)
+		goto out_unbudget;
+	snap->len = len;
+	memcpy(snap->text, text, len);
+	if (atomic_compare_exchange_strong(&oa->snap, &was, snap))
+		return snap;
+	free(snap);
+	atomic_fetch_sub(&fz->snap_bytes, len);
+	return was;
+
+out_unbudget:
+	atomic_fetch_sub(&fz->snap_bytes, len);
+	return NULL;
+}
+
+/*
+ * fz_read_attr - read(2) of a control file, as of kernfs: the text is
+ * made by show() at a read from offset 0.  A read that takes it whole
+ * (cat, fzramctl, any reader with a buffer of st_size) keeps nothing
+ * but its length, so that the next read, at that offset, is EOF.  A
+ * reader that takes it in pieces, or starts past 0, gets a copy made at
+ * that read and kept until close (fz_snap_keep), so that its pieces fit
+ * together; when the copies of all handles would pass FZ_SNAP_BUDGET the
+ * read fails with ENOMEM.  Takes store_lock shared around show().
+ */
+static void fz_read_attr(fuse_req_t req, struct fz_data *fz,
+			 struct fz_open_attr *oa, size_t size, off_t off)
+{
+	size_t bufsize = fz_attr_bufsize(oa->attr), whole, len;
+	struct fz_snap *snap = atomic_load(&oa->snap);
+	char *buf;
+	int ret;
+
+	/*
+	 * Reply from this thread's buffer, never from oa: the reader may
+	 * close the file as soon as the kernel has the data, and the
+	 * release on another thread frees oa while our writev() is still
+	 * returning.
+	 */
+	buf = fz_rbuf_get(fz, size > bufsize ? size : bufsize);
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (!snap) {
+		whole = atomic_load(&oa->whole);
+		if (off > 0 && whole && (uint64_t)off >= whole) {
+			fuse_reply_buf(req, NULL, 0);
+			return;
+		}
+		fz_store_lock_shared(fz);
+		ret = oa->attr->show(fz, buf, bufsize);
+		fz_store_unlock(fz);
+		if (ret < 0) {
+			fuse_reply_err(req, -ret);
+			return;
+		}
+		len = (size_t)ret < bufsize ? (size_t)ret : bufsize - 1;
+		if (off == 0 && size >= len) {
+			atomic_store(&oa->whole, len);
+			fuse_reply_buf(req, buf, len);
+			return;
+		}
+		snap = fz_snap_keep(fz, oa, buf, len);
+		if (!snap) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+	}
+	if ((uint64_t)off >= snap->len) {
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	}
+	if (size > snap->len - (size_t)off)
+		size = snap->len - (size_t)off;
+	memcpy(buf, snap->text + off, size);
+	fuse_reply_buf(req, buf, size);
 }
 
 static void fz_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1548,7 +1752,7 @@ static void fz_release(fuse_req_t req, fuse_ino_t ino,
 		atomic_fetch_sub(&fz->img_opens, 1);
 		fz_store_unlock(fz);
 	} else if (fz_ino_attr(ino)) {
-		free((struct fz_open_attr *)(uintptr_t)fi->fh);
+		fz_attr_free(fz, (struct fz_open_attr *)(uintptr_t)fi->fh);
 	}
 	fuse_reply_err(req, 0);
 }
@@ -1557,32 +1761,12 @@ static void fz_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fz_data *fz = fuse_req_userdata(req);
-	struct fz_open_attr *oa;
 	ssize_t ret;
 	char *buf;
 
 	if (ino != FZ_INO_IMAGE) {
-		oa = (struct fz_open_attr *)(uintptr_t)fi->fh;
-		if ((uint64_t)off >= oa->len) {
-			fuse_reply_buf(req, NULL, 0);
-			return;
-		}
-		if (size > oa->len - (size_t)off)
-			size = oa->len - (size_t)off;
-		/*
-		 * Reply from this thread's buffer, not from oa: the reader
-		 * may close the file as soon as the kernel has the data, and
-		 * the release on another thread frees oa while our writev()
-		 * is still returning, which ThreadSanitizer reports as a use
-		 * after free.
-		 */
-		buf = fz_rbuf_get(fz, size);
-		if (!buf) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		memcpy(buf, oa->buf + off, size);
-		fuse_reply_buf(req, buf, size);
+		fz_read_attr(req, fz, (struct fz_open_attr *)(uintptr_t)fi->fh,
+			     size, off);
 		return;
 	}
 
@@ -1626,12 +1810,14 @@ static void fz_write_attr(fuse_req_t req, struct fz_data *fz,
 	if (text[len - 1] == '\n')
 		len--;
 	text[len] = '\0';
-	if (attr->flags & FZ_ATTR_EXCL)
-		fz_store_lock_excl(fz);
-	else
+	/* A replacement takes store_lock itself (fz_replace_store). */
+	if (attr->flags & FZ_ATTR_REPLACE) {
+		ret = attr->store(fz, text, len);
+	} else {
 		fz_store_lock_shared(fz);
-	ret = attr->store(fz, text, len);
-	fz_store_unlock(fz);
+		ret = attr->store(fz, text, len);
+		fz_store_unlock(fz);
+	}
 	if (ret < 0) {
 		if (ret != -EINVAL)
 			fz_log(FUSE_LOG_INFO, "control/%s: %s", attr->name,
@@ -2526,7 +2712,6 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts opts;
 	struct fuse_loop_config *loop_cfg = NULL;
 	struct fuse_session *se = NULL;
-	pthread_rwlockattr_t rwattr;
 	struct fz_warn warn = { .len = 0 };
 	struct fz_opts o;
 	struct fz_conf conf;
@@ -2546,13 +2731,10 @@ int main(int argc, char *argv[])
 	fz.uid = getuid();
 	fz.gid = getgid();
 	pthread_mutex_init(&fz.attr_lock, NULL);
-	/* Writer-preferring: a reset is not starved by a stream of stats. */
-	pthread_rwlockattr_init(&rwattr);
-	pthread_rwlockattr_setkind_np(&rwattr,
-			PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&fz.store_lock, &rwattr);
-	pthread_rwlockattr_destroy(&rwattr);
+	/* Taken exclusive by trylock only: its kind does not matter. */
+	pthread_rwlock_init(&fz.store_lock, NULL);
 	atomic_init(&fz.img_opens, 0);
+	atomic_init(&fz.snap_bytes, 0);
 	atomic_init(&fz.io_flusher_warned, false);
 
 	if (fuse_opt_parse(&args, &o, fz_opt_spec, fz_opt_proc) != 0)
