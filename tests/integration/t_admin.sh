@@ -21,7 +21,8 @@
 # failing mkswap or swapon (stand-ins put first on PATH) undoes the steps
 # before it.  The unit file passes systemd-analyze verify.
 #
-# Safety: before start, the cleanup registers 'fusezram-swap stop', a
+# Safety: the lock directory /run/fusezram is removed at the end if the
+# test made it.  Before start, the cleanup registers 'fusezram-swap stop', a
 # swapoff and losetup -d of every loop device on the swap image (and
 # nothing else), and the unmount; after start, the loop device and swap
 # are registered with lib.sh as well.
@@ -239,6 +240,11 @@ swap_teardown() {
 	done
 	return "$rc"
 }
+# The tool's lock directory (default /run/fusezram) goes at the end if the
+# test made it: after the stop below, which may take the lock.
+if [ ! -e /run/fusezram ] && [ ! -L /run/fusezram ]; then
+	fz_defer "rm -f -- /run/fusezram/swap.lock && { [ ! -d /run/fusezram ] || rmdir -- /run/fusezram; }"
+fi
 fz__register "fuse|$SWMNT||-"
 fz_defer swap_teardown
 fz_defer "timeout -k 10 400 '$FZSWAP' --config '$CONF' stop >&2"
