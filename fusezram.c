@@ -2074,10 +2074,9 @@ enum {
 	FZ_OPT_RESERVE,
 	FZ_NOPTS,
 	FZ_KEY_NOVALUE = 100,		/* + FZ_OPT_*: given without "=" */
-	FZ_KEY_MAX_THREADS = 200,	/* libfuse's -o max_threads= */
-	FZ_KEY_NOMLOCK,			/* -o nomlock */
+	FZ_KEY_NOMLOCK = 200,		/* -o nomlock */
 	FZ_KEY_IGNORE,			/* generic, meaningless here */
-	FZ_KEY_MAX_READ,		/* -o max_read=: checked, then libfuse's */
+	FZ_KEY_LIBFUSE = 300,		/* + FZ_LOPT_* */
 };
 
 static const char *const fz_opt_names[FZ_NOPTS] = {
@@ -2085,8 +2084,51 @@ static const char *const fz_opt_names[FZ_NOPTS] = {
 	"reserve",
 };
 
+/*
+ * libfuse's numeric options, checked as strictly as ours before libfuse
+ * sees them: it reads them with sscanf("%u"), which takes " 1", "1G1",
+ * "1.5" and "1e99" for 1 and "-1" for 4294967295 without a word, and
+ * quietly lowers a max_background past 65535 and a congestion_threshold
+ * past max_background.  A value that passes goes on as typed
+ * (fz_pass_opts), max_threads to the loop config.
+ */
+enum {
+	FZ_LOPT_MAX_THREADS,
+	FZ_LOPT_MAX_READ,
+	FZ_LOPT_MAX_WRITE,
+	FZ_LOPT_MAX_BACKGROUND,
+	FZ_LOPT_CONGESTION_THRESHOLD,
+	FZ_NLOPTS,
+};
+
+/* Each one's limits: a plain decimal number from min to max. */
+static const struct fz_lopt {
+	const char *name;
+	const char *what;		/* for the message: "an integer" */
+	unsigned int min, max;
+} fz_lopts[FZ_NLOPTS] = {
+	[FZ_LOPT_MAX_THREADS] = { "max_threads", "an integer",
+				  1, FZ_MAX_THREADS },
+	/* libfuse's receive buffers hold FZ_MAX_IO; the kernel wants a page. */
+	[FZ_LOPT_MAX_READ] = { "max_read", "a number of bytes",
+			       ZR_PAGE_SIZE, FZ_MAX_IO },
+	[FZ_LOPT_MAX_WRITE] = { "max_write", "a number of bytes",
+				ZR_PAGE_SIZE, FZ_MAX_IO },
+	/*
+	 * 16 bits in the INIT reply, and 0 would be the kernel's default
+	 * (12), not ours; without CAP_SYS_ADMIN the kernel lowers it to
+	 * /proc/sys/fs/fuse/max_user_bgreq.
+	 */
+	[FZ_LOPT_MAX_BACKGROUND] = { "max_background", "an integer",
+				     1, 65535 },
+	/* Also at most max_background: fz_check_opts. */
+	[FZ_LOPT_CONGESTION_THRESHOLD] = { "congestion_threshold",
+					   "an integer", 1, 65535 },
+};
+
 #define FZ_OPT(name, idx) \
 	FUSE_OPT_KEY(name "=", idx), FUSE_OPT_KEY(name, FZ_KEY_NOVALUE + idx)
+#define FZ_LOPT(name, idx) FUSE_OPT_KEY(name "=", FZ_KEY_LIBFUSE + idx)
 
 static const struct fuse_opt fz_opt_spec[] = {
 	FZ_OPT("disksize", FZ_OPT_DISKSIZE),
@@ -2095,9 +2137,12 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FZ_OPT("mem_limit", FZ_OPT_MEM_LIMIT),
 	FZ_OPT("threads", FZ_OPT_THREADS),
 	FZ_OPT("reserve", FZ_OPT_RESERVE),
-	FUSE_OPT_KEY("max_threads=", FZ_KEY_MAX_THREADS),
 	FUSE_OPT_KEY("nomlock", FZ_KEY_NOMLOCK),
-	FUSE_OPT_KEY("max_read=", FZ_KEY_MAX_READ),
+	FZ_LOPT("max_threads", FZ_LOPT_MAX_THREADS),
+	FZ_LOPT("max_read", FZ_LOPT_MAX_READ),
+	FZ_LOPT("max_write", FZ_LOPT_MAX_WRITE),
+	FZ_LOPT("max_background", FZ_LOPT_MAX_BACKGROUND),
+	FZ_LOPT("congestion_threshold", FZ_LOPT_CONGESTION_THRESHOLD),
 	/*
 	 * Generic mount options that mount(8) passes on from /etc/fstab
 	 * and libfuse 3.14 does not know.  They could not do anything: the
@@ -2123,9 +2168,8 @@ static const struct fuse_opt fz_opt_spec[] = {
 struct fz_opts {
 	char *val[FZ_NOPTS];
 	int novalue;			/* FZ_OPT_* given without "=", or -1 */
-	int max_threads_set;
 	int nomlock;
-	char *max_read;			/* -o max_read=, the last given */
+	char *lval[FZ_NLOPTS];		/* libfuse's, held back until checked */
 	char *pos[2];			/* [SOURCE] MOUNTPOINT */
 	int npos;
 };
@@ -2136,6 +2180,7 @@ struct fz_conf {
 	const struct zcomp_backend *be;
 	unsigned int threads;		/* compressing threads per request */
 	unsigned int max_read;		/* bytes; FZ_DEFAULT_MAX_READ if unset */
+	unsigned int max_threads;	/* FUSE workers; FZ_DEFAULT_FUSE_THREADS */
 };
 
 /* Keep the value of "name=value" @arg in *@slot (the last one wins). */
@@ -2160,6 +2205,9 @@ static int fz_opt_proc(void *data, const char *arg, int key,
 	(void)outargs;
 	if (key >= 0 && key < FZ_NOPTS)
 		return fz_keep_value(&o->val[key], arg);
+	/* Held back from libfuse until checked: see fz_pass_opts. */
+	if (key >= FZ_KEY_LIBFUSE && key < FZ_KEY_LIBFUSE + FZ_NLOPTS)
+		return fz_keep_value(&o->lval[key - FZ_KEY_LIBFUSE], arg);
 	if (key >= FZ_KEY_NOVALUE && key < FZ_KEY_NOVALUE + FZ_NOPTS) {
 		if (o->novalue < 0)
 			o->novalue = key - FZ_KEY_NOVALUE;
@@ -2186,11 +2234,6 @@ static int fz_opt_proc(void *data, const char *arg, int key,
 		o->npos++;
 		return 0;
 	}
-	/* Kept for libfuse too: it is a mount option. */
-	if (key == FZ_KEY_MAX_READ && fz_keep_value(&o->max_read, arg) < 0)
-		return -1;
-	if (key == FZ_KEY_MAX_THREADS)
-		o->max_threads_set = 1;
 	return 1;	/* everything else is for libfuse */
 }
 
@@ -2216,10 +2259,11 @@ static void fz_backend_list(char *buf, size_t size)
  */
 static int fz_check_opts(const struct fz_opts *o, struct fz_conf *conf)
 {
+	unsigned int lval[FZ_NLOPTS], background;
 	const char *v;
 	char list[128];
 	uint64_t size;
-	int ret, level, n;
+	int ret, level, n, i;
 
 	memset(conf, 0, sizeof(*conf));
 	if (o->novalue >= 0) {
@@ -2311,19 +2355,61 @@ static int fz_check_opts(const struct fz_opts *o, struct fz_conf *conf)
 		conf->zc.reserve = fz_round_page(size);
 	}
 
-	conf->max_read = FZ_DEFAULT_MAX_READ;
-	v = o->max_read;
-	if (v) {
-		uint64_t bytes;
+	/* libfuse's: plain decimal numbers within fz_lopts[]; 0 if unset. */
+	for (i = 0; i < FZ_NLOPTS; i++) {
+		const struct fz_lopt *l = &fz_lopts[i];
+		uint64_t num;
 
-		/* libfuse and the kernel read it as a plain number. */
-		if (fz_parse_u64(v, &bytes) < 0 || bytes < ZR_PAGE_SIZE ||
-		    bytes > FZ_MAX_IO) {
-			fz_log(FUSE_LOG_ERR, "invalid max_read '%s': expected a number of bytes from %u to %u",
-			       v, ZR_PAGE_SIZE, FZ_MAX_IO);
+		lval[i] = 0;
+		v = o->lval[i];
+		if (!v)
+			continue;
+		if (fz_parse_u64(v, &num) < 0 || num < l->min ||
+		    num > l->max) {
+			fz_log(FUSE_LOG_ERR, "invalid %s '%s': expected %s from %u to %u",
+			       l->name, v, l->what, l->min, l->max);
 			return -EINVAL;
 		}
-		conf->max_read = (unsigned int)bytes;
+		lval[i] = (unsigned int)num;
+	}
+	/* A threshold past max_background would never be reached. */
+	background = lval[FZ_LOPT_MAX_BACKGROUND] ?
+		lval[FZ_LOPT_MAX_BACKGROUND] : FZ_MAX_BACKGROUND;
+	if (lval[FZ_LOPT_CONGESTION_THRESHOLD] > background) {
+		fz_log(FUSE_LOG_ERR, "invalid congestion_threshold '%s': expected an integer from 1 to %u (max_background)",
+		       o->lval[FZ_LOPT_CONGESTION_THRESHOLD], background);
+		return -EINVAL;
+	}
+	conf->max_read = lval[FZ_LOPT_MAX_READ] ?
+		lval[FZ_LOPT_MAX_READ] : FZ_DEFAULT_MAX_READ;
+	conf->max_threads = lval[FZ_LOPT_MAX_THREADS] ?
+		lval[FZ_LOPT_MAX_THREADS] : FZ_DEFAULT_FUSE_THREADS;
+	return 0;
+}
+
+/*
+ * fz_pass_opts - hand the values of libfuse's options that fz_check_opts
+ * accepted on to libfuse, as typed, at the end of @args (so they win over
+ * our defaults), all but max_threads, which is the loop config's.
+ * Returns 0, or -1 after "out of memory".
+ */
+static int fz_pass_opts(const struct fz_opts *o, struct fuse_args *args)
+{
+	char *arg;
+	int i, ret;
+
+	for (i = 0; i < FZ_NLOPTS; i++) {
+		if (i == FZ_LOPT_MAX_THREADS || !o->lval[i])
+			continue;
+		if (asprintf(&arg, "-o%s=%s", fz_lopts[i].name,
+			     o->lval[i]) < 0) {
+			fz_log(FUSE_LOG_ERR, "out of memory");
+			return -1;
+		}
+		ret = fuse_opt_add_arg(args, arg);
+		free(arg);
+		if (ret != 0)
+			return -1;	/* libfuse said "out of memory" */
 	}
 	return 0;
 }
@@ -2369,11 +2455,18 @@ static void fz_help(void)
 	       FZ_MAX_THREADS, FZ_DEFAULT_FUSE_THREADS);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
-	printf("    -o max_write=N, max_read=N, max_background=N,\n"
-	       "       congestion_threshold=N, max_readahead=N, [no_]async_dio,\n"
-	       "       async_read, sync_read\n"
+	printf("    -o max_write=N, max_read=N\n"
+	       "                           largest write and read in bytes, %u to %u\n"
+	       "                           (default: %u and %u here)\n"
+	       "    -o max_background=N    requests in flight, 1 to 65535 (default: %u)\n"
+	       "    -o congestion_threshold=N\n"
+	       "                           requests in flight from which the kernel\n"
+	       "                           throttles, 1 to max_background (default: %u)\n"
+	       "    -o max_readahead=N, [no_]async_dio, async_read, sync_read\n"
 	       "                           connection tuning, see fusezram(8)\n"
-	       "\nSee fusezram(8) and mount.fuse3(8).\n");
+	       "\nSee fusezram(8) and mount.fuse3(8).\n",
+	       ZR_PAGE_SIZE, FZ_MAX_IO, FZ_DEFAULT_MAX_WRITE,
+	       FZ_DEFAULT_MAX_READ, FZ_MAX_BACKGROUND, FZ_CONGESTION_THRESHOLD);
 }
 
 static void fz_syslog(enum fuse_log_level level, const char *fmt, va_list ap)
@@ -2716,7 +2809,7 @@ int main(int argc, char *argv[])
 	struct fz_opts o;
 	struct fz_conf conf;
 	struct fz_data fz;
-	unsigned int fuse_threads = FZ_DEFAULT_FUSE_THREADS;
+	unsigned int fuse_threads;
 	pthread_t logger;
 	bool have_logger = false;
 	sigset_t saved_mask;
@@ -2744,15 +2837,13 @@ int main(int argc, char *argv[])
 		goto out_args;
 	/*
 	 * First in line (args is a copy now, so it can grow), so that the
-	 * user's own fsname=, subtype= or max_read= win; default_permissions
-	 * makes the kernel check mode bits.
+	 * user's own fsname=, subtype= or max_read= (added back at the end
+	 * by fz_pass_opts) win; default_permissions makes the kernel check
+	 * mode bits.
 	 */
 	if (fuse_opt_insert_arg(&args, 1,
 			"-ofsname=" FZ_PROG ",subtype=" FZ_PROG ",default_permissions"
 			",max_read=" FZ_STR(FZ_DEFAULT_MAX_READ)) != 0)
-		goto out_args;
-	fz.conn_opts = fuse_parse_conn_info_opts(&args);
-	if (!fz.conn_opts)
 		goto out_args;
 	if (fuse_parse_cmdline(&args, &opts) != 0)
 		goto out_args;
@@ -2776,14 +2867,12 @@ int main(int argc, char *argv[])
 		fz_log(FUSE_LOG_ERR, "missing mountpoint; " FZ_USAGE);
 		goto out_args;
 	}
-	if (o.max_threads_set) {
-		if (opts.max_threads < 1 || opts.max_threads > FZ_MAX_THREADS) {
-			fz_log(FUSE_LOG_ERR, "invalid max_threads '%u': expected an integer from 1 to %d",
-			       opts.max_threads, FZ_MAX_THREADS);
-			goto out_args;
-		}
-		fuse_threads = opts.max_threads;
-	}
+	fuse_threads = conf.max_threads;
+	if (fz_pass_opts(&o, &args) != 0)
+		goto out_args;
+	fz.conn_opts = fuse_parse_conn_info_opts(&args);
+	if (!fz.conn_opts)
+		goto out_args;
 
 	/* Unknown options are reported here, before anything is created. */
 	se = fuse_session_new(&args, &fz_ops, sizeof(fz_ops), &fz);
@@ -2908,7 +2997,8 @@ out_args:
 	free(fz.conn_opts);
 	for (i = 0; i < FZ_NOPTS; i++)
 		free(o.val[i]);
-	free(o.max_read);
+	for (i = 0; i < FZ_NLOPTS; i++)
+		free(o.lval[i]);
 	for (i = 0; i < o.npos; i++)
 		free(o.pos[i]);
 	fuse_opt_free_args(&args);

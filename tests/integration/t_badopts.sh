@@ -1,7 +1,10 @@
 #!/bin/bash
 # t_badopts: a bad option value makes fusezram exit non-zero with one line
-# on stderr naming the bad value, and nothing is mounted; -h lists the
-# fusezram options; -V prints the version.
+# on stderr naming the bad value, and nothing is mounted; so does a bad
+# value of the libfuse options fusezram checks (max_threads, max_write,
+# max_background, congestion_threshold), while their limits still mount and
+# reach libfuse unchanged; -h lists the fusezram options; -V prints the
+# version.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require_fuse
@@ -66,6 +69,29 @@ expect_bad reserve lots -- -o reserve=lots "$mnt"
 expect_bad max_read 64K -- -o max_read=64K "$mnt"
 expect_bad max_read 100 -- -o max_read=100 "$mnt"
 expect_bad max_read 2097152 -- -o max_read=2097152 "$mnt"
+# libfuse's numeric options are checked as strictly as ours: a plain
+# decimal number within the limits of fusezram(8), named as typed (libfuse
+# alone reads " 1", "1G1", "1.5" and "1e99" as 1, "-1" as 4294967295).
+# expect_bad_num OPTION VALUE... - each VALUE of OPTION is refused.
+expect_bad_num() {
+	local opt=$1 v
+	shift
+	for v in "$@"; do
+		expect_bad "$opt" "'$v'" -- -o "$opt=$v" "$mnt"
+	done
+}
+# Not a plain decimal number, or beyond any limit, for every one of them.
+junk=('' banana -1 +1 0x10 1e99 1G1 ' 1' '1 ' 1.5 1K 99999999999T
+	99999999999999999999 4294967297)
+expect_bad_num max_threads "${junk[@]}" 0 1025
+expect_bad_num max_write "${junk[@]}" 0 4095 1048577
+expect_bad_num max_background "${junk[@]}" 0 65536
+expect_bad_num congestion_threshold "${junk[@]}" 0 65536
+# libfuse lowers a congestion_threshold above max_background (ours is 64)
+# to it without a word.
+expect_bad congestion_threshold "'65'" -- -o congestion_threshold=65 "$mnt"
+expect_bad congestion_threshold "'17'" -- -o max_background=16,congestion_threshold=17 "$mnt"
+expect_bad congestion_threshold "'17'" -- -o congestion_threshold=17,max_background=16 "$mnt"
 expect_bad nosuchopt -- -o nosuchopt=1 "$mnt"
 expect_bad mount -- -o disksize=1M
 expect_bad "$FZ_TMP/nonexistent" -- "$FZ_TMP/nonexistent"
@@ -91,4 +117,31 @@ fi
 fz_log "version: $(head -n 1 "$FZ_TMP/version")"
 
 fz_is_mounted "$mnt" && fz_fail "something is mounted at $mnt after -h / -V"
+
+# The limits of those libfuse options mount, and reach libfuse unchanged:
+# its -d log shows the INIT reply, ours the worker threads.
+# init_value NAME - NAME's value in the INIT reply of the -d log.
+init_value() {
+	fz_wait_until 10 grep -q "^ *$1=" "$FZ_LOG" ||
+		fz_fail "no $1 in the INIT reply of the -d log: $(head -c 500 "$FZ_LOG")"
+	sed -n "s/^ *$1=//p" "$FZ_LOG" | head -n 1
+}
+fz_mount -d -o disksize=4M,max_threads=1,max_write=4096,max_background=1,congestion_threshold=1
+grep -q 'max_threads=1 ' "$FZ_LOG" || fz_fail "max_threads=1 not in the -d log: $(head -c 500 "$FZ_LOG")"
+fz_expect_eq "max_write=4096" "$(init_value max_write)" 0x00001000
+fz_expect_eq "max_background=1" "$(init_value max_background)" 1
+fz_expect_eq "congestion_threshold=1" "$(init_value congestion_threshold)" 1
+head -c 1M /dev/urandom >"$FZ_TMP/rand"
+dd if="$FZ_TMP/rand" of="$FZ_IMG" bs=64K conv=notrunc,fsync status=none ||
+	fz_fail "write to $FZ_IMG failed"
+dd if="$FZ_IMG" of="$FZ_TMP/back" bs=64K count=16 iflag=direct status=none ||
+	fz_fail "read of $FZ_IMG failed"
+fz_expect_cmp "round trip through $FZ_IMG" "$FZ_TMP/back" "$FZ_TMP/rand"
+fz_umount
+fz_mount -d -o disksize=4M,max_threads=1024,max_write=1048576,max_background=65535,congestion_threshold=65535
+grep -q 'max_threads=1024 ' "$FZ_LOG" || fz_fail "max_threads=1024 not in the -d log: $(head -c 500 "$FZ_LOG")"
+fz_expect_eq "max_write=1048576" "$(init_value max_write)" 0x00100000
+fz_expect_eq "max_background=65535" "$(init_value max_background)" 65535
+fz_expect_eq "congestion_threshold=65535" "$(init_value congestion_threshold)" 65535
+fz_umount
 fz_log "ok"
