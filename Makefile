@@ -101,7 +101,12 @@ build/hog: tests/integration/hog.c
 	@mkdir -p build
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O2 -o $@ $<
 
-check-integration: fusezram build/hog
+# LD_PRELOAD library for t_populate_fail: madvise refuses to pre-fault.
+build/madvise_shim.so: tests/integration/madvise_shim.c
+	@mkdir -p build
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O2 -shared -fPIC -o $@ $<
+
+check-integration: fusezram build/hog build/madvise_shim.so
 	bash tests/integration/run.sh
 
 check: check-unit check-sanitize check-tsan man-check check-integration

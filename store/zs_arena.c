@@ -34,12 +34,15 @@
  * runs that it faults in itself, so that a store on the I/O path finds
  * its pages present: it neither takes a fault nor waits in the page
  * allocator, which under memory pressure could mean waiting on reclaim,
- * and so on swap I/O to our own image.  Half the budget given to
- * zs_arena_set_reserve() goes to the stacks (split evenly by length),
- * half to whole words populated ahead of the open ones, where fresh runs
- * are cut (populated_to), so that a pool that grows finds its new pages
- * resident as well.  Those pages are resident but belong to no span, so
- * they are not in the pool's byte account (mem_used_total).
+ * and so on swap I/O to our own image.  Faulting in is
+ * madvise(MADV_POPULATE_WRITE), which changes no byte; where the kernel
+ * refuses it (a memory cgroup at its limit, Linux before 5.14) the pages
+ * stay absent and the stores that use them fault them in.  Half the
+ * budget given to zs_arena_set_reserve() goes to the stacks (split evenly
+ * by length), half to whole words populated ahead of the open ones, where
+ * fresh runs are cut (populated_to), so that a pool that grows finds its
+ * new pages resident as well.  Those pages are resident but belong to no
+ * span, so they are not in the pool's byte account (mem_used_total).
  *
  * The spill.  Frees and stores come in waves, and rarely of the same run
  * length at once: swap discards a 2 MiB cluster, then writes out again;
@@ -667,8 +670,9 @@ static void zs_arena_ahead(struct zs_arena *a)
 		to = lo;
 	atomic_store_explicit(&a->populated_to, to, memory_order_relaxed);
 	/*
-	 * A word at a time, one madvise each.  A page that is in use is not
-	 * changed by being populated; one freed (punched) meanwhile in the
+	 * A word at a time, one madvise each.  The last open word holds live
+	 * spans, and stores may open the next words meanwhile: populating
+	 * changes no byte of them.  A page freed (punched) meanwhile in the
 	 * last open word comes back resident, and is the next one claimed.
 	 */
 	for (; to < end; to++) {
@@ -678,19 +682,18 @@ static void zs_arena_ahead(struct zs_arena *a)
 	}
 }
 
-/* Fault in @pages pages, so that writing them later costs nothing. */
+/*
+ * zs_arena_populate - fault in @pages pages from @page, so that writing
+ * them later takes no fault.  Changes no byte: pages of live spans may be
+ * in the range.  Where the kernel will not (ENOMEM in a memory cgroup at
+ * its limit, EINTR, EINVAL before Linux 5.14), nothing is done and each
+ * page faults in at its first write.  Cannot fail.
+ */
 static void zs_arena_populate(struct zs_arena *a, uint64_t page,
 			      unsigned pages)
 {
-	volatile char *p = zs_arena_addr(a, page);
-	unsigned i;
-
-	if (madvise((void *)p, (size_t)pages * ZS_PAGE_SIZE,
-		    MADV_POPULATE_WRITE) == 0)
-		return;
-	/* Before Linux 5.14: a write fault per page does the same. */
-	for (i = 0; i < pages; i++)
-		p[(size_t)i * ZS_PAGE_SIZE] = 0;
+	(void)madvise(zs_arena_addr(a, page), (size_t)pages * ZS_PAGE_SIZE,
+		      MADV_POPULATE_WRITE);
 }
 
 uint64_t zs_arena_refill(struct zs_arena *a)

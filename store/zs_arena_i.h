@@ -65,11 +65,12 @@ static inline void zs_acct_uncharge(struct zs_acct *ac, uint64_t bytes)
 
 /*
  * struct zs_rstack - the reserve of one run length: free runs whose pages
- * are resident (pre-faulted by zs_arena_refill(), or left so when their
- * span was freed).  Their bitmap bits stay set, so nobody else claims
- * them; a run leaves the stack for a new span, or is punched when the
- * stack is over its cap and the spill is full, or when it has sat in the
- * spill (past the cap) for a whole ZS_SPILL_PERIOD_MS.
+ * are resident (pre-faulted by zs_arena_refill() where the kernel lets
+ * it, or left so when their span was freed).  Their bitmap bits stay
+ * set, so nobody else claims them; a run leaves the stack for a new span,
+ * or is punched when the stack is over its cap and the spill is full, or
+ * when it has sat in the spill (past the cap) for a whole
+ * ZS_SPILL_PERIOD_MS.
  */
 struct zs_rstack {
 	pthread_mutex_t lock;		/* leaf; held for a push or a pop */
@@ -182,7 +183,9 @@ void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages);
 /*
  * zs_arena_refill - bring every stack up to its cap with fresh runs, and
  * the words ahead up to theirs, faulted in here (MADV_POPULATE_WRITE, a
- * word at a time) so that the I/O path does not have to; punch the words
+ * word at a time) so that the I/O path does not have to, or left to fault
+ * in at first use where the kernel refuses; no byte of the arena is
+ * written, live spans among those words included.  Punch the words
  * past the ahead cap, and the whole spill if it is over its cap (both
  * only after zs_arena_set_reserve() lowered them; a spill within its cap
  * is zs_arena_age()'s).  May sleep in the page allocator: call it from a thread

@@ -433,18 +433,26 @@ fz_require_loop() {
 
 FZ_NMOUNT=0
 
-# fz_mount [--detach] [fusezram args...] - mount a fresh image in a new
-# directory under FZ_TMP.  Sets FZ_MNT (mount point), FZ_IMG (the image),
-# FZ_CTL (the control directory), FZ_PID (the daemon), FZ_LOG (its output).
-# By default the daemon runs with -f in a session of its own (so signals to
-# the test reach it only through the cleanup); with --detach it is started
-# the ordinary way and must detach by itself.
+# fz_mount [--detach] [--env NAME=VALUE]... [fusezram args...] - mount a
+# fresh image in a new directory under FZ_TMP.  Sets FZ_MNT (mount point),
+# FZ_IMG (the image), FZ_CTL (the control directory), FZ_PID (the daemon),
+# FZ_LOG (its output).  By default the daemon runs with -f in a session of
+# its own (so signals to the test reach it only through the cleanup); with
+# --detach it is started the ordinary way and must detach by itself.  Each
+# --env puts NAME=VALUE in the daemon's environment only (env(1) execs
+# it: the pid is the daemon's), e.g. --env LD_PRELOAD=lib.so.
 fz_mount() {
 	local detach=0 rc=0
-	if [ "${1:-}" = --detach ]; then
-		detach=1
+	local -a env=()
+	while :; do
+		case ${1:-} in
+		--detach) detach=1 ;;
+		--env) env+=("$2"); shift ;;
+		*) break ;;
+		esac
 		shift
-	fi
+	done
+	[ "${#env[@]}" -eq 0 ] || env=(env "${env[@]}")
 	fz_require_fuse
 	FZ_NMOUNT=$((FZ_NMOUNT + 1))
 	FZ_MNT=$FZ_TMP/mnt$FZ_NMOUNT
@@ -455,7 +463,7 @@ fz_mount() {
 	mkdir "$FZ_MNT"
 	if [ "$detach" = 1 ]; then
 		fz__register "fuse|$FZ_MNT||-"
-		timeout 30 "$FUSEZRAM" "$@" "$FZ_MNT" >"$FZ_LOG" 2>&1 {FZ_ERR}>&- || rc=$?
+		timeout 30 "${env[@]}" "$FUSEZRAM" "$@" "$FZ_MNT" >"$FZ_LOG" 2>&1 {FZ_ERR}>&- || rc=$?
 		[ "$rc" -eq 0 ] || fz_fail "'fusezram $* $FZ_MNT' exited with $rc: $(cat "$FZ_LOG")"
 		fz_is_mounted "$FZ_MNT" ||
 			fz_fail "fusezram returned 0 but nothing is mounted at $FZ_MNT"
@@ -463,7 +471,7 @@ fz_mount() {
 			fz_fail "no fusezram process serving $FZ_MNT after it detached"
 		FZ_CLEANUP[${#FZ_CLEANUP[@]} - 1]="fuse|$FZ_MNT|$FZ_PID|-"
 	else
-		setsid "$FUSEZRAM" -f "$@" "$FZ_MNT" </dev/null >"$FZ_LOG" 2>&1 {FZ_ERR}>&- &
+		setsid "${env[@]}" "$FUSEZRAM" -f "$@" "$FZ_MNT" </dev/null >"$FZ_LOG" 2>&1 {FZ_ERR}>&- &
 		FZ_PID=$!
 		fz__register "fuse|$FZ_MNT|$FZ_PID|$FZ_LOG"
 		# shellcheck disable=SC2016 # expanded by eval, at each poll

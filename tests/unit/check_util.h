@@ -2,6 +2,7 @@
 #ifndef FUSEZRAM_CHECK_UTIL_H
 #define FUSEZRAM_CHECK_UTIL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,5 +37,13 @@ static inline int tu_nbackends(void)
 		n++;
 	return n;
 }
+
+/*
+ * The binary's own madvise() (tests/unit/tu_madvise.c): while
+ * tu_madvise_refuse is set, MADV_POPULATE_WRITE fails with ENOMEM and
+ * tu_madvise_refused counts the refusals; other calls reach the kernel.
+ */
+extern _Atomic int tu_madvise_refuse;
+extern _Atomic unsigned long tu_madvise_refused;
 
 #endif /* FUSEZRAM_CHECK_UTIL_H */

@@ -23,6 +23,7 @@
 
 #include "store/zs_pool.h"
 #include "tests/unit/check_suites.h"
+#include "tests/unit/check_util.h"
 
 #define MiB (1024 * 1024ULL)
 
@@ -36,6 +37,7 @@ static void setup(void)
 
 static void teardown(void)
 {
+	atomic_store(&tu_madvise_refuse, 0);	/* a failed check left it on */
 	zs_pool_destroy(pool);
 	pool = NULL;
 }
@@ -1006,6 +1008,43 @@ START_TEST(test_arena_reuse)
 }
 END_TEST
 
+/*
+ * Pre-faulting never writes to the arena: with MADV_POPULATE_WRITE
+ * refused (ENOMEM, as in a memory cgroup at its limit), a refill leaves
+ * every stored byte as it was.  Raw objects (a page each) outrun the
+ * words populated ahead, and some are freed back into their stack, so
+ * that the next refill claims nothing and starts populating at the last
+ * open word, among live spans.
+ */
+START_TEST(test_refill_populate_refused)
+{
+	enum { N = 16 * 64 + 20, FREED = 64 };
+	static uint64_t h[N];
+	unsigned char buf[ZS_MAX_ALLOC];
+	unsigned i, bad = 0;
+
+	zs_set_reserve(pool, 4 * MiB);
+	atomic_store(&tu_madvise_refused, 0);
+	atomic_store(&tu_madvise_refuse, 1);
+	zs_refill(pool);
+	for (i = 0; i < N; i++)
+		h[i] = store_pat(pool, ZS_MAX_ALLOC, i);
+	for (i = 0; i < FREED; i++)
+		zs_free(pool, h[i], ZS_MAX_ALLOC);
+	zs_refill(pool);
+	atomic_store(&tu_madvise_refuse, 0);
+	ck_assert_uint_gt(atomic_load(&tu_madvise_refused), 0);
+	for (i = FREED; i < N; i++) {
+		ck_assert_int_eq(zs_load(pool, h[i], buf, ZS_MAX_ALLOC), 0);
+		bad += !pattern_ok(buf, ZS_MAX_ALLOC, i);
+	}
+	ck_assert_msg(bad == 0, "%u of %u pages changed by a refill", bad,
+		      N - FREED);
+	for (i = FREED; i < N; i++)
+		zs_free(pool, h[i], ZS_MAX_ALLOC);
+}
+END_TEST
+
 /* ---- Memory goes back to the OS, also when mlocked ---------------------- */
 
 static long rss_shmem_kib(void)
@@ -1309,6 +1348,7 @@ Suite *zs_pool_suite(void)
 	tcase_add_test(tc, test_random_model);
 	tcase_add_test(tc, test_efficiency);
 	tcase_add_test(tc, test_arena_reuse);
+	tcase_add_test(tc, test_refill_populate_refused);
 	tcase_add_test(tc, test_no_alloc_when_warm);
 	tcase_add_test(tc, test_no_alloc_growing);
 	suite_add_tcase(s, tc);
