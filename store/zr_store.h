@@ -76,7 +76,9 @@ uint64_t zr_disksize(const struct zr_store *st);
  * zr_read - read @len bytes at @off into @buf.
  * Returns the bytes read: @len, fewer if the range crosses the end of the
  * disk, 0 at or past the end; or -EIO if a page's data is corrupt (that
- * page counts in failed_reads).  Takes slot locks shared, one at a time.
+ * page counts in failed_reads).  Takes the slot locks of the pages that
+ * are not empty shared, one at a time; never-written pages are read
+ * without writing to the page table.
  */
 ssize_t zr_read(struct zr_store *st, void *buf, size_t len, uint64_t off);
 
@@ -100,8 +102,9 @@ ssize_t zr_write(struct zr_store *st, const void *buf, size_t len,
  * every whole page in it and zeroing the partial pages at its edges.  The
  * range is clipped at the end of the disk.  Returns 0, or -ENOSPC/-ENOMEM
  * /-EIO from rewriting a partial edge page (whole pages are freed first,
- * so nothing is lost).  Takes slot locks exclusive, one at a time, and may
- * wake the background compaction thread.
+ * so nothing is lost).  Takes the slot locks of the pages that are not
+ * empty exclusive, one at a time (empty ones are passed without writing to
+ * the page table), and may wake the background compaction thread.
  */
 int zr_discard(struct zr_store *st, uint64_t off, uint64_t len);
 
@@ -109,8 +112,9 @@ int zr_discard(struct zr_store *st, uint64_t off, uint64_t len);
  * zr_seek - SEEK_DATA / SEEK_HOLE at page granularity.  A page is data
  * once written (even with zeros) until discarded; the end of the disk is
  * a hole.  Returns the offset, -ENXIO if @off >= disksize or (SEEK_DATA)
- * no data follows, -EINVAL for another @whence.  Takes slot locks
- * shared, one at a time; the answer may be stale once returned.
+ * no data follows, -EINVAL for another @whence.  Takes no lock and
+ * writes nothing (one atomic load per page passed); the answer may be
+ * stale once returned.
  */
 int64_t zr_seek(struct zr_store *st, uint64_t off, int whence);
 
@@ -160,7 +164,8 @@ uint64_t zr_compact(struct zr_store *st);
  * least @min_age seconds (0 = every stored page, zram's "all").  Reading
  * or writing a page clears its mark.  Ages are kept modulo 65536 s
  * (about 18 hours).  Returns how many pages this call marked.  Takes
- * each slot lock shared in turn.
+ * the lock of each stored page shared in turn; empty slots are passed
+ * without writing to the page table.
  */
 uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
 

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "compressors/zcomp.h"
@@ -426,6 +427,101 @@ START_TEST(test_idle)
 }
 END_TEST
 
+/*
+ * The page table of a 1 TiB disk is a 4 GiB sparse mapping.  Operations
+ * that meet only never-written pages must not write to it: reads of
+ * holes, SEEK_DATA across the disk, marking "all" idle and discarding a
+ * never-written range.  Each runs on a fresh store in a child that
+ * mlockall()s as the daemon does; its RSS must grow by less than
+ * ZT_TABLE_SLACK_KIB (touching the table would cost 16 bytes per 4 KiB of
+ * disk covered: 4 MiB for the 1 GiB read, 4 GiB for the others).
+ */
+#define ZT_BIG_DISK (1ULL << 40)
+#define ZT_TABLE_SLACK_KIB 2048
+#define ZT_HOLE_CHUNK (1U << 20)
+
+enum zt_table_phase { ZT_READ, ZT_SEEK, ZT_IDLE, ZT_DISCARD, ZT_NPHASES };
+
+/* One phase on a fresh store; returns the number of a failed check or 0. */
+static int zt_table_child(int phase)
+{
+	static uint8_t buf[ZT_HOLE_CHUNK], zero[ZT_HOLE_CHUNK], page[ZT_PAGE];
+	struct zr_config cfg = {
+		.disksize = ZT_BIG_DISK,
+		.algorithm = "lz4",
+		.level = ZCOMP_LEVEL_DEFAULT,
+	};
+	const uint64_t last = ZT_BIG_DISK - ZT_PAGE;
+	struct zr_store *st = NULL;
+	uint64_t off, seed = 9;
+	long rss0, rss1;
+
+	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
+		return 1;
+	if (zr_store_create(&cfg, &st))
+		return 2;
+	/* Data at both ends; this thread's stream made; buffers resident. */
+	tu_fill_random(page, sizeof(page), &seed);
+	if (zr_write(st, page, ZT_PAGE, 0) != ZT_PAGE ||
+	    zr_write(st, page, ZT_PAGE, last) != ZT_PAGE)
+		return 3;
+	memset(buf, 0xa5, sizeof(buf));
+	memset(zero, 0, sizeof(zero));
+	if (zr_read(st, buf, ZT_PAGE, ZT_PAGE) != ZT_PAGE)
+		return 4;
+
+	rss0 = tu_status_kib("VmRSS:");
+	switch (phase) {
+	case ZT_READ:		/* 1 GiB of holes, from 1 GiB on */
+		for (off = 1ULL << 30; off < 2ULL << 30; off += ZT_HOLE_CHUNK)
+			if (zr_read(st, buf, ZT_HOLE_CHUNK, off) !=
+			    ZT_HOLE_CHUNK || memcmp(buf, zero, ZT_HOLE_CHUNK))
+				return 10;
+		break;
+	case ZT_SEEK:		/* across the whole disk */
+		if (zr_seek(st, 0, SEEK_HOLE) != ZT_PAGE ||
+		    zr_seek(st, ZT_PAGE, SEEK_DATA) != (int64_t)last ||
+		    zr_seek(st, ZT_PAGE, SEEK_HOLE) != ZT_PAGE)
+			return 11;
+		break;
+	case ZT_IDLE:		/* "all": the two stored pages */
+		if (zr_mark_idle(st, 0) != 2 || zt_stats(st).idle_pages != 2)
+			return 12;
+		break;
+	case ZT_DISCARD:	/* everything between the two pages */
+		if (zr_discard(st, ZT_PAGE, last - ZT_PAGE) ||
+		    zt_stats(st).miss_free != last / ZT_PAGE - 1 ||
+		    zt_stats(st).pages_stored != 2)
+			return 13;
+		break;
+	}
+	rss1 = tu_status_kib("VmRSS:");
+	if (rss0 < 0 || rss1 < 0)
+		return 5;
+	if (rss1 - rss0 >= ZT_TABLE_SLACK_KIB) {
+		fprintf(stderr, "phase %d: RSS grew by %ld KiB\n", phase,
+			rss1 - rss0);
+		return 20 + phase;
+	}
+	/* What was written is still there. */
+	if (zr_read(st, buf, ZT_PAGE, last) != ZT_PAGE ||
+	    memcmp(buf, page, ZT_PAGE))
+		return 6;
+	zr_store_destroy(st);
+	return 0;
+}
+
+START_TEST(test_table_untouched)
+{
+	static const char *const what[ZT_NPHASES] = {
+		"reading holes", "seeking", "marking all idle",
+		"discarding never-written pages",
+	};
+
+	tu_run_child(zt_table_child, _i, what[_i]);
+}
+END_TEST
+
 /* Randomized: reads, writes, discards at random places vs. a plain model. */
 START_TEST(test_random_model)
 {
@@ -800,6 +896,7 @@ Suite *zr_store_suite(void)
 
 	tl = tcase_create("slot_lock");
 	tcase_add_test(tl, test_slot_lock);
+	tcase_add_loop_test(tl, test_table_untouched, 0, ZT_NPHASES);
 	tcase_set_timeout(tl, 120);
 	suite_add_tcase(s, tl);
 
