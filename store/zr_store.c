@@ -890,10 +890,14 @@ static void zr_job_run(struct zr_job *job, struct zr_stream *s)
 		ret = zr_job_page(job, s, j);
 		if (!ret)
 			continue;
-		if (job->write)
+		if (job->write) {
 			zr_stat_add(job->st, failed_writes, 1);
-		else
+			/* The write fails as a whole: claim no more pages. */
+			atomic_store_explicit(&job->next, job->npages,
+					      memory_order_relaxed);
+		} else {
 			zr_stat_add(job->st, failed_reads, 1);
+		}
 		atomic_store_explicit(&job->err, ret, memory_order_relaxed);
 		f = atomic_load_explicit(&job->fail, memory_order_relaxed);
 		while (j < f &&
@@ -953,8 +957,9 @@ static void *zr_worker(void *arg)
 
 /*
  * zr_io - read or write [@off, @off+@len) (already clipped, @len > 0).
- * Returns the bytes done up to the first failed page, or its -errno if
- * that is the first page.
+ * Returns @len if every page was done.  Otherwise a read returns the
+ * bytes before its first failed page, or that page's -errno if it is the
+ * first; a write returns the -errno of a failed page (see zr_write).
  */
 static ssize_t zr_io(struct zr_store *st, bool write, void *buf, size_t len,
 		     uint64_t off)
@@ -1009,6 +1014,8 @@ static ssize_t zr_io(struct zr_store *st, bool write, void *buf, size_t len,
 	fail = atomic_load_explicit(&job.fail, memory_order_relaxed);
 	if (fail == job.npages)
 		return (ssize_t)len;
+	if (write)
+		return atomic_load_explicit(&job.err, memory_order_relaxed);
 	done = ((job.first + fail) << ZR_PAGE_SHIFT);
 	done = done > off ? done - off : 0;
 	if (done)

@@ -84,15 +84,22 @@ ssize_t zr_read(struct zr_store *st, void *buf, size_t len, uint64_t off);
 
 /*
  * zr_write - write @len bytes from @buf at @off.
- * Returns the bytes written: @len, or fewer if the range crosses the end
- * of the disk; -EFBIG if @off is at or past the end (and @len > 0);
- * -ENOSPC if the memory limit is reached, -ENOMEM if the OS refuses
- * memory, -EIO if a partial page's old data is corrupt.  Pages are
- * written in order; on an error the pages before the failing one hold the
- * new data and the failing page keeps its old content (counted in
- * failed_writes); if some pages were written the count of bytes written
- * is returned instead of the error.  Takes slot locks exclusive, one at a
- * time.
+ * Returns:
+ *   @len, every byte written;
+ *   the bytes from @off to the end of the disk, if the range crosses the
+ *   end (they are written; the rest is dropped);
+ *   0 if @len is 0;
+ *   -EFBIG if @off is at or past the end and @len > 0 (nothing written);
+ *   -ENOSPC if the memory limit is reached, -ENOMEM if the OS refuses
+ *   memory, -EIO if a partial page's old data is corrupt.
+ * These three fail the write as a whole, never with a short count: a
+ * loop device would take a short count from the kernel's synchronous
+ * FUSE direct I/O for a successful write and lose the rest.  After such
+ * an error each page of the range holds either its old content or its
+ * new one, never a mix, and which pages got the new one is unspecified
+ * (pages are written in parallel, and no more are started once one
+ * fails); each failed page counts in failed_writes.  Takes slot locks
+ * exclusive, one at a time.
  */
 ssize_t zr_write(struct zr_store *st, const void *buf, size_t len,
 		 uint64_t off);

@@ -398,6 +398,46 @@ START_TEST(test_mem_limit)
 }
 END_TEST
 
+/*
+ * A write that meets the memory limit part way fails as a whole: a short
+ * count would reach a loop device as a successful write (the kernel's
+ * synchronous FUSE direct I/O passes it on) and lose the rest silently.
+ * Each page is left with its old content or the new, never a mix.
+ */
+START_TEST(test_mem_limit_whole)
+{
+	const uint64_t limit = 256 << 10;
+	const size_t len = 1 << 20;			/* 4x the limit */
+	const uint64_t off = 3 * ZT_PAGE + 100;		/* partial edges */
+	struct zr_store *st = zt_open(_i, 1024ull * ZT_PAGE, limit);
+	static uint8_t in[1 << 20], out[1 << 20];
+	static const uint8_t zero[ZT_PAGE];
+	uint64_t seed = 21;
+	size_t i, n;
+
+	tu_fill_random(in, len, &seed);
+	ck_assert_int_eq(zr_write(st, in, len, off), -ENOSPC);
+	ck_assert_uint_ge(zt_stats(st).failed_writes, 1);
+	ck_assert_uint_le(zt_stats(st).mem_used_total, limit);
+	ck_assert_int_eq(zr_read(st, out, len, off), (ssize_t)len);
+	/* Page by page (the first and last are partial). */
+	for (i = 0; i < len; i += n) {
+		n = ZT_PAGE - ((off + i) & (ZT_PAGE - 1));
+		if (n > len - i)
+			n = len - i;
+		ck_assert_msg(!memcmp(out + i, in + i, n) ||
+			      !memcmp(out + i, zero, n),
+			      "bytes %zu..%zu are neither old nor new", i, i + n);
+	}
+	/* Within the limit, the same write is whole. */
+	zr_set_mem_limit(st, 0);
+	ck_assert_int_eq(zr_write(st, in, len, off), (ssize_t)len);
+	ck_assert_int_eq(zr_read(st, out, len, off), (ssize_t)len);
+	ck_assert_mem_eq(in, out, len);
+	zr_store_destroy(st);
+}
+END_TEST
+
 START_TEST(test_idle)
 {
 	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
@@ -885,6 +925,7 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tc, test_seek, 0, n);
 	tcase_add_loop_test(tc, test_corrupt_eio, 0, n);
 	tcase_add_loop_test(tc, test_mem_limit, 0, n);
+	tcase_add_loop_test(tc, test_mem_limit_whole, 0, n);
 	tcase_add_loop_test(tc, test_random_model, 0, n);
 	tcase_add_loop_test(tc, test_idle, 0, n);
 	tcase_set_timeout(tc, 300);
@@ -905,6 +946,7 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tp, test_random_model, 0, n);
 	tcase_add_loop_test(tp, test_discard_edges, 0, n);
 	tcase_add_loop_test(tp, test_mem_limit, 0, n);
+	tcase_add_loop_test(tp, test_mem_limit_whole, 0, n);
 	tcase_add_loop_test(tp, test_hammer, 0, n);
 	tcase_add_test(tp, test_split_alone);
 	tcase_set_timeout(tp, 600);
