@@ -20,6 +20,7 @@
 #define FUSEZRAM_ZR_SLOT_I_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store/zr_lock_i.h"
@@ -41,7 +42,10 @@ struct zr_slot {
 	/*
 	 * guarded by lock for its length and SAME/HUGE bits; the access time
 	 * and IDLE bit may also change under the read lock, by atomic
-	 * compare-and-swap (readers touch pages, zr_mark_idle marks them).
+	 * compare-and-swap (readers touch pages, zr_mark_idle marks them),
+	 * and only while it is not 0.  So it leaves and enters 0 only under
+	 * the write lock, and whether it is 0 may be loaded without any
+	 * lock (zr_slot_empty).
 	 */
 	_Atomic uint32_t meta;
 	uint64_t handle;	/* guarded by lock: zs handle or fill word */
@@ -57,6 +61,21 @@ static inline uint32_t zr_slot_meta(const struct zr_slot *s)
 static inline void zr_slot_set_meta(struct zr_slot *s, uint32_t meta)
 {
 	atomic_store_explicit(&s->meta, meta, memory_order_relaxed);
+}
+
+/*
+ * zr_slot_empty - true if the slot holds nothing (meta is 0), with one
+ * relaxed load and no lock: it writes nothing, so the page-table page of
+ * a slot never written stays unfaulted (reads of it map the zero page).
+ * The answer is a snapshot; a writer may fill the slot right after.  Only
+ * "empty" lets a caller skip the lock (see zr_store.c, "Empty slots"); a
+ * slot found full must be locked and looked at again.  The slot is on
+ * the cache line its lock word is, so on the read path this costs no
+ * extra miss.  Cannot fail.
+ */
+static inline bool zr_slot_empty(const struct zr_slot *s)
+{
+	return atomic_load_explicit(&s->meta, memory_order_relaxed) == 0;
 }
 
 _Static_assert(sizeof(struct zr_slot) == 16, "a slot is 16 bytes");

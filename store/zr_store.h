@@ -76,21 +76,30 @@ uint64_t zr_disksize(const struct zr_store *st);
  * zr_read - read @len bytes at @off into @buf.
  * Returns the bytes read: @len, fewer if the range crosses the end of the
  * disk, 0 at or past the end; or -EIO if a page's data is corrupt (that
- * page counts in failed_reads).  Takes slot locks shared, one at a time.
+ * page counts in failed_reads).  Takes the slot locks of the pages that
+ * are not empty shared, one at a time; never-written pages are read
+ * without writing to the page table.
  */
 ssize_t zr_read(struct zr_store *st, void *buf, size_t len, uint64_t off);
 
 /*
  * zr_write - write @len bytes from @buf at @off.
- * Returns the bytes written: @len, or fewer if the range crosses the end
- * of the disk; -EFBIG if @off is at or past the end (and @len > 0);
- * -ENOSPC if the memory limit is reached, -ENOMEM if the OS refuses
- * memory, -EIO if a partial page's old data is corrupt.  Pages are
- * written in order; on an error the pages before the failing one hold the
- * new data and the failing page keeps its old content (counted in
- * failed_writes); if some pages were written the count of bytes written
- * is returned instead of the error.  Takes slot locks exclusive, one at a
- * time.
+ * Returns:
+ *   @len, every byte written;
+ *   the bytes from @off to the end of the disk, if the range crosses the
+ *   end (they are written; the rest is dropped);
+ *   0 if @len is 0;
+ *   -EFBIG if @off is at or past the end and @len > 0 (nothing written);
+ *   -ENOSPC if the memory limit is reached, -ENOMEM if the OS refuses
+ *   memory, -EIO if a partial page's old data is corrupt.
+ * These three fail the write as a whole, never with a short count: a
+ * loop device would take a short count from the kernel's synchronous
+ * FUSE direct I/O for a successful write and lose the rest.  After such
+ * an error each page of the range holds either its old content or its
+ * new one, never a mix, and which pages got the new one is unspecified
+ * (pages are written in parallel, and no more are started once one
+ * fails); each failed page counts in failed_writes.  Takes slot locks
+ * exclusive, one at a time.
  */
 ssize_t zr_write(struct zr_store *st, const void *buf, size_t len,
 		 uint64_t off);
@@ -100,8 +109,9 @@ ssize_t zr_write(struct zr_store *st, const void *buf, size_t len,
  * every whole page in it and zeroing the partial pages at its edges.  The
  * range is clipped at the end of the disk.  Returns 0, or -ENOSPC/-ENOMEM
  * /-EIO from rewriting a partial edge page (whole pages are freed first,
- * so nothing is lost).  Takes slot locks exclusive, one at a time, and may
- * wake the background compaction thread.
+ * so nothing is lost).  Takes the slot locks of the pages that are not
+ * empty exclusive, one at a time (empty ones are passed without writing to
+ * the page table), and may wake the background compaction thread.
  */
 int zr_discard(struct zr_store *st, uint64_t off, uint64_t len);
 
@@ -109,8 +119,9 @@ int zr_discard(struct zr_store *st, uint64_t off, uint64_t len);
  * zr_seek - SEEK_DATA / SEEK_HOLE at page granularity.  A page is data
  * once written (even with zeros) until discarded; the end of the disk is
  * a hole.  Returns the offset, -ENXIO if @off >= disksize or (SEEK_DATA)
- * no data follows, -EINVAL for another @whence.  Takes slot locks
- * shared, one at a time; the answer may be stale once returned.
+ * no data follows, -EINVAL for another @whence.  Takes no lock and
+ * writes nothing (one atomic load per page passed); the answer may be
+ * stale once returned.
  */
 int64_t zr_seek(struct zr_store *st, uint64_t off, int whence);
 
@@ -160,7 +171,8 @@ uint64_t zr_compact(struct zr_store *st);
  * least @min_age seconds (0 = every stored page, zram's "all").  Reading
  * or writing a page clears its mark.  Ages are kept modulo 65536 s
  * (about 18 hours).  Returns how many pages this call marked.  Takes
- * each slot lock shared in turn.
+ * the lock of each stored page shared in turn; empty slots are passed
+ * without writing to the page table.
  */
 uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
 

@@ -1,10 +1,20 @@
-/* Helpers shared by the unit-test suites: deterministic noise, backends. */
+/*
+ * Helpers shared by the unit-test suites: deterministic noise, backends,
+ * memory figures of the process and checks run in a forked child.
+ */
 #ifndef FUSEZRAM_CHECK_UTIL_H
 #define FUSEZRAM_CHECK_UTIL_H
 
+#include <check.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "compressors/zcomp.h"
 
@@ -45,5 +55,49 @@ static inline int tu_nbackends(void)
  */
 extern _Atomic int tu_madvise_refuse;
 extern _Atomic unsigned long tu_madvise_refused;
+
+/*
+ * tu_status_kib - the figure of @field ("VmRSS:", "RssShmem:", with the
+ * colon) in /proc/self/status, in KiB; -1 if it cannot be read.
+ */
+static inline long tu_status_kib(const char *field)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	size_t n = strlen(field);
+	char line[256];
+	long v = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, field, n))
+			v = atol(line + n);
+	fclose(f);
+	return v;
+}
+
+/*
+ * tu_run_child - run @check(@arg) in a forked child and fail with @what and
+ * the number it returned unless that is 0 (1 always means mlockall
+ * failed).  Memory figures measured in the child are its own, whatever
+ * the other tests did and whether Check forks (CK_FORK=no) or not; the
+ * child reports by exit status only, so it must not use ck_assert.
+ */
+static inline void tu_run_child(int (*check)(int), int arg, const char *what)
+{
+	pid_t pid;
+	int status;
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		_exit(check(arg));
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "%s: child died", what);
+	ck_assert_msg(WEXITSTATUS(status) == 0, "%s check %d failed%s", what,
+		      WEXITSTATUS(status), WEXITSTATUS(status) == 1 ?
+		      " (mlockall: run as root)" : "");
+}
 
 #endif /* FUSEZRAM_CHECK_UTIL_H */

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "compressors/zcomp.h"
@@ -397,6 +398,46 @@ START_TEST(test_mem_limit)
 }
 END_TEST
 
+/*
+ * A write that meets the memory limit part way fails as a whole: a short
+ * count would reach a loop device as a successful write (the kernel's
+ * synchronous FUSE direct I/O passes it on) and lose the rest silently.
+ * Each page is left with its old content or the new, never a mix.
+ */
+START_TEST(test_mem_limit_whole)
+{
+	const uint64_t limit = 256 << 10;
+	const size_t len = 1 << 20;			/* 4x the limit */
+	const uint64_t off = 3 * ZT_PAGE + 100;		/* partial edges */
+	struct zr_store *st = zt_open(_i, 1024ull * ZT_PAGE, limit);
+	static uint8_t in[1 << 20], out[1 << 20];
+	static const uint8_t zero[ZT_PAGE];
+	uint64_t seed = 21;
+	size_t i, n;
+
+	tu_fill_random(in, len, &seed);
+	ck_assert_int_eq(zr_write(st, in, len, off), -ENOSPC);
+	ck_assert_uint_ge(zt_stats(st).failed_writes, 1);
+	ck_assert_uint_le(zt_stats(st).mem_used_total, limit);
+	ck_assert_int_eq(zr_read(st, out, len, off), (ssize_t)len);
+	/* Page by page (the first and last are partial). */
+	for (i = 0; i < len; i += n) {
+		n = ZT_PAGE - ((off + i) & (ZT_PAGE - 1));
+		if (n > len - i)
+			n = len - i;
+		ck_assert_msg(!memcmp(out + i, in + i, n) ||
+			      !memcmp(out + i, zero, n),
+			      "bytes %zu..%zu are neither old nor new", i, i + n);
+	}
+	/* Within the limit, the same write is whole. */
+	zr_set_mem_limit(st, 0);
+	ck_assert_int_eq(zr_write(st, in, len, off), (ssize_t)len);
+	ck_assert_int_eq(zr_read(st, out, len, off), (ssize_t)len);
+	ck_assert_mem_eq(in, out, len);
+	zr_store_destroy(st);
+}
+END_TEST
+
 START_TEST(test_idle)
 {
 	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
@@ -423,6 +464,116 @@ START_TEST(test_idle)
 	ck_assert_uint_eq(zt_stats(st).idle_pages, 0);
 	ck_assert_uint_eq(zr_mark_idle(st, 0), 2);
 	zr_store_destroy(st);
+}
+END_TEST
+
+/*
+ * The page table of a 1 TiB disk is a 4 GiB sparse mapping.  Operations
+ * that meet only never-written pages must not write to it: reads of
+ * holes, SEEK_DATA across the disk, marking "all" idle and discarding a
+ * never-written range.  Each runs on a fresh store in a child that
+ * mlockall()s as the daemon does; its RSS must grow by less than
+ * ZT_TABLE_SLACK_KIB (touching the table would cost 16 bytes per 4 KiB of
+ * disk covered: 4 MiB for the 1 GiB read, 4 GiB for the others).
+ */
+/*
+ * Not under ThreadSanitizer: it writes shadow memory for every load, four
+ * times the table's size (16 GiB a phase), so RSS says nothing there.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define ZT_TABLE_TEST 0
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ZT_TABLE_TEST 0
+#endif
+#endif
+#ifndef ZT_TABLE_TEST
+#define ZT_TABLE_TEST 1
+#endif
+
+#define ZT_BIG_DISK (1ULL << 40)
+#define ZT_TABLE_SLACK_KIB 2048
+#define ZT_HOLE_CHUNK (1U << 20)
+
+enum zt_table_phase { ZT_READ, ZT_SEEK, ZT_IDLE, ZT_DISCARD, ZT_NPHASES };
+
+/* One phase on a fresh store; returns the number of a failed check or 0. */
+static int zt_table_child(int phase)
+{
+	static uint8_t buf[ZT_HOLE_CHUNK], zero[ZT_HOLE_CHUNK], page[ZT_PAGE];
+	struct zr_config cfg = {
+		.disksize = ZT_BIG_DISK,
+		.algorithm = "lz4",
+		.level = ZCOMP_LEVEL_DEFAULT,
+	};
+	const uint64_t last = ZT_BIG_DISK - ZT_PAGE;
+	struct zr_store *st = NULL;
+	uint64_t off, seed = 9;
+	long rss0, rss1;
+
+	if (mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT))
+		return 1;
+	if (zr_store_create(&cfg, &st))
+		return 2;
+	/* Data at both ends; this thread's stream made; buffers resident. */
+	tu_fill_random(page, sizeof(page), &seed);
+	if (zr_write(st, page, ZT_PAGE, 0) != ZT_PAGE ||
+	    zr_write(st, page, ZT_PAGE, last) != ZT_PAGE)
+		return 3;
+	memset(buf, 0xa5, sizeof(buf));
+	memset(zero, 0, sizeof(zero));
+	if (zr_read(st, buf, ZT_PAGE, ZT_PAGE) != ZT_PAGE)
+		return 4;
+
+	rss0 = tu_status_kib("VmRSS:");
+	switch (phase) {
+	case ZT_READ:		/* 1 GiB of holes, from 1 GiB on */
+		for (off = 1ULL << 30; off < 2ULL << 30; off += ZT_HOLE_CHUNK)
+			if (zr_read(st, buf, ZT_HOLE_CHUNK, off) !=
+			    ZT_HOLE_CHUNK || memcmp(buf, zero, ZT_HOLE_CHUNK))
+				return 10;
+		break;
+	case ZT_SEEK:		/* across the whole disk */
+		if (zr_seek(st, 0, SEEK_HOLE) != ZT_PAGE ||
+		    zr_seek(st, ZT_PAGE, SEEK_DATA) != (int64_t)last ||
+		    zr_seek(st, ZT_PAGE, SEEK_HOLE) != ZT_PAGE)
+			return 11;
+		break;
+	case ZT_IDLE:		/* "all": the two stored pages */
+		if (zr_mark_idle(st, 0) != 2 || zt_stats(st).idle_pages != 2)
+			return 12;
+		break;
+	case ZT_DISCARD:	/* everything between the two pages */
+		if (zr_discard(st, ZT_PAGE, last - ZT_PAGE) ||
+		    zt_stats(st).miss_free != last / ZT_PAGE - 1 ||
+		    zt_stats(st).pages_stored != 2)
+			return 13;
+		break;
+	}
+	rss1 = tu_status_kib("VmRSS:");
+	if (rss0 < 0 || rss1 < 0)
+		return 5;
+	if (rss1 - rss0 >= ZT_TABLE_SLACK_KIB) {
+		fprintf(stderr, "phase %d: RSS grew by %ld KiB\n", phase,
+			rss1 - rss0);
+		return 20 + phase;
+	}
+	/* What was written is still there. */
+	if (zr_read(st, buf, ZT_PAGE, last) != ZT_PAGE ||
+	    memcmp(buf, page, ZT_PAGE))
+		return 6;
+	zr_store_destroy(st);
+	return 0;
+}
+
+START_TEST(test_table_untouched)
+{
+	static const char *const what[ZT_NPHASES] = {
+		"reading holes", "seeking", "marking all idle",
+		"discarding never-written pages",
+	};
+
+	tu_run_child(zt_table_child, _i, what[_i]);
 }
 END_TEST
 
@@ -789,6 +940,7 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tc, test_seek, 0, n);
 	tcase_add_loop_test(tc, test_corrupt_eio, 0, n);
 	tcase_add_loop_test(tc, test_mem_limit, 0, n);
+	tcase_add_loop_test(tc, test_mem_limit_whole, 0, n);
 	tcase_add_loop_test(tc, test_random_model, 0, n);
 	tcase_add_loop_test(tc, test_idle, 0, n);
 	tcase_set_timeout(tc, 300);
@@ -800,6 +952,8 @@ Suite *zr_store_suite(void)
 
 	tl = tcase_create("slot_lock");
 	tcase_add_test(tl, test_slot_lock);
+	if (ZT_TABLE_TEST)
+		tcase_add_loop_test(tl, test_table_untouched, 0, ZT_NPHASES);
 	tcase_set_timeout(tl, 120);
 	suite_add_tcase(s, tl);
 
@@ -808,6 +962,7 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tp, test_random_model, 0, n);
 	tcase_add_loop_test(tp, test_discard_edges, 0, n);
 	tcase_add_loop_test(tp, test_mem_limit, 0, n);
+	tcase_add_loop_test(tp, test_mem_limit_whole, 0, n);
 	tcase_add_loop_test(tp, test_hammer, 0, n);
 	tcase_add_test(tp, test_split_alone);
 	tcase_set_timeout(tp, 600);

@@ -1049,17 +1049,7 @@ END_TEST
 
 static long rss_shmem_kib(void)
 {
-	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
-	long v = -1;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (!strncmp(line, "RssShmem:", 9))
-			v = atol(line + 9);
-	fclose(f);
-	return v;
+	return tu_status_kib("RssShmem:");
 }
 
 /* The child's checks; returns the number of the one that failed, or 0. */
@@ -1109,31 +1099,9 @@ static int mlock_child(int lock)
 	return 0;
 }
 
-/*
- * run_child - run @check(@arg) in a forked child and fail with @what and
- * the number it returned unless that is 0 (1 always means mlockall
- * failed).
- */
-static void run_child(int (*check)(int), int arg, const char *what)
-{
-	pid_t pid;
-	int status;
-
-	fflush(NULL);
-	pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0)
-		_exit(check(arg));
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status), "child died");
-	ck_assert_msg(WEXITSTATUS(status) == 0, "%s check %d failed%s", what,
-		      WEXITSTATUS(status), WEXITSTATUS(status) == 1 ?
-		      " (mlockall: run as root)" : "");
-}
-
 START_TEST(test_rss_returns)
 {
-	run_child(mlock_child, 0, "memory");
+	tu_run_child(mlock_child, 0, "memory");
 }
 END_TEST
 
@@ -1239,7 +1207,7 @@ static int reserve_child(int unused)
 
 START_TEST(test_reserve)
 {
-	run_child(reserve_child, 0, "reserve");
+	tu_run_child(reserve_child, 0, "reserve");
 }
 END_TEST
 
@@ -1314,13 +1282,13 @@ static int spill_child(int unused)
 
 START_TEST(test_spill)
 {
-	run_child(spill_child, 0, "spill");
+	tu_run_child(spill_child, 0, "spill");
 }
 END_TEST
 
 START_TEST(test_rss_returns_mlocked)
 {
-	run_child(mlock_child, 1, "mlocked memory");
+	tu_run_child(mlock_child, 1, "mlocked memory");
 }
 END_TEST
 
