@@ -2076,6 +2076,7 @@ enum {
 	FZ_KEY_NOVALUE = 100,		/* + FZ_OPT_*: given without "=" */
 	FZ_KEY_NOMLOCK = 200,		/* -o nomlock */
 	FZ_KEY_IGNORE,			/* generic, meaningless here */
+	FZ_KEY_NO_ASYNC_DIO,		/* refused: see fz_opt_proc */
 	FZ_KEY_LIBFUSE = 300,		/* + FZ_LOPT_* */
 };
 
@@ -2138,6 +2139,7 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FZ_OPT("threads", FZ_OPT_THREADS),
 	FZ_OPT("reserve", FZ_OPT_RESERVE),
 	FUSE_OPT_KEY("nomlock", FZ_KEY_NOMLOCK),
+	FUSE_OPT_KEY("no_async_dio", FZ_KEY_NO_ASYNC_DIO),
 	FZ_LOPT("max_threads", FZ_LOPT_MAX_THREADS),
 	FZ_LOPT("max_read", FZ_LOPT_MAX_READ),
 	FZ_LOPT("max_write", FZ_LOPT_MAX_WRITE),
@@ -2219,6 +2221,16 @@ static int fz_opt_proc(void *data, const char *arg, int key,
 	}
 	if (key == FZ_KEY_IGNORE)
 		return 0;
+	/*
+	 * The kernel's synchronous direct I/O sends an I/O longer than
+	 * max_write as several writes in turn and, when a later one fails,
+	 * reports the bytes before it as a short write, which a loop device
+	 * completes as a success: data lost without an error.
+	 */
+	if (key == FZ_KEY_NO_ASYNC_DIO) {
+		fz_log(FUSE_LOG_ERR, "option 'no_async_dio' refused: a write that fails part way would reach a loop device as a successful short write");
+		return -1;
+	}
 	if (key == FUSE_OPT_KEY_NONOPT) {
 		/* Kept aside; the mount point goes back in after parsing. */
 		if (o->npos == 2) {
@@ -2462,7 +2474,7 @@ static void fz_help(void)
 	       "    -o congestion_threshold=N\n"
 	       "                           requests in flight from which the kernel\n"
 	       "                           throttles, 1 to max_background (default: %u)\n"
-	       "    -o max_readahead=N, [no_]async_dio, async_read, sync_read\n"
+	       "    -o max_readahead=N, async_dio, async_read, sync_read\n"
 	       "                           connection tuning, see fusezram(8)\n"
 	       "\nSee fusezram(8) and mount.fuse3(8).\n",
 	       ZR_PAGE_SIZE, FZ_MAX_IO, FZ_DEFAULT_MAX_WRITE,

@@ -4,15 +4,12 @@
 # fail (dd exits non-zero) once the limit is hit, and every byte dd reports
 # as written must read back: a request the store cannot hold whole is an
 # error, never a short count, which the loop driver would complete as a
-# successful write and so lose the rest silently.  Both with the kernel's
-# asynchronous direct I/O (the default) and with -o no_async_dio, whose
-# synchronous path hands a short count to the loop driver as it is.
-#
-# no_async_dio runs with max_write=1048576: that path sends an I/O longer
-# than max_write as several FUSE writes in turn and, when a later one fails,
+# successful write and so lose the rest silently.  The kernel's
+# synchronous direct-I/O path (-o no_async_dio) sends an I/O longer than
+# max_write as several FUSE writes in turn and, when a later one fails,
 # reports the earlier ones' bytes as a short write, which no reply of the
-# daemon can prevent (see mem_limit in fusezram(8)).  With 1 MiB writes
-# each of dd's requests is one FUSE write, answered whole or not at all.
+# daemon can prevent: so fusezram refuses no_async_dio, with one line
+# naming it, and nothing is mounted.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require dd cmp head
@@ -53,5 +50,15 @@ check_mode() {
 }
 
 check_mode async_dio
-check_mode no_async_dio -o no_async_dio,max_write=1048576
+
+mnt=$FZ_TMP/refused
+mkdir "$mnt"
+fz__register "fuse|$mnt||-"
+rc=0
+timeout 30 "$FUSEZRAM" -o no_async_dio "$mnt" 2>"$FZ_TMP/err" || rc=$?
+! fz_is_mounted "$mnt" || fz_fail "-o no_async_dio mounted (exit $rc)"
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fz_fail "-o no_async_dio: exit status $rc"
+[ "$(wc -l <"$FZ_TMP/err")" -eq 1 ] && grep -q "no_async_dio" "$FZ_TMP/err" ||
+	fz_fail "-o no_async_dio: not one line naming it: $(cat "$FZ_TMP/err")"
+fz_log "refused: $(cat "$FZ_TMP/err")"
 fz_log "ok"
