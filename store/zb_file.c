@@ -1,0 +1,902 @@
+/*
+ * zb_file: the backing-file tier's storage.  The contract is in
+ * zb_file.h; this is the design.
+ *
+ * Locking:
+ *	f->lock (a mutex; one per file): the segment table, the lists, the
+ *	  buffers' ownership, the gauges.  Leaf: nothing else is taken
+ *	  under it, and it is never held across a system call; it covers
+ *	  list and counter updates and at most one memcpy of an object
+ *	  (4 KiB).  f->buf_cond waits on it for a buffer or for writes in
+ *	  progress.
+ * Cumulative counters (f->ctr) are relaxed atomics, approximate while
+ * I/O runs.  zb_open()/zb_close() are not concurrent with anything.
+ *
+ * Segments
+ * --------
+ * The file is an array of ZB_SEG_SIZE segments; an object lies wholly in
+ * one, at any byte offset (no alignment: packing is the point).  256 KiB
+ * because: one pwrite of it runs at the device's streaming speed (a
+ * request queue's largest I/O is typically 128 KiB..1 MiB); the unused
+ * tail a segment is closed with averages half an object, 0.5% at the
+ * 2.5 KiB a compressed swap page averages; ZB_NBUF buffers of it are
+ * 1 MiB of locked memory; it holds about 100 such objects, so under
+ * churn a segment empties (and is reused whole) far sooner than a 1 MiB
+ * one would, and a future compaction rewrites at most 256 KiB to win
+ * one back; and the table costs 24 bytes per 256 KiB of cap (96 KiB per
+ * GiB, address space touched only as the file grows).
+ *
+ * A segment is, in f->segs[i].state:
+ *	HOLE	   no blocks (never allocated, or punched); below f->hwm it
+ *		   is on the hole list
+ *	READY	   allocated, free: on the ready list, the reserve
+ *	BUSY	   being allocated or punched by a thread without the lock
+ *	FILLING	   the open segment, in a buffer, taking objects
+ *	FLUSHING   closed, its buffer being written by one thread
+ *	DISK	   written; objects are read from the file
+ *	BAD	   its write failed: its objects read as -EIO; retired for
+ *		   good (never reused: the error may repeat)
+ * A segment in FILLING, FLUSHING, DISK or BAD is "used" (f->nused).
+ * What the file takes is (nused + nready) segments (plus BUSY ones in
+ * transit): the reserve is the only allocated space that holds nothing.
+ *
+ * Life: HOLE -> (zb_refill, or zb_write finding no reserve: fallocate)
+ * -> READY -> FILLING -> FLUSHING -> DISK; when its last object is freed
+ * it goes back to READY with its blocks (no I/O in zb_free()), and
+ * zb_refill() punches the READY segments past ZB_RESERVE_SEGS back to
+ * HOLE.  A new segment is always taken from the reserve, and the reserve
+ * is refilled from holes before the file is extended (f->hwm), so the
+ * file grows only while the objects it holds need more segments.  A
+ * segment emptied while FILLING is simply rewound; one whose objects are
+ * all freed before it is written is not written at all.
+ *
+ * Writes
+ * ------
+ * Objects are appended, under the lock, into the buffer of the FILLING
+ * segment.  The zb_write() that finds it full takes a free buffer and a
+ * READY segment, makes them the open segment, stores its own object
+ * there, and only then, without the lock, writes the old segment: one
+ * pwrite of its filled bytes rounded up to ZB_ALIGN, at an aligned
+ * offset, into blocks allocated ahead.  Other writers go on filling the
+ * new segment meanwhile; readers of the old one copy from its buffer
+ * until the write is done.  With ZB_NBUF buffers, that many writes can
+ * be in progress before a writer waits for one (f->buf_cond).
+ *
+ * Space is allocated ahead, segment by segment, with fallocate(2), so a
+ * segment write allocates no file-system blocks on the path that frees
+ * RAM, and a full file system shows up as -ENOSPC from fallocate, where
+ * nothing has been stored yet, never as a failed write of objects
+ * already accepted.  Where fallocate(2) is missing (EOPNOTSUPP) the
+ * segment is written with zeros instead, which allocates its blocks just
+ * the same; where punching is missing, free segments keep their blocks
+ * and are only reused.  A block device needs neither: its segments are
+ * always there, and are never discarded (see TODO).
+ *
+ * Reads
+ * -----
+ * Under the lock, the location is checked against the table (segment
+ * in use, within its filled bytes) and, if the segment is still in a
+ * buffer, the object is copied out.  Otherwise the lock is dropped and
+ * the aligned blocks covering the object (at most two ZB_ALIGN blocks)
+ * are read into the caller's aligned bounce buffer (zb_read_bound()),
+ * then the object is moved to its start.
+ *
+ * TODO: no compaction: a segment is reused only once all its objects are
+ * freed, so under random churn the file holds more than the live bytes
+ * (bounded: at most one segment per live object, in practice a few times
+ * the live bytes); segs_sparse and bytes_sparse_dead report what a
+ * compaction could win back.  Compaction needs the owner of each object
+ * (a back-reference per object, as zsmalloc keeps) to rewrite its loc,
+ * so it belongs with the store integration.  Block devices: free
+ * segments are not discarded (BLKDISCARD); the reserve size and segment
+ * size are constants; a file-system that allocates on overwrite (btrfs
+ * with CoW, ZFS) can still fail a segment write with ENOSPC, which then
+ * reads as -EIO; a stale loc of a reused segment is not detected (no
+ * generation number in the loc).
+ */
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "store/zb_file.h"
+
+#define ZB_NONE UINT32_MAX		/* end of a list; no segment */
+#define ZB_MAX_SEGS (UINT32_MAX - 1)	/* loc keeps index + 1 in 32 bits */
+
+#define ZB_LOC_LEN_BITS 12
+#define ZB_LOC_OFF_BITS ZB_SEG_SHIFT
+#define ZB_LOC_RSVD_MASK (((1ULL << 32) - 1) & \
+			  ~((1ULL << (ZB_LOC_LEN_BITS + ZB_LOC_OFF_BITS)) - 1))
+
+_Static_assert(ZB_LOC_LEN_BITS + ZB_LOC_OFF_BITS <= 32, "loc layout");
+_Static_assert(ZB_MAX_OBJ == 1 << ZB_LOC_LEN_BITS, "loc length field");
+_Static_assert(ZB_SEG_SIZE % ZB_ALIGN == 0, "segments are aligned");
+
+enum zb_state {
+	ZB_HOLE = 0,			/* zeroed table = holes */
+	ZB_READY,
+	ZB_BUSY,
+	ZB_FILLING,
+	ZB_FLUSHING,
+	ZB_DISK,
+	ZB_BAD,
+};
+
+/* One segment.  Every field is guarded by f->lock. */
+struct zb_seg {
+	uint32_t live_bytes;		/* bytes of live objects */
+	uint32_t live_objs;		/* live objects */
+	uint32_t fill;			/* bytes appended since it was opened */
+	uint32_t next;			/* ready or hole list link */
+	uint8_t state;			/* enum zb_state */
+	uint8_t buf;			/* its buffer, in FILLING / FLUSHING */
+	uint8_t sparse;			/* counted in nsparse / sparse_dead */
+	uint8_t pad[5];
+};
+_Static_assert(sizeof(struct zb_seg) == 24, "the table's cost is documented");
+
+/* A segment buffer: ZB_SEG_SIZE bytes, aligned, allocated at open. */
+struct zb_buf {
+	unsigned char *data;		/* contents: see below */
+	bool busy;			/* [lock] a segment owns it */
+};
+/*
+ * data[] belongs to its segment: while FILLING, bytes [0, fill) are
+ * written under f->lock; while FLUSHING, nobody writes it and the
+ * flushing thread reads it without the lock.  A buffer is given back
+ * (busy = false) under the lock after the write returned.
+ */
+
+struct zb_counters {			/* relaxed atomics, cumulative */
+	_Atomic uint64_t reads, writes, failed_reads, failed_writes;
+	_Atomic uint64_t segs_written, segs_punched, bad_frees;
+};
+
+struct zb_file {
+	int fd;
+	bool direct;			/* O_DIRECT is set on fd */
+	bool blockdev;
+	_Atomic bool no_falloc;		/* fallocate(2) said EOPNOTSUPP */
+	_Atomic bool no_punch;		/* punching said EOPNOTSUPP */
+	uint32_t seg_max;		/* segments the cap allows */
+
+	pthread_mutex_t lock;		/* guards what is marked [lock] */
+	pthread_cond_t buf_cond;	/* [lock] a buffer freed, a write done */
+
+	struct zb_seg *segs;		/* [lock] seg_max entries, mmap'ed */
+	size_t segs_bytes;
+	uint32_t hwm;			/* [lock] segments ever claimed */
+	uint32_t ready, nready;		/* [lock] reserve list */
+	uint32_t holes, nholes;		/* [lock] punched segments < hwm */
+	uint32_t open;			/* [lock] the FILLING segment */
+	uint32_t nused;			/* [lock] FILLING..BAD segments */
+	uint32_t nflushing;		/* [lock] writes in progress */
+	uint32_t nbad;			/* [lock] */
+	uint32_t nsparse;		/* [lock] DISK, under half live */
+	uint64_t sparse_dead;		/* [lock] dead bytes in those */
+	uint64_t objs, bytes;		/* [lock] live objects, their bytes */
+
+	struct zb_buf bufs[ZB_NBUF];
+	struct zb_counters ctr;
+};
+
+#define CTR_INC(f, name) \
+	atomic_fetch_add_explicit(&(f)->ctr.name, 1, memory_order_relaxed)
+#define CTR_GET(f, name) \
+	atomic_load_explicit(&(f)->ctr.name, memory_order_relaxed)
+
+static uint64_t zb_seg_off(uint32_t idx)
+{
+	return (uint64_t)idx << ZB_SEG_SHIFT;
+}
+
+static uint64_t zb_roundup(uint64_t n)
+{
+	return (n + ZB_ALIGN - 1) & ~(uint64_t)(ZB_ALIGN - 1);
+}
+
+/* ---- Lists and counters (all _locked: f->lock held) ------------------- */
+
+static void zb_push_locked(struct zb_file *f, uint32_t idx, enum zb_state st)
+{
+	struct zb_seg *s = &f->segs[idx];
+
+	s->state = st;
+	if (st == ZB_READY) {
+		s->next = f->ready;
+		f->ready = idx;
+		f->nready++;
+	} else {
+		assert(st == ZB_HOLE);
+		s->next = f->holes;
+		f->holes = idx;
+		f->nholes++;
+	}
+}
+
+/* Pop the reserve's first segment, BUSY; ZB_NONE if empty. */
+static uint32_t zb_pop_ready_locked(struct zb_file *f)
+{
+	uint32_t idx = f->ready;
+
+	if (idx == ZB_NONE)
+		return ZB_NONE;
+	f->ready = f->segs[idx].next;
+	f->nready--;
+	f->segs[idx].state = ZB_BUSY;
+	return idx;
+}
+
+/* A segment without blocks, BUSY: a hole, else a new one past hwm. */
+static uint32_t zb_claim_hole_locked(struct zb_file *f)
+{
+	uint32_t idx = f->holes;
+
+	if (idx != ZB_NONE) {
+		f->holes = f->segs[idx].next;
+		f->nholes--;
+	} else if (f->hwm < f->seg_max) {
+		idx = f->hwm++;
+	} else {
+		return ZB_NONE;
+	}
+	f->segs[idx].state = ZB_BUSY;
+	return idx;
+}
+
+/*
+ * Segment @s is counted sparse when written and under half live: what a
+ * compaction would rewrite.  Call _del before changing s, _add after.
+ */
+static void zb_sparse_del_locked(struct zb_file *f, struct zb_seg *s)
+{
+	if (!s->sparse)
+		return;
+	s->sparse = 0;
+	f->nsparse--;
+	f->sparse_dead -= s->fill - s->live_bytes;
+}
+
+static void zb_sparse_add_locked(struct zb_file *f, struct zb_seg *s)
+{
+	if (s->state != ZB_DISK || !s->live_objs ||
+	    s->live_bytes >= ZB_SEG_SIZE / 2)
+		return;
+	s->sparse = 1;
+	f->nsparse++;
+	f->sparse_dead += s->fill - s->live_bytes;
+}
+
+/* ---- Space: allocate and punch (no lock) ------------------------------- */
+
+static int zb_write_all(int fd, const void *buf, size_t len, uint64_t off)
+{
+	const unsigned char *p = buf;
+
+	while (len) {
+		ssize_t n = pwrite(fd, p, len, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Where fallocate(2) is missing: write the segment with zeros. */
+static int zb_zero_seg(struct zb_file *f, uint32_t idx)
+{
+	static const unsigned char zero[ZB_ALIGN] __attribute__((aligned(ZB_ALIGN)));
+	uint64_t off = zb_seg_off(idx);
+	unsigned i;
+	int r;
+
+	for (i = 0; i < ZB_SEG_SIZE / ZB_ALIGN; i++) {
+		r = zb_write_all(f->fd, zero, ZB_ALIGN, off + (uint64_t)i * ZB_ALIGN);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* Give segment @idx its blocks.  0 or -errno (-ENOSPC for EDQUOT too). */
+static int zb_alloc_seg(struct zb_file *f, uint32_t idx)
+{
+	int r = 0;
+
+	if (f->blockdev)
+		return 0;
+	if (!atomic_load_explicit(&f->no_falloc, memory_order_relaxed)) {
+		if (!fallocate(f->fd, 0, (off_t)zb_seg_off(idx), ZB_SEG_SIZE))
+			return 0;
+		r = -errno;
+		if (r == -EOPNOTSUPP)
+			atomic_store_explicit(&f->no_falloc, true,
+					      memory_order_relaxed);
+	}
+	if (atomic_load_explicit(&f->no_falloc, memory_order_relaxed))
+		r = zb_zero_seg(f, idx);
+	return r == -EDQUOT ? -ENOSPC : r;
+}
+
+/* Free segment @idx's blocks.  0 or -errno (kept: -EOPNOTSUPP ...). */
+static int zb_punch_seg(struct zb_file *f, uint32_t idx)
+{
+	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)zb_seg_off(idx), ZB_SEG_SIZE)) {
+		int r = -errno;
+
+		if (r == -EOPNOTSUPP)
+			atomic_store_explicit(&f->no_punch, true,
+					      memory_order_relaxed);
+		return r;
+	}
+	CTR_INC(f, segs_punched);
+	return 0;
+}
+
+/*
+ * Add one allocated segment to the reserve.  Drops f->lock around the
+ * allocation.  Returns 0, -ENOSPC (cap reached, file system full) or
+ * another -errno.
+ */
+static int zb_add_ready_locked(struct zb_file *f)
+{
+	uint32_t idx = zb_claim_hole_locked(f);
+	int r;
+
+	if (idx == ZB_NONE)
+		return -ENOSPC;
+	pthread_mutex_unlock(&f->lock);
+	r = zb_alloc_seg(f, idx);
+	pthread_mutex_lock(&f->lock);
+	zb_push_locked(f, idx, r ? ZB_HOLE : ZB_READY);
+	return r;
+}
+
+/* ---- Segment writes ---------------------------------------------------- */
+
+/*
+ * Write segment @idx's buffer: its filled bytes rounded up to ZB_ALIGN.
+ * Without the lock (the segment is FLUSHING: nobody writes the buffer).
+ * Through the page cache, the range is written back and dropped at once.
+ */
+static int zb_write_seg(struct zb_file *f, uint32_t idx, const void *data,
+			uint32_t fill)
+{
+	uint64_t off = zb_seg_off(idx), len = zb_roundup(fill);
+	int r = zb_write_all(f->fd, data, (size_t)len, off);
+
+	if (r || f->direct)
+		return r;
+	if (sync_file_range(f->fd, (off_t)off, (off_t)len,
+			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+			    SYNC_FILE_RANGE_WAIT_AFTER))
+		return -errno;
+	posix_fadvise(f->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
+	return 0;
+}
+
+/*
+ * Close FILLING segment @idx (no longer f->open).  Returns true if it
+ * must now be written (it is FLUSHING, its buffer's tail up to ZB_ALIGN
+ * zeroed); false if it held nothing and went back to the reserve.
+ */
+static bool zb_seal_locked(struct zb_file *f, uint32_t idx)
+{
+	struct zb_seg *s = &f->segs[idx];
+	struct zb_buf *b = &f->bufs[s->buf];
+
+	assert(s->state == ZB_FILLING);
+	if (!s->live_objs) {
+		b->busy = false;
+		pthread_cond_broadcast(&f->buf_cond);
+		f->nused--;
+		zb_push_locked(f, idx, ZB_READY);
+		return false;
+	}
+	memset(b->data + s->fill, 0, zb_roundup(s->fill) - s->fill);
+	s->state = ZB_FLUSHING;
+	f->nflushing++;
+	return true;
+}
+
+/* Write sealed segment @idx and record the outcome.  Drops the lock. */
+static int zb_flush_seg_locked(struct zb_file *f, uint32_t idx)
+{
+	struct zb_seg *s = &f->segs[idx];
+	struct zb_buf *b = &f->bufs[s->buf];
+	uint32_t fill = s->fill;	/* frozen while FLUSHING */
+	int r;
+
+	pthread_mutex_unlock(&f->lock);
+	r = zb_write_seg(f, idx, b->data, fill);
+	pthread_mutex_lock(&f->lock);
+
+	b->busy = false;
+	f->nflushing--;
+	pthread_cond_broadcast(&f->buf_cond);
+	if (r) {
+		CTR_INC(f, failed_writes);
+		s->state = ZB_BAD;
+		f->nbad++;
+		return -EIO;
+	}
+	CTR_INC(f, segs_written);
+	if (!s->live_objs) {		/* all freed during the write */
+		f->nused--;
+		zb_push_locked(f, idx, ZB_READY);
+		return 0;
+	}
+	s->state = ZB_DISK;
+	zb_sparse_add_locked(f, s);
+	return 0;
+}
+
+/* A free buffer's index, or -1. */
+static int zb_free_buf_locked(struct zb_file *f)
+{
+	int i;
+
+	for (i = 0; i < ZB_NBUF; i++)
+		if (!f->bufs[i].busy)
+			return i;
+	return -1;
+}
+
+/* ---- The interface ----------------------------------------------------- */
+
+/* Append @len bytes of @obj to the open segment, which has room. */
+static uint64_t zb_append_locked(struct zb_file *f, const void *obj,
+				 size_t len)
+{
+	struct zb_seg *s = &f->segs[f->open];
+	uint64_t loc = ((uint64_t)f->open + 1) << 32 |
+		       (uint64_t)s->fill << ZB_LOC_LEN_BITS | (len - 1);
+
+	assert(s->state == ZB_FILLING && s->fill + len <= ZB_SEG_SIZE);
+	memcpy(f->bufs[s->buf].data + s->fill, obj, len);
+	s->fill += (uint32_t)len;
+	s->live_bytes += (uint32_t)len;
+	s->live_objs++;
+	f->objs++;
+	f->bytes += len;
+	CTR_INC(f, writes);
+	return loc;
+}
+
+int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc)
+{
+	uint32_t idx, old;
+	struct zb_seg *s;
+	int b, r;
+
+	if (len < 1 || len > ZB_MAX_OBJ)
+		return -EINVAL;
+	pthread_mutex_lock(&f->lock);
+	while (f->open == ZB_NONE || f->segs[f->open].fill + len > ZB_SEG_SIZE) {
+		/* A new segment: a buffer first, then a READY segment. */
+		b = zb_free_buf_locked(f);
+		if (b < 0) {
+			pthread_cond_wait(&f->buf_cond, &f->lock);
+			continue;
+		}
+		if (!f->nready) {
+			r = zb_add_ready_locked(f);	/* drops the lock */
+			if (r) {
+				pthread_mutex_unlock(&f->lock);
+				return r;
+			}
+			continue;
+		}
+		idx = zb_pop_ready_locked(f);
+		s = &f->segs[idx];
+		s->state = ZB_FILLING;
+		s->buf = (uint8_t)b;
+		s->fill = s->live_bytes = s->live_objs = 0;
+		f->bufs[b].busy = true;
+		f->nused++;
+		old = f->open;
+		f->open = idx;
+		/* Store ours first, so that the old write delays no one. */
+		*loc = zb_append_locked(f, obj, len);
+		if (old != ZB_NONE && zb_seal_locked(f, old))
+			zb_flush_seg_locked(f, old);	/* failure: counted */
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	*loc = zb_append_locked(f, obj, len);
+	pthread_mutex_unlock(&f->lock);
+	return 0;
+}
+
+size_t zb_read_bound(void)
+{
+	return zb_roundup(ZB_MAX_OBJ) + ZB_ALIGN;
+}
+
+/*
+ * Decode @loc into segment, offset and length and check it against the
+ * table: a segment holding objects, the object within its filled bytes.
+ * Returns the segment or NULL.
+ */
+static struct zb_seg *zb_loc_locked(struct zb_file *f, uint64_t loc,
+				    uint32_t *idx, uint32_t *off, uint32_t *len)
+{
+	uint64_t seg1 = loc >> 32;
+	struct zb_seg *s;
+
+	*len = (uint32_t)(loc & ((1u << ZB_LOC_LEN_BITS) - 1)) + 1;
+	*off = (uint32_t)(loc >> ZB_LOC_LEN_BITS) & ((1u << ZB_LOC_OFF_BITS) - 1);
+	if (!seg1 || seg1 > f->hwm || (loc & ZB_LOC_RSVD_MASK))
+		return NULL;
+	*idx = (uint32_t)(seg1 - 1);
+	s = &f->segs[*idx];
+	if (s->state < ZB_FILLING || !s->live_objs ||
+	    (uint64_t)*off + *len > s->fill)
+		return NULL;
+	return s;
+}
+
+int zb_read(struct zb_file *f, uint64_t loc, void *buf, size_t len)
+{
+	uint32_t idx, off, olen;
+	uint64_t start, end;
+	struct zb_seg *s;
+	ssize_t n;
+	int r = -EINVAL;
+
+	if ((uintptr_t)buf & (ZB_ALIGN - 1))
+		goto out_fail;
+	pthread_mutex_lock(&f->lock);
+	s = zb_loc_locked(f, loc, &idx, &off, &olen);
+	if (!s || olen != len) {
+		pthread_mutex_unlock(&f->lock);
+		goto out_fail;
+	}
+	if (s->state == ZB_FILLING || s->state == ZB_FLUSHING) {
+		memcpy(buf, f->bufs[s->buf].data + off, len);
+		pthread_mutex_unlock(&f->lock);
+		CTR_INC(f, reads);
+		return 0;
+	}
+	r = s->state == ZB_BAD ? -EIO : 0;
+	pthread_mutex_unlock(&f->lock);
+	if (r)
+		goto out_fail;
+
+	/* DISK: the aligned blocks around the object, at most two. */
+	start = off & ~(uint64_t)(ZB_ALIGN - 1);
+	end = zb_roundup((uint64_t)off + len);
+	if (!f->direct)
+		start = off, end = (uint64_t)off + len;
+	assert(end - start <= zb_read_bound());
+	do
+		n = pread(f->fd, buf, (size_t)(end - start),
+			  (off_t)(zb_seg_off(idx) + start));
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)(end - start)) {
+		r = -EIO;
+		goto out_fail;
+	}
+	if (off != start)
+		memmove(buf, (unsigned char *)buf + (off - start), len);
+	CTR_INC(f, reads);
+	return 0;
+
+out_fail:
+	CTR_INC(f, failed_reads);
+	return r;
+}
+
+void zb_free(struct zb_file *f, uint64_t loc)
+{
+	uint32_t idx, off, len;
+	struct zb_seg *s;
+
+	pthread_mutex_lock(&f->lock);
+	s = zb_loc_locked(f, loc, &idx, &off, &len);
+	if (!s || s->live_bytes < len) {
+		pthread_mutex_unlock(&f->lock);
+		CTR_INC(f, bad_frees);
+		return;
+	}
+	zb_sparse_del_locked(f, s);
+	s->live_bytes -= len;
+	s->live_objs--;
+	f->objs--;
+	f->bytes -= len;
+	if (!s->live_objs) {
+		if (s->state == ZB_DISK) {	/* blocks kept: the reserve */
+			f->nused--;
+			zb_push_locked(f, idx, ZB_READY);
+		} else if (s->state == ZB_FILLING) {
+			s->fill = 0;		/* rewind: nothing to keep */
+		}
+		/* FLUSHING: done after the write; BAD: retired. */
+	} else {
+		zb_sparse_add_locked(f, s);
+	}
+	pthread_mutex_unlock(&f->lock);
+}
+
+int zb_flush(struct zb_file *f)
+{
+	uint64_t failed = CTR_GET(f, failed_writes);
+	uint32_t idx;
+
+	pthread_mutex_lock(&f->lock);
+	idx = f->open;
+	if (idx != ZB_NONE && f->segs[idx].live_objs) {
+		f->open = ZB_NONE;
+		if (zb_seal_locked(f, idx))
+			zb_flush_seg_locked(f, idx);
+	}
+	while (f->nflushing)
+		pthread_cond_wait(&f->buf_cond, &f->lock);
+	pthread_mutex_unlock(&f->lock);
+	return CTR_GET(f, failed_writes) != failed ? -EIO : 0;
+}
+
+int zb_refill(struct zb_file *f)
+{
+	uint32_t idx;
+	int r = 0;
+
+	pthread_mutex_lock(&f->lock);
+	while (f->nready > ZB_RESERVE_SEGS && !f->blockdev &&
+	       !atomic_load_explicit(&f->no_punch, memory_order_relaxed)) {
+		idx = zb_pop_ready_locked(f);
+		pthread_mutex_unlock(&f->lock);
+		r = zb_punch_seg(f, idx);
+		pthread_mutex_lock(&f->lock);
+		zb_push_locked(f, idx, r ? ZB_READY : ZB_HOLE);
+		if (r)
+			break;			/* keep the blocks; reuse only */
+	}
+	r = 0;
+	while (f->nready < ZB_RESERVE_SEGS) {
+		r = zb_add_ready_locked(f);
+		if (r)
+			break;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return r;
+}
+
+int zb_refill_wanted(struct zb_file *f)
+{
+	int w;
+
+	pthread_mutex_lock(&f->lock);
+	w = (f->nready < ZB_RESERVE_SEGS / 2 &&
+	     (f->nholes || f->hwm < f->seg_max)) ||
+	    (f->nready > 2 * ZB_RESERVE_SEGS && !f->blockdev &&
+	     !atomic_load_explicit(&f->no_punch, memory_order_relaxed));
+	pthread_mutex_unlock(&f->lock);
+	return w;
+}
+
+void zb_get_stats(struct zb_file *f, struct zb_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	pthread_mutex_lock(&f->lock);
+	st->objs = f->objs;
+	st->bytes_stored = f->bytes;
+	st->bytes_allocated = ((uint64_t)f->nused + f->nready) * ZB_SEG_SIZE;
+	st->bytes_file = (uint64_t)f->hwm * ZB_SEG_SIZE;
+	st->segs_used = f->nused;
+	st->segs_reserved = f->nready;
+	st->segs_sparse = f->nsparse;
+	st->bytes_sparse_dead = f->sparse_dead;
+	st->segs_bad = f->nbad;
+	pthread_mutex_unlock(&f->lock);
+	st->cap_bytes = (uint64_t)f->seg_max * ZB_SEG_SIZE;
+	st->segs_written = CTR_GET(f, segs_written);
+	st->segs_punched = CTR_GET(f, segs_punched);
+	st->reads = CTR_GET(f, reads);
+	st->writes = CTR_GET(f, writes);
+	st->failed_reads = CTR_GET(f, failed_reads);
+	st->failed_writes = CTR_GET(f, failed_writes);
+	st->bad_frees = CTR_GET(f, bad_frees);
+	st->direct = f->direct;
+	st->blockdev = f->blockdev;
+}
+
+/* ---- Open and close ---------------------------------------------------- */
+
+/*
+ * Open @path without following a symlink at its last component and
+ * without blocking (a FIFO) or taking a terminal; a block device again
+ * with O_EXCL.  Returns the fd, or -errno; *@st is its fstat.
+ */
+static int zb_open_path(const char *path, struct stat *st)
+{
+	int fd, fd2, r;
+	struct stat st2;
+
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+		  O_NOCTTY, 0600);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, st)) {
+		r = -errno;
+		goto out_close;
+	}
+	if (S_ISREG(st->st_mode)) {
+		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+			r = -errno;
+			goto out_close;
+		}
+		return fd;
+	}
+	if (!S_ISBLK(st->st_mode)) {
+		r = -EINVAL;
+		goto out_close;
+	}
+	/* O_EXCL: refused (EBUSY) while mounted or claimed by the kernel. */
+	fd2 = open(path, O_RDWR | O_EXCL | O_NOFOLLOW | O_CLOEXEC);
+	if (fd2 < 0) {
+		r = -errno;
+		goto out_close;
+	}
+	if (fstat(fd2, &st2) || !S_ISBLK(st2.st_mode) ||
+	    st2.st_rdev != st->st_rdev) {
+		close(fd2);
+		r = -EINVAL;			/* replaced under us */
+		goto out_close;
+	}
+	close(fd);
+	return fd2;
+
+out_close:
+	close(fd);
+	return r;
+}
+
+/* O_DIRECT if the file system takes it with our alignment. */
+static bool zb_try_direct(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+#ifdef STATX_DIOALIGN
+	struct statx sx;
+
+	if (!statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) &&
+	    (sx.stx_mask & STATX_DIOALIGN) &&
+	    (!sx.stx_dio_offset_align || ZB_ALIGN % sx.stx_dio_offset_align ||
+	     ZB_ALIGN % sx.stx_dio_mem_align))
+		return false;		/* none, or coarser than ours */
+#endif
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_DIRECT))
+		return false;		/* EINVAL: not on this file system */
+	return true;
+}
+
+int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out)
+{
+	struct zb_file *f;
+	struct statvfs sv;
+	struct stat st;
+	uint64_t size;
+	int fd, r, i;
+
+	fd = zb_open_path(path, &st);
+	if (fd < 0)
+		return fd;
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		r = errno == EWOULDBLOCK ? -EBUSY : -errno;
+		goto out_close;
+	}
+	if (S_ISREG(st.st_mode)) {
+		if ((st.st_mode & 07777) != 0600 && fchmod(fd, 0600)) {
+			r = -errno;
+			goto out_close;
+		}
+		if (ftruncate(fd, 0) || fstatvfs(fd, &sv)) {
+			r = -errno;
+			goto out_close;
+		}
+		size = (uint64_t)sv.f_bavail * sv.f_frsize;
+		if (!cap_bytes)
+			cap_bytes = size;
+	} else {
+		if (ioctl(fd, BLKGETSIZE64, &size)) {
+			r = -errno;
+			goto out_close;
+		}
+		if (!cap_bytes || cap_bytes > size)
+			cap_bytes = size;
+	}
+	if (cap_bytes >> ZB_SEG_SHIFT == 0) {
+		r = -ENOSPC;
+		goto out_close;
+	}
+
+	f = calloc(1, sizeof(*f));
+	if (!f) {
+		r = -ENOMEM;
+		goto out_close;
+	}
+	f->fd = fd;
+	f->blockdev = S_ISBLK(st.st_mode);
+	f->direct = zb_try_direct(fd);
+	f->seg_max = cap_bytes >> ZB_SEG_SHIFT > ZB_MAX_SEGS ? ZB_MAX_SEGS :
+		     (uint32_t)(cap_bytes >> ZB_SEG_SHIFT);
+	f->ready = f->holes = f->open = ZB_NONE;
+	f->segs_bytes = (size_t)f->seg_max * sizeof(struct zb_seg);
+	f->segs = mmap(NULL, f->segs_bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (f->segs == MAP_FAILED) {
+		f->segs = NULL;
+		r = -ENOMEM;
+		goto out_free;
+	}
+	for (i = 0; i < ZB_NBUF; i++) {
+		if (posix_memalign((void **)&f->bufs[i].data, ZB_ALIGN,
+				   ZB_SEG_SIZE)) {
+			r = -ENOMEM;
+			goto out_free;
+		}
+		memset(f->bufs[i].data, 0, ZB_SEG_SIZE);	/* resident now */
+	}
+	if ((r = pthread_mutex_init(&f->lock, NULL))) {
+		r = -r;
+		goto out_free;
+	}
+	if ((r = pthread_cond_init(&f->buf_cond, NULL))) {
+		pthread_mutex_destroy(&f->lock);
+		r = -r;
+		goto out_free;
+	}
+	zb_refill(f);		/* what it cannot get, zb_write() reports */
+	*out = f;
+	return 0;
+
+out_free:
+	for (i = 0; i < ZB_NBUF; i++)
+		free(f->bufs[i].data);
+	if (f->segs)
+		munmap(f->segs, f->segs_bytes);
+	free(f);
+out_close:
+	close(fd);			/* releases the flock */
+	return r;
+}
+
+void zb_close(struct zb_file *f)
+{
+	int i;
+
+	if (!f)
+		return;
+	assert(!f->nflushing);
+	if (!f->blockdev && ftruncate(f->fd, 0)) {
+		/* nothing to do: the content is void anyway */
+	}
+	close(f->fd);			/* releases the flock */
+	munmap(f->segs, f->segs_bytes);
+	for (i = 0; i < ZB_NBUF; i++)
+		free(f->bufs[i].data);
+	pthread_cond_destroy(&f->buf_cond);
+	pthread_mutex_destroy(&f->lock);
+	free(f);
+}

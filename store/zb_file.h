@@ -1,0 +1,215 @@
+/*
+ * zb_file: the backing-file tier's storage, after zram's backing_dev
+ * writeback, but packed: compressed objects of 1..ZB_MAX_OBJ bytes are
+ * appended end to end into fixed-size segments of a regular file or a
+ * block device, so that the file holds about the compressed size, and a
+ * segment whose objects are all freed is reused or punched, so that
+ * churn does not grow the file.  The file's content means nothing after
+ * zb_close() (as zram's): it is emptied at open and at close.
+ *
+ * Callers hold a 64-bit location ("loc") per object, never a pointer:
+ *
+ *	bits 63..32  segment index + 1 (so loc 0 is never returned and
+ *	             means "no object")
+ *	bits 31..30  0
+ *	bits 29..12  byte offset of the object in its segment
+ *	bits 11..0   length - 1
+ *
+ * A loc stays valid until zb_free(); objects never move (no compaction
+ * yet, see zb_file.c's TODO).  A stale loc, once its segment is reused,
+ * reads whatever is there now: the caller must not use a loc after
+ * zb_free().  A loc that is malformed or names a segment holding no
+ * objects is refused with -EINVAL, never followed.
+ *
+ * Writes are buffered: zb_write() copies the object into the segment
+ * being filled (a preallocated buffer) and returns; the segment is
+ * written, whole and aligned, by the zb_write() that finds it full, or
+ * by zb_flush().  Reads of objects not yet written are served from the
+ * buffer, so no caller needs to flush for correctness.
+ *
+ * Locking (details in zb_file.c): one mutex per file guards the segment
+ * table and the buffers' states; it is held for a memcpy of at most one
+ * object and never across a system call.  Any number of threads may
+ * call zb_write(), zb_read(), zb_free(), zb_flush(), zb_refill() and
+ * zb_get_stats() at once; zb_open()/zb_close() are not concurrent with
+ * anything on the same file.
+ *
+ * No FUSE header is included; nothing here knows about pages or slots.
+ */
+#ifndef FUSEZRAM_ZB_FILE_H
+#define FUSEZRAM_ZB_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZB_MAX_OBJ 4096			/* largest object */
+#define ZB_ALIGN 4096			/* O_DIRECT offset and memory alignment */
+#define ZB_SEG_SHIFT 18
+#define ZB_SEG_SIZE (1u << ZB_SEG_SHIFT)	/* 256 KiB (zb_file.c: why) */
+#define ZB_RESERVE_SEGS 8		/* free segments kept allocated: 2 MiB */
+#define ZB_NBUF 4			/* segment buffers, preallocated */
+
+struct zb_file;
+
+/*
+ * zb_open - take @path as a backing file.
+ * @path: a regular file, created 0600 if missing, or a block device.  A
+ *        symlink at the last component is refused (-ELOOP), whatever it
+ *        points to, and nothing is created through it; directories
+ *        (-EISDIR) and every other kind of file (-EINVAL) are refused.
+ *        An existing regular file is made 0600: it is going to hold
+ *        swapped memory.  A block device is opened O_EXCL (-EBUSY while
+ *        mounted or otherwise claimed).
+ * @cap_bytes: the most the file may take, rounded down to segments; 0
+ *        means the file system's free space at open (after emptying the
+ *        file), or the device's size.  A device never gives more than
+ *        its size.  The file system filling up before the cap is reached
+ *        is reported the same way as the cap (-ENOSPC from zb_write()).
+ * @out: set to the file on success.
+ *
+ * The file is locked (flock LOCK_EX, non-blocking; -EBUSY if another
+ * process or another zb_open() holds it) before anything is changed,
+ * then emptied: a regular file is truncated to 0, a device left as it
+ * is (its content is never read before it is written).
+ *
+ * I/O is O_DIRECT where the file system allows it; where it refuses
+ * (open with O_DIRECT fails with EINVAL: ramfs, FUSE, some network file
+ * systems) the file is used through the page cache.  That costs a
+ * memory copy each way, and a segment write then dirties 256 KiB of page
+ * cache that the kernel must allocate and write out under the memory
+ * pressure writeback is meant to relieve; zb_file limits it by writing
+ * each segment back and dropping it from the cache at once
+ * (sync_file_range, POSIX_FADV_DONTNEED), so the cache holds at most
+ * ZB_NBUF segments of ours.  zb_get_stats() tells which mode is in use.
+ *
+ * Allocates the segment buffers (ZB_NBUF * ZB_SEG_SIZE, touched here so
+ * that they are resident and, under mlockall, locked), a segment table
+ * of 24 bytes per segment of the cap (address space, touched as the file
+ * grows), and fills the reserve (zb_refill()).
+ *
+ * Returns 0, or -errno: -ELOOP, -EISDIR, -EINVAL as above, -EBUSY, -ENOSPC
+ * when the cap (or the free space, or the device) is less than one
+ * segment, -ENOMEM, or what open(2), fstat(2) or ioctl(2) failed with.
+ * On error nothing is left open or locked (a file created here is left,
+ * empty).
+ */
+int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out);
+
+/*
+ * zb_close - write nothing more, empty a regular file (truncate to 0),
+ * release the lock and free everything.  The file itself stays.  Accepts
+ * NULL.  No other call on @f may be in progress or follow.
+ */
+void zb_close(struct zb_file *f);
+
+/*
+ * zb_write - store @len bytes (1..ZB_MAX_OBJ) from @obj and set *@loc.
+ * Returns once the bytes are in the segment buffer: they are readable at
+ * once, and written to the file when the segment fills (by this call or
+ * a later one) or at zb_flush().  When this call fills a segment it
+ * writes it (one pwrite of up to ZB_SEG_SIZE bytes, outside the lock),
+ * and may wait for a buffer if all ZB_NBUF are being written.
+ *
+ * A new segment comes from the reserve (allocated ahead by zb_refill(),
+ * so the write allocates no file-system blocks); only if the reserve is
+ * empty does this call allocate one itself (fallocate(2) on the
+ * caller's thread).
+ *
+ * Returns 0, -EINVAL for a bad length, -ENOSPC when no segment can be
+ * had (the cap reached, or the file system full), or another -errno from
+ * fallocate(2).  On error nothing is stored and *@loc is untouched: the
+ * caller keeps its data.  A failure to write an earlier segment out is
+ * not this call's error: it is counted (failed_writes) and the objects
+ * of that segment read as -EIO.  Takes the file's mutex.
+ */
+int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
+
+/*
+ * zb_read_bound - the capacity zb_read() needs in its buffer:
+ * ZB_MAX_OBJ rounded up to ZB_ALIGN, plus ZB_ALIGN (an object may cross
+ * one alignment boundary, and O_DIRECT reads whole aligned blocks).
+ * A constant.  Cannot fail.
+ */
+size_t zb_read_bound(void);
+
+/*
+ * zb_read - copy the object at @loc, of length @len, to @buf[0..@len).
+ * @buf: zb_read_bound() bytes, aligned to ZB_ALIGN (all of it may be
+ *       written: it is the bounce buffer of the aligned read).
+ * Returns 0; -EINVAL if @loc is malformed, does not name a segment
+ * holding objects, or its length is not @len, or @buf is misaligned;
+ * -EIO if the read fails or comes back short, or if the object's
+ * segment could not be written.  Takes the file's mutex briefly, never
+ * across the read.
+ */
+int zb_read(struct zb_file *f, uint64_t loc, void *buf, size_t len);
+
+/*
+ * zb_free - the object at @loc is dead.  A segment whose last object is
+ * freed becomes free: back in the reserve, its blocks kept, or, beyond
+ * the reserve, punched by the next zb_refill().  No I/O.  A malformed
+ * @loc is ignored (and counted: bad_frees).  Cannot fail.  Takes the
+ * file's mutex.
+ */
+void zb_free(struct zb_file *f, uint64_t loc);
+
+/*
+ * zb_flush - write the segment being filled, if it holds objects, and
+ * wait until no segment write is in progress: when it returns, every
+ * object stored before the call is in the file (or reads as -EIO).  The
+ * segment is closed, so the space left in it stays unused until all its
+ * objects are freed: call it when I/O has to be finished (tests, an idle
+ * writeback thread before it sleeps), not per object.  Returns 0 or
+ * -EIO if a write it waited for failed.  Takes the file's mutex, and
+ * writes outside it.
+ */
+int zb_flush(struct zb_file *f);
+
+/*
+ * zb_refill - bring the reserve of free, allocated segments to
+ * ZB_RESERVE_SEGS: allocate new ones (fallocate(2), or zeros written
+ * where the file system has no fallocate) when short, punch the free
+ * segments past it (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; a block
+ * device's are kept as they are).  Reuses punched segments before it
+ * extends the file.  Call it from a thread that serves no I/O, when
+ * zb_refill_wanted() says so.  Returns 0, or the -errno that stopped
+ * the allocation (-ENOSPC: the cap reached or the file system full;
+ * the reserve then holds what it could get).  Takes the file's mutex,
+ * never across fallocate(2).
+ * zb_refill_wanted - true when the reserve has fallen under half
+ * (and the cap allows more) or holds more than twice ZB_RESERVE_SEGS.
+ * Takes the file's mutex briefly.
+ */
+int zb_refill(struct zb_file *f);
+int zb_refill_wanted(struct zb_file *f);
+
+/* Figures for statistics files.  Approximate while I/O runs. */
+struct zb_stats {
+	uint64_t objs;			/* live objects */
+	uint64_t bytes_stored;		/* their bytes */
+	uint64_t bytes_allocated;	/* segments holding objects, being
+					 * filled, or in the reserve, times
+					 * ZB_SEG_SIZE: what the file takes */
+	uint64_t bytes_file;		/* file size: segments ever used */
+	uint64_t cap_bytes;		/* the cap, in whole segments */
+	uint64_t segs_used;		/* segments holding objects */
+	uint64_t segs_reserved;		/* free and allocated */
+	uint64_t segs_sparse;		/* written, under half live: what a
+					 * compaction would rewrite */
+	uint64_t bytes_sparse_dead;	/* dead bytes in those */
+	uint64_t segs_bad;		/* could not be written; retired */
+	uint64_t segs_written;		/* segment writes done */
+	uint64_t segs_punched;		/* punches done */
+	uint64_t reads;			/* zb_read() calls served */
+	uint64_t writes;		/* objects stored */
+	uint64_t failed_reads;		/* -EIO or -EINVAL from zb_read() */
+	uint64_t failed_writes;		/* segment writes that failed */
+	uint64_t bad_frees;		/* zb_free() of a malformed loc */
+	int direct;			/* 1: O_DIRECT; 0: page cache */
+	int blockdev;			/* 1: a block device */
+};
+
+/* zb_get_stats - fill @st.  Takes the file's mutex.  Cannot fail. */
+void zb_get_stats(struct zb_file *f, struct zb_stats *st);
+
+#endif /* FUSEZRAM_ZB_FILE_H */
