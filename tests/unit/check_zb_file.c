@@ -1,0 +1,1116 @@
+/*
+ * Unit tests of the backing-file storage (store/zb_file.c).
+ *
+ * Each test gets a fresh directory under /var/tmp (a real file system:
+ * ext4 on the CI machine, with O_DIRECT, fallocate and punching) and
+ * removes everything in it afterwards.  Objects are filled with a
+ * pattern derived from a seed, so contents are checked without copies.
+ * The tests that need a file system of their own (ramfs, which refuses
+ * O_DIRECT and has no fallocate; a 4 MiB tmpfs that fills up) mount it
+ * in a forked child inside a private mount namespace, so the mount goes
+ * away with the child whatever happens; the block-device test uses a
+ * loop device set to detach itself when closed.  Must run as root.  The
+ * concurrency test must also be clean under ThreadSanitizer.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store/zb_file.h"
+#include "tests/unit/check_suites.h"
+#include "tests/unit/check_util.h"
+
+#define MiB (1024 * 1024ULL)
+
+static char tdir[96];		/* the test's directory */
+static char tpath[160];		/* tdir/backing */
+static unsigned char *rbuf;	/* zb_read_bound(), aligned */
+
+static void rm_tree(const char *dir)
+{
+	char p[512];
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		if (unlink(p) && errno == EISDIR)
+			rm_tree(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void mk_tdir(const char *base)
+{
+	snprintf(tdir, sizeof(tdir), "%s/t.XXXXXX", base);
+	ck_assert_ptr_nonnull(mkdtemp(tdir));
+	snprintf(tpath, sizeof(tpath), "%s/backing", tdir);
+}
+
+/*
+ * Each test case gets a directory under /var/tmp and one under /dev/shm,
+ * made and removed by the runner itself (an unchecked fixture), and each
+ * test a directory of its own inside (a checked fixture, in the test's
+ * process).  When Check forks, a failed assertion ends the test's
+ * process at once, without its teardown; the case's teardown, in the
+ * runner, still removes everything.
+ */
+static char base_var[64], base_shm[64];
+
+static void case_setup(void)
+{
+	strcpy(base_var, "/var/tmp/zb_test.XXXXXX");
+	strcpy(base_shm, "/dev/shm/zb_test.XXXXXX");
+	if (!mkdtemp(base_var) || !mkdtemp(base_shm))
+		abort();
+}
+
+static void case_teardown(void)
+{
+	rm_tree(base_var);
+	rm_tree(base_shm);
+}
+
+static void setup(void)
+{
+	mk_tdir(base_var);
+	rbuf = aligned_alloc(ZB_ALIGN, zb_read_bound());
+	ck_assert_ptr_nonnull(rbuf);
+}
+
+static void teardown(void)
+{
+	free(rbuf);
+	rbuf = NULL;
+	if (tdir[0])
+		rm_tree(tdir);
+	tdir[0] = 0;
+}
+
+/* ---- Helpers ------------------------------------------------------------ */
+
+struct obj {
+	uint64_t loc;		/* 0: none */
+	uint32_t len;
+	uint32_t seed;
+};
+
+static void pattern(void *buf, size_t len, uint64_t seed)
+{
+	uint64_t s = seed * 0x9e3779b97f4a7c15ULL + len + 1;
+	unsigned char *p = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++)
+		p[i] = (unsigned char)(tu_rand(&s) >> 56);
+}
+
+static unsigned rnd(uint64_t *s, unsigned lo, unsigned hi)
+{
+	return lo + (unsigned)(tu_rand(s) % (hi - lo + 1));
+}
+
+/* Store object @o (len and seed set); returns zb_write's result. */
+static int put(struct zb_file *f, struct obj *o)
+{
+	unsigned char data[ZB_MAX_OBJ];
+
+	pattern(data, o->len, o->seed);
+	return zb_write(f, data, o->len, &o->loc);
+}
+
+/* Read @o back into @buf and compare: 0, -errno, or 1 for a mismatch. */
+static int check_buf(struct zb_file *f, const struct obj *o, unsigned char *buf)
+{
+	unsigned char want[ZB_MAX_OBJ];
+	int r = zb_read(f, o->loc, buf, o->len);
+
+	if (r)
+		return r;
+	pattern(want, o->len, o->seed);
+	return memcmp(buf, want, o->len) ? 1 : 0;
+}
+
+static int check(struct zb_file *f, const struct obj *o)
+{
+	return check_buf(f, o, rbuf);
+}
+
+static uint64_t st_blocks_bytes(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (uint64_t)st.st_blocks * 512;
+}
+
+static uint64_t st_size_of(const char *path)
+{
+	struct stat st;
+
+	ck_assert_int_eq(stat(path, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* What the background thread of the store will do. */
+static void refill_if_wanted(struct zb_file *f)
+{
+	if (zb_refill_wanted(f))
+		zb_refill(f);
+}
+
+/* ---- Round trips -------------------------------------------------------- */
+
+/* Write @n objects (1, 4096, random between), reading each back at once
+ * and all again after a flush.  Returns 0 or a check number (children). */
+static int roundtrip(struct zb_file *f, unsigned n, uint64_t seed,
+		     unsigned char *buf)
+{
+	struct obj *o = calloc(n, sizeof(*o));
+	struct zb_stats st;
+	uint64_t bytes = 0;
+	unsigned i;
+	int ret = 0;
+
+	if (!o)
+		return 90;
+	for (i = 0; i < n; i++) {
+		o[i].len = i % 97 == 0 ? 1 : i % 89 == 0 ? ZB_MAX_OBJ :
+			   rnd(&seed, 1, ZB_MAX_OBJ);
+		o[i].seed = i;
+		if (put(f, &o[i])) {
+			ret = 91;
+			goto out;
+		}
+		bytes += o[i].len;
+		if (check_buf(f, &o[i], buf)) {	/* from the buffer */
+			ret = 92;
+			goto out;
+		}
+		if (i > 0 && check_buf(f, &o[i / 2], buf)) {	/* often on disk */
+			ret = 93;
+			goto out;
+		}
+	}
+	if (zb_flush(f)) {
+		ret = 94;
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		if (check_buf(f, &o[i], buf)) {
+			ret = 95;
+			goto out;
+		}
+	zb_get_stats(f, &st);
+	if (st.objs != n || st.bytes_stored != bytes || st.failed_reads ||
+	    st.failed_writes)
+		ret = 96;
+out:
+	free(o);
+	return ret;
+}
+
+START_TEST(test_roundtrip)
+{
+	struct zb_file *f;
+	struct zb_stats st;
+
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	ck_assert_int_eq(roundtrip(f, 4000, 1, rbuf), 0);	/* ~8 MiB */
+	zb_get_stats(f, &st);
+	ck_assert_int_eq(st.direct, 1);		/* ext4 takes O_DIRECT */
+	ck_assert_int_eq(st.blockdev, 0);
+	ck_assert_uint_gt(st.segs_written, 20);	/* crossed segments */
+	ck_assert_uint_eq(st.reads, 4000 * 3 - 1);
+	zb_close(f);
+	ck_assert_uint_eq(st_size_of(tpath), 0);	/* emptied, kept */
+	ck_assert_uint_eq(st_blocks_bytes(tpath), 0);
+}
+END_TEST
+
+START_TEST(test_buffer_and_flush)
+{
+	struct obj o[3] = { { 0, 1, 1 }, { 0, 4096, 2 }, { 0, 1500, 3 } };
+	struct zb_file *f;
+	struct zb_stats st;
+	int i;
+
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(put(f, &o[i]), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.segs_written, 0);	/* served from the buffer */
+	ck_assert_int_eq(zb_flush(f), 0);
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.segs_written, 1);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(check(f, &o[i]), 0);	/* from the file */
+	ck_assert_int_eq(zb_flush(f), 0);	/* nothing open: no write */
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.segs_written, 1);
+	/* The next object opens a new segment: the flushed one is closed. */
+	o[0].seed = 9;
+	ck_assert_int_eq(put(f, &o[0]), 0);
+	ck_assert_uint_ne(o[0].loc >> 32, o[1].loc >> 32);
+	ck_assert_uint_eq(o[0].loc & 0xffffffff, 0);	/* at its start */
+	ck_assert_int_eq(check(f, &o[0]), 0);
+	zb_close(f);
+}
+END_TEST
+
+/* Lengths, exact fills, bad arguments. */
+START_TEST(test_edges)
+{
+	unsigned char data[ZB_MAX_OBJ + 1] = { 0 };
+	struct obj o = { 0, ZB_MAX_OBJ, 5 }, full[ZB_SEG_SIZE / ZB_MAX_OBJ];
+	struct zb_file *f;
+	uint64_t loc = 0;
+	unsigned i;
+
+	ck_assert_uint_eq(zb_read_bound(), 2 * ZB_ALIGN);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	ck_assert_int_eq(zb_write(f, data, 0, &loc), -EINVAL);
+	ck_assert_int_eq(zb_write(f, data, ZB_MAX_OBJ + 1, &loc), -EINVAL);
+	ck_assert_uint_eq(loc, 0);
+	/* 64 objects of 4096 fill a segment exactly; the 65th opens one. */
+	for (i = 0; i < ZB_SEG_SIZE / ZB_MAX_OBJ; i++) {
+		full[i] = (struct obj){ 0, ZB_MAX_OBJ, 100 + i };
+		ck_assert_int_eq(put(f, &full[i]), 0);
+		ck_assert_uint_eq(full[i].loc >> 32, full[0].loc >> 32);
+	}
+	ck_assert_int_eq(put(f, &o), 0);
+	ck_assert_uint_ne(o.loc >> 32, full[0].loc >> 32);
+	ck_assert_uint_eq(o.loc & 0xffffffff, ZB_MAX_OBJ - 1);	/* at 0 */
+	for (i = 0; i < ZB_SEG_SIZE / ZB_MAX_OBJ; i++)
+		ck_assert_int_eq(check(f, &full[i]), 0);
+	ck_assert_int_eq(zb_read(f, o.loc, rbuf, o.len - 1), -EINVAL);
+	ck_assert_int_eq(zb_read(f, o.loc, rbuf + 1, o.len), -EINVAL);
+	ck_assert_int_eq(check(f, &o), 0);
+	zb_close(f);
+	zb_close(NULL);
+}
+END_TEST
+
+/* Garbage locations are refused, never followed. */
+START_TEST(test_bad_loc)
+{
+	struct zb_file *f;
+	struct zb_stats st, st2;
+	struct obj o[200];
+	uint64_t s = 77, loc;
+	unsigned i;
+	int r;
+
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (i = 0; i < 200; i++) {
+		o[i] = (struct obj){ 0, rnd(&s, 1000, 3500), i };
+		ck_assert_int_eq(put(f, &o[i]), 0);
+	}
+	ck_assert_int_eq(zb_flush(f), 0);
+	zb_get_stats(f, &st);
+	ck_assert_int_eq(zb_read(f, 0, rbuf, 1), -EINVAL);
+	ck_assert_int_eq(zb_read(f, o[0].loc | 1ULL << 31, rbuf, o[0].len),
+			 -EINVAL);			/* reserved bits */
+	ck_assert_int_eq(zb_read(f, (1ULL << 40) | (o[0].loc & 0xffffffff),
+				 rbuf, o[0].len), -EINVAL);	/* past hwm */
+	ck_assert_int_eq(zb_read(f, (o[199].loc + (8000ULL << 12)), rbuf,
+				 o[199].len), -EINVAL);	/* past the fill */
+	for (i = 0; i < 100000; i++) {
+		unsigned len;
+
+		loc = tu_rand(&s);
+		if (i & 1)	/* plausible: a real segment, random rest */
+			loc = (o[i % 200].loc & ~0xffffffffULL) |
+			      (loc & 0x3fffffff);
+		len = (unsigned)(loc & 0xfff) + 1;
+		r = zb_read(f, loc, rbuf, len);
+		ck_assert(r == 0 || r == -EINVAL || r == -EIO);
+		zb_free(f, loc);
+	}
+	/* Garbage that lands on live bytes frees them (the caller's bug:
+	 * the accounting is then wrong, harmlessly); the rest is refused and
+	 * counted.  No crash either way, and garbage with reserved bits
+	 * changes nothing. */
+	zb_get_stats(f, &st);
+	zb_free(f, 0);
+	zb_free(f, o[0].loc | 1ULL << 30);
+	zb_get_stats(f, &st2);
+	ck_assert_uint_eq(st2.bad_frees, st.bad_frees + 2);
+	ck_assert_uint_eq(st2.objs, st.objs);
+	/* A segment freed entirely: its locations are refused. */
+	zb_close(f);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (i = 0; i < 200; i++)
+		ck_assert_int_eq(put(f, &o[i]), 0);
+	ck_assert_int_eq(zb_flush(f), 0);
+	for (i = 0; i < 200; i++)
+		zb_free(f, o[i].loc);
+	for (i = 0; i < 200; i++)
+		ck_assert_int_eq(zb_read(f, o[i].loc, rbuf, o[i].len), -EINVAL);
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.objs, 0);
+	ck_assert_uint_eq(st.bytes_stored, 0);
+	ck_assert_uint_eq(st.failed_reads, 200);
+	zb_close(f);
+}
+END_TEST
+
+/* ---- Space -------------------------------------------------------------- */
+
+/* Lengths of compressed swap pages, roughly: 1000..3500 bytes. */
+START_TEST(test_packing)
+{
+	struct zb_file *f;
+	struct zb_stats st;
+	uint64_t s = 3, stored = 0, alloc;
+	struct obj o;
+	unsigned i = 0;
+
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	while (stored < 48 * MiB) {
+		o = (struct obj){ 0, rnd(&s, 1000, 3500), i++ };
+		ck_assert_int_eq(put(f, &o), 0);
+		stored += o.len;
+	}
+	ck_assert_int_eq(zb_flush(f), 0);
+	refill_if_wanted(f);
+	alloc = st_blocks_bytes(tpath);
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.bytes_stored, stored);
+	ck_assert_msg(alloc * 100 <= stored * 115,
+		      "file takes %llu bytes for %llu stored (%.3fx)",
+		      (unsigned long long)alloc, (unsigned long long)stored,
+		      (double)alloc / (double)stored);
+	/* The figure we report is what the file system says. */
+	ck_assert_uint_le(alloc, st.bytes_allocated + 64 * 1024);
+	ck_assert_uint_ge(alloc, st.bytes_allocated);
+	zb_close(f);
+}
+END_TEST
+
+/* Freeing everything punches all but the reserve; holes are reused. */
+START_TEST(test_punch)
+{
+	unsigned n = 0, i, max = 8000;
+	struct obj *o = calloc(max, sizeof(*o));
+	uint64_t s = 11, full, size, stored = 0;
+	struct zb_file *f;
+	struct zb_stats st;
+
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	while (stored < 16 * MiB) {
+		o[n] = (struct obj){ 0, rnd(&s, 1000, 3500), n };
+		ck_assert_int_eq(put(f, &o[n]), 0);
+		stored += o[n++].len;
+	}
+	ck_assert_int_eq(zb_flush(f), 0);
+	full = st_blocks_bytes(tpath);
+	size = st_size_of(tpath);
+	ck_assert_uint_ge(full, 16 * MiB);
+	for (i = 0; i < n; i++)
+		zb_free(f, o[i].loc);
+	ck_assert_int_eq(zb_refill_wanted(f), 1);
+	ck_assert_int_eq(zb_refill(f), 0);
+	ck_assert_int_eq(zb_refill_wanted(f), 0);
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.objs, 0);
+	ck_assert_uint_eq(st.segs_used, 0);
+	ck_assert_uint_eq(st.segs_reserved, ZB_RESERVE_SEGS);
+	ck_assert_uint_gt(st.segs_punched, 0);
+	ck_assert_uint_le(st_blocks_bytes(tpath),
+			  ZB_RESERVE_SEGS * ZB_SEG_SIZE + 64 * 1024);
+	ck_assert_uint_lt(st_blocks_bytes(tpath), 8 * MiB);	/* the target */
+	/* Writing it all again fills the holes: the file does not grow. */
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(put(f, &o[i]), 0);
+	ck_assert_int_eq(zb_flush(f), 0);
+	ck_assert_uint_eq(st_size_of(tpath), size);
+	ck_assert_uint_le(st_blocks_bytes(tpath), full + ZB_SEG_SIZE);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	zb_close(f);
+	free(o);
+}
+END_TEST
+
+/*
+ * Churn, as swap does it: a fixed number of live objects, the oldest
+ * freed (with some jitter) as new ones come.  The file stays at about
+ * the live bytes: free segments are reused before the file grows.
+ */
+START_TEST(test_churn_fifo)
+{
+	enum { LIVE = 3000, ROUNDS = 30 };
+	struct obj *o = calloc(LIVE, sizeof(*o));
+	uint64_t s = 5, live = 0, max_alloc = 0, size_warm = 0, a;
+	struct zb_file *f;
+	unsigned r, i, head = 0, seed = 0;
+
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (i = 0; i < LIVE; i++) {
+		o[i] = (struct obj){ 0, rnd(&s, 1000, 3500), seed++ };
+		ck_assert_int_eq(put(f, &o[i]), 0);
+		live += o[i].len;
+	}
+	for (r = 0; r < ROUNDS; r++) {
+		for (i = 0; i < LIVE; i++) {
+			/* the oldest or, one time in four, one of the
+			 * next 63, whose slot the oldest then takes */
+			unsigned j = (head + (rnd(&s, 0, 3) ? 0 :
+					      rnd(&s, 0, 63))) % LIVE;
+
+			zb_free(f, o[j].loc);
+			live -= o[j].len;
+			o[j] = o[head];
+			o[head] = (struct obj){ 0, rnd(&s, 1000, 3500), seed++ };
+			ck_assert_int_eq(put(f, &o[head]), 0);
+			live += o[head].len;
+			head = (head + 1) % LIVE;
+			refill_if_wanted(f);
+		}
+		a = st_blocks_bytes(tpath);
+		if (a > max_alloc)
+			max_alloc = a;
+		if (r == 4)
+			size_warm = st_size_of(tpath);
+	}
+	/* Live bytes packed, plus the reserve (up to twice, before a
+	 * refill punches), the open segment and those being written. */
+	ck_assert_msg(max_alloc <= live * 115 / 100 +
+		      (2 * ZB_RESERVE_SEGS + ZB_NBUF) * ZB_SEG_SIZE,
+		      "file took %llu bytes for %llu live",
+		      (unsigned long long)max_alloc, (unsigned long long)live);
+	ck_assert_uint_le(st_size_of(tpath), size_warm + 4 * ZB_SEG_SIZE);
+	ck_assert_int_eq(zb_flush(f), 0);
+	for (i = 0; i < LIVE; i++)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	zb_close(f);
+	free(o);
+}
+END_TEST
+
+/*
+ * Random churn: objects die in any order, so without compaction the
+ * file holds more than the live bytes; it must still stop growing, and
+ * what it holds must be what the statistics say.
+ */
+START_TEST(test_churn_random)
+{
+	enum { LIVE = 3000, ROUNDS = 40 };
+	struct obj *o = calloc(LIVE, sizeof(*o));
+	uint64_t s = 6, live = 0, size_half = 0, a;
+	struct zb_file *f;
+	struct zb_stats st;
+	unsigned r, i, j, seed = 0;
+
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (i = 0; i < LIVE; i++) {
+		o[i] = (struct obj){ 0, rnd(&s, 1000, 3500), seed++ };
+		ck_assert_int_eq(put(f, &o[i]), 0);
+		live += o[i].len;
+	}
+	for (r = 0; r < ROUNDS; r++) {
+		for (i = 0; i < LIVE; i++) {
+			j = rnd(&s, 0, LIVE - 1);
+			zb_free(f, o[j].loc);
+			live -= o[j].len;
+			o[j] = (struct obj){ 0, rnd(&s, 1000, 3500), seed++ };
+			ck_assert_int_eq(put(f, &o[j]), 0);
+			live += o[j].len;
+			refill_if_wanted(f);
+		}
+		if (r == ROUNDS / 2)
+			size_half = st_size_of(tpath);
+	}
+	zb_get_stats(f, &st);
+	a = st_blocks_bytes(tpath);
+	fprintf(stderr, "zb_file random churn: %llu live, %llu allocated "
+		"(%.2fx), file %llu, %llu sparse segments, %llu dead in them\n",
+		(unsigned long long)live, (unsigned long long)a,
+		(double)a / (double)live, (unsigned long long)st.bytes_file,
+		(unsigned long long)st.segs_sparse,
+		(unsigned long long)st.bytes_sparse_dead);
+	ck_assert_uint_eq(st.bytes_stored, live);
+	ck_assert_uint_ge(a, st.bytes_allocated);
+	ck_assert_uint_le(a, st.bytes_allocated + 64 * 1024);
+	/* The second half of the run grew the file by under 10%. */
+	ck_assert_uint_le(st_size_of(tpath), size_half + size_half / 10);
+	ck_assert_uint_gt(st.segs_sparse, 0);
+	ck_assert_uint_gt(st.bytes_sparse_dead, 0);
+	for (i = 0; i < LIVE; i++)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	zb_close(f);
+	free(o);
+}
+END_TEST
+
+/* The cap: -ENOSPC, nothing stored by the refused call, nothing lost. */
+START_TEST(test_cap)
+{
+	const uint64_t cap = 4 * MiB + 1000;	/* 16 segments */
+	struct obj *o = calloc(4000, sizeof(*o));
+	uint64_t s = 8, loc = 42;
+	struct zb_file *f;
+	struct zb_stats st, st2;
+	unsigned n = 0, i;
+	int r;
+
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(zb_open(tpath, 100, &f), -ENOSPC);	/* < 1 segment */
+	ck_assert_int_eq(zb_open(tpath, cap, &f), 0);
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.cap_bytes, 4 * MiB);
+	for (;;) {
+		o[n] = (struct obj){ 0, rnd(&s, 1000, 3500), n };
+		r = put(f, &o[n]);
+		if (r)
+			break;
+		n++;
+		ck_assert_uint_lt(n, 4000);
+	}
+	ck_assert_int_eq(r, -ENOSPC);
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.objs, n);
+	ck_assert_uint_ge(st.bytes_stored, 4 * MiB - ZB_NBUF * 4096 - 16 * 3500);
+	/* (a shorter one may still fit in the open segment's tail) */
+	ck_assert_int_eq(zb_write(f, rbuf, ZB_MAX_OBJ, &loc), -ENOSPC);
+	ck_assert_uint_eq(loc, 42);
+	ck_assert_int_eq(zb_refill(f), -ENOSPC);
+	zb_get_stats(f, &st2);
+	ck_assert_uint_eq(st2.objs, n);
+	ck_assert_uint_le(st_size_of(tpath), 4 * MiB);
+	ck_assert_int_eq(zb_flush(f), 0);
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	/* Free the first segment's worth: room again. */
+	for (i = 0; i < n && o[i].loc >> 32 == o[0].loc >> 32; i++)
+		zb_free(f, o[i].loc);
+	o[n] = (struct obj){ 0, 2000, 99999 };
+	ck_assert_int_eq(put(f, &o[n]), 0);
+	ck_assert_int_eq(check(f, &o[n]), 0);
+	for (; i < n; i++)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	zb_close(f);
+	free(o);
+}
+END_TEST
+
+/* ---- Opening ------------------------------------------------------------ */
+
+START_TEST(test_symlink)
+{
+	char target[160], dangling[160];
+	struct zb_file *f = NULL;
+	struct stat st;
+	char buf[8] = { 0 };
+	int fd;
+
+	snprintf(target, sizeof(target), "%s/precious", tdir);
+	snprintf(dangling, sizeof(dangling), "%s/nothing", tdir);
+	fd = open(target, O_RDWR | O_CREAT | O_EXCL, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, "keep me", 7), 7);
+	close(fd);
+	ck_assert_int_eq(symlink(target, tpath), 0);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), -ELOOP);
+	ck_assert_ptr_null(f);
+	ck_assert_int_eq(stat(target, &st), 0);
+	ck_assert_uint_eq(st.st_size, 7);
+	ck_assert_uint_eq(st.st_mode & 07777, 0644);
+	fd = open(target, O_RDONLY);
+	ck_assert_int_eq(read(fd, buf, 7), 7);
+	close(fd);
+	ck_assert_str_eq(buf, "keep me");
+	/* A dangling link: nothing is created through it. */
+	ck_assert_int_eq(unlink(tpath), 0);
+	ck_assert_int_eq(symlink(dangling, tpath), 0);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), -ELOOP);
+	ck_assert_int_eq(access(dangling, F_OK), -1);
+}
+END_TEST
+
+START_TEST(test_busy)
+{
+	struct zb_file *f, *g = NULL;
+	struct obj o = { 0, 3000, 1 };
+	struct stat st;
+	int fd;
+
+	/* An existing file: taken, emptied, made 0600. */
+	fd = open(tpath, O_RDWR | O_CREAT, 0644);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 12345), 0);
+	close(fd);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	ck_assert_int_eq(stat(tpath, &st), 0);
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	ck_assert_int_eq(put(f, &o), 0);
+	ck_assert_int_eq(zb_flush(f), 0);
+	ck_assert_int_eq(zb_open(tpath, 0, &g), -EBUSY);
+	ck_assert_ptr_null(g);
+	ck_assert_int_eq(check(f, &o), 0);	/* the loser changed nothing */
+	zb_close(f);
+	ck_assert_int_eq(zb_open(tpath, 0, &g), 0);	/* released */
+	zb_close(g);
+}
+END_TEST
+
+START_TEST(test_not_a_file)
+{
+	char p[160];
+	struct zb_file *f = NULL;
+
+	snprintf(p, sizeof(p), "%s/dir", tdir);
+	ck_assert_int_eq(mkdir(p, 0700), 0);
+	ck_assert_int_eq(zb_open(p, 0, &f), -EISDIR);
+	snprintf(p, sizeof(p), "%s/fifo", tdir);
+	ck_assert_int_eq(mkfifo(p, 0600), 0);
+	ck_assert_int_eq(zb_open(p, 0, &f), -EINVAL);	/* and no hang */
+	ck_assert_int_eq(zb_open("/dev/null", 0, &f), -EINVAL);
+	ck_assert_ptr_null(f);
+	snprintf(p, sizeof(p), "%s/nodir/backing", tdir);
+	ck_assert_int_eq(zb_open(p, 0, &f), -ENOENT);
+}
+END_TEST
+
+START_TEST(test_created_0600)
+{
+	struct zb_file *f;
+	struct stat st;
+	mode_t old = umask(0);
+
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	umask(old);
+	ck_assert_int_eq(stat(tpath, &st), 0);
+	ck_assert(S_ISREG(st.st_mode));
+	ck_assert_uint_eq(st.st_mode & 07777, 0600);
+	zb_close(f);
+}
+END_TEST
+
+START_TEST(test_unlinked)
+{
+	struct obj o[600];
+	struct zb_file *f;
+	uint64_t s = 4;
+	unsigned i;
+
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (i = 0; i < 300; i++) {
+		o[i] = (struct obj){ 0, rnd(&s, 1, 4096), i };
+		ck_assert_int_eq(put(f, &o[i]), 0);
+	}
+	ck_assert_int_eq(zb_flush(f), 0);
+	ck_assert_int_eq(unlink(tpath), 0);
+	for (; i < 600; i++) {
+		o[i] = (struct obj){ 0, rnd(&s, 1, 4096), i };
+		ck_assert_int_eq(put(f, &o[i]), 0);
+	}
+	for (i = 0; i < 600; i += 2)
+		zb_free(f, o[i].loc);
+	ck_assert_int_eq(zb_refill(f), 0);
+	for (i = 1; i < 600; i += 2)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	ck_assert_int_eq(zb_flush(f), 0);
+	for (i = 1; i < 600; i += 2)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	zb_close(f);
+	ck_assert_int_eq(access(tpath, F_OK), -1);	/* not recreated */
+}
+END_TEST
+
+/* tmpfs (/dev/shm): O_DIRECT since Linux 6.6, fallocate and punching. */
+START_TEST(test_tmpfs)
+{
+	struct zb_file *f;
+	struct zb_stats st;
+	uint64_t before;
+
+	rm_tree(tdir);			/* the fixture's, empty */
+	mk_tdir(base_shm);
+	ck_assert_int_eq(zb_open(tpath, 64 * MiB, &f), 0);
+	ck_assert_int_eq(roundtrip(f, 3000, 2, rbuf), 0);
+	zb_get_stats(f, &st);
+	fprintf(stderr, "zb_file on tmpfs: %s\n", st.direct ? "O_DIRECT" :
+		"page cache");
+	before = st_blocks_bytes(tpath);
+	zb_close(f);
+	ck_assert_uint_ge(before, 5 * MiB);
+	ck_assert_uint_eq(st_blocks_bytes(tpath), 0);
+}
+END_TEST
+
+/* ---- File systems of our own, in a child's mount namespace -------------- */
+
+#define CHILD_CHECK(cond, code) do {					\
+		if (!(cond)) {						\
+			fprintf(stderr, "%s:%d: %s\n", __FILE__,	\
+				__LINE__, #cond);			\
+			return (code);					\
+		}							\
+	} while (0)
+
+/* Mount @type (@opts) on tdir in a mount namespace of our own. */
+static int child_mount(const char *type, const char *opts)
+{
+	if (unshare(CLONE_NEWNS) ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("none", tdir, type, 0, opts))
+		return -1;
+	return 0;
+}
+
+/*
+ * ramfs refuses O_DIRECT and has neither fallocate nor punching: the
+ * page-cache fallback, zeros written ahead, free segments kept.
+ */
+static int ramfs_child(int arg)
+{
+	unsigned char *buf = aligned_alloc(ZB_ALIGN, zb_read_bound());
+	struct zb_file *f;
+	struct zb_stats st;
+	int r;
+
+	(void)arg;
+	CHILD_CHECK(buf, 2);
+	CHILD_CHECK(!child_mount("ramfs", NULL), 3);
+	CHILD_CHECK(zb_open(tpath, 0, &f) == -ENOSPC, 4);  /* no free space */
+	CHILD_CHECK(zb_open(tpath, 32 * MiB, &f) == 0, 5);
+	zb_get_stats(f, &st);
+	CHILD_CHECK(!st.direct, 6);
+	CHILD_CHECK(st.segs_reserved == ZB_RESERVE_SEGS, 7);
+	r = roundtrip(f, 3000, 3, buf);
+	CHILD_CHECK(!r, r);
+	CHILD_CHECK(!zb_refill(f), 8);
+	zb_close(f);
+	free(buf);
+	return 0;
+}
+
+START_TEST(test_ramfs_fallback)
+{
+	tu_run_child(ramfs_child, 0, "ramfs");
+}
+END_TEST
+
+/*
+ * A 4 MiB tmpfs and a cap of 64 MiB: the file system fills before the
+ * cap.  Writes then fail with -ENOSPC, every object stored reads back,
+ * and space freed is taken again.
+ */
+static int full_child(int arg)
+{
+	unsigned char *buf = aligned_alloc(ZB_ALIGN, zb_read_bound());
+	struct obj *o = calloc(4000, sizeof(*o));
+	uint64_t s = 21;
+	struct zb_file *f;
+	unsigned n = 0, i;
+	int r;
+
+	(void)arg;
+	CHILD_CHECK(buf && o, 2);
+	CHILD_CHECK(!child_mount("tmpfs", "size=4m"), 3);
+	CHILD_CHECK(zb_open(tpath, 64 * MiB, &f) == 0, 4);
+	for (;;) {
+		o[n] = (struct obj){ 0, rnd(&s, 1000, 3500), n };
+		r = put(f, &o[n]);
+		if (r)
+			break;
+		CHILD_CHECK(++n < 4000, 5);
+	}
+	CHILD_CHECK(r == -ENOSPC, 6);
+	CHILD_CHECK(n > 1000, 7);		/* about 3.5 MiB went in */
+	CHILD_CHECK(zb_flush(f) == 0, 8);
+	for (i = 0; i < n; i++)
+		CHILD_CHECK(!check_buf(f, &o[i], buf), 9);
+	CHILD_CHECK(zb_refill(f) == -ENOSPC, 10);
+	for (i = 0; i < n && o[i].loc >> 32 == o[0].loc >> 32; i++)
+		zb_free(f, o[i].loc);
+	o[n] = (struct obj){ 0, 3000, 77777 };
+	CHILD_CHECK(put(f, &o[n]) == 0, 11);
+	CHILD_CHECK(!check_buf(f, &o[n], buf), 12);
+	for (; i < n; i++)
+		CHILD_CHECK(!check_buf(f, &o[i], buf), 13);
+	zb_close(f);
+	free(o);
+	free(buf);
+	return 0;
+}
+
+START_TEST(test_fs_full)
+{
+	tu_run_child(full_child, 0, "file system full");
+}
+END_TEST
+
+/* ---- A block device (a loop device that detaches itself) ---------------- */
+
+static int loop_attach(const char *file, char *dev, size_t devlen)
+{
+	struct loop_config cfg;
+	int ctl, lfd, bfd, n, tries;
+
+	ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+	if (ctl < 0)
+		return -1;
+	bfd = open(file, O_RDWR | O_CLOEXEC);
+	if (bfd < 0) {
+		close(ctl);
+		return -1;
+	}
+	for (tries = 0; tries < 16; tries++) {
+		n = ioctl(ctl, LOOP_CTL_GET_FREE);
+		if (n < 0)
+			break;
+		snprintf(dev, devlen, "/dev/loop%d", n);
+		lfd = open(dev, O_RDWR | O_CLOEXEC);
+		if (lfd < 0)
+			continue;
+		memset(&cfg, 0, sizeof(cfg));
+		cfg.fd = (unsigned)bfd;
+		cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+		if (!ioctl(lfd, LOOP_CONFIGURE, &cfg)) {
+			close(bfd);
+			close(ctl);
+			return lfd;	/* detaches when the last fd closes */
+		}
+		close(lfd);		/* taken by someone else meanwhile */
+	}
+	close(bfd);
+	close(ctl);
+	return -1;
+}
+
+START_TEST(test_blockdev)
+{
+	char img[160], dev[32];
+	struct zb_file *f, *g = NULL;
+	struct zb_stats st;
+	int fd, lfd;
+
+	snprintf(img, sizeof(img), "%s/img", tdir);
+	fd = open(img, O_RDWR | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, 16 * MiB), 0);
+	close(fd);
+	lfd = loop_attach(img, dev, sizeof(dev));
+	ck_assert_msg(lfd >= 0, "no loop device: %s", strerror(errno));
+	ck_assert_int_eq(zb_open(dev, 0, &f), 0);
+	zb_get_stats(f, &st);
+	ck_assert_int_eq(st.blockdev, 1);
+	ck_assert_int_eq(st.direct, 1);
+	ck_assert_uint_eq(st.cap_bytes, 16 * MiB);	/* the device's size */
+	ck_assert_int_eq(zb_open(dev, 0, &g), -EBUSY);
+	ck_assert_int_eq(roundtrip(f, 4000, 4, rbuf), 0);
+	zb_close(f);
+	ck_assert_int_eq(zb_open(dev, 1 * MiB, &f), 0);	/* cap under size */
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.cap_bytes, 1 * MiB);
+	zb_close(f);
+	close(lfd);
+}
+END_TEST
+
+/* ---- Concurrency -------------------------------------------------------- */
+
+enum { CW = 2, CR = 3, CPERM = 3000, CPRIV = 4000, CRING = 64 };
+
+struct cshared {
+	struct zb_file *f;
+	struct obj perm[CW][CPERM];	/* written before published */
+	_Atomic unsigned published[CW];
+	_Atomic int writers_done;
+	_Atomic int failures;
+};
+
+struct carg {
+	struct cshared *sh;
+	unsigned id;
+};
+
+/*
+ * A writer: objects that stay (published for the readers) and private
+ * ones read back and freed soon after, so segments empty and are reused
+ * while readers run.
+ */
+static void *cwriter(void *p)
+{
+	struct carg *a = p;
+	struct cshared *sh = a->sh;
+	unsigned char *buf = aligned_alloc(ZB_ALIGN, zb_read_bound());
+	struct obj ring[CRING] = { { 0 } }, *o;
+	uint64_t s = 100 + a->id;
+	unsigned i, np = 0;
+
+	for (i = 0; buf && i < CPERM + CPRIV; i++) {
+		bool perm = i % 7 < 3 && np < CPERM;
+
+		o = perm ? &sh->perm[a->id][np] : &ring[i % CRING];
+		if (!perm && o->loc) {
+			if (check_buf(sh->f, o, buf))
+				atomic_fetch_add(&sh->failures, 1);
+			zb_free(sh->f, o->loc);
+		}
+		*o = (struct obj){ 0, rnd(&s, 1, ZB_MAX_OBJ),
+				   (a->id + 1) << 24 | i };
+		if (put(sh->f, o)) {
+			atomic_fetch_add(&sh->failures, 1);
+			break;
+		}
+		if (perm)
+			atomic_store_explicit(&sh->published[a->id], ++np,
+					      memory_order_release);
+		if (i % 1000 == 999 && zb_flush(sh->f))
+			atomic_fetch_add(&sh->failures, 1);
+	}
+	free(buf);
+	atomic_fetch_add(&sh->writers_done, 1);
+	return NULL;
+}
+
+static void *creader(void *p)
+{
+	struct carg *a = p;
+	struct cshared *sh = a->sh;
+	unsigned char *buf = aligned_alloc(ZB_ALIGN, zb_read_bound());
+	uint64_t s = 200 + a->id;
+	unsigned w, n;
+
+	while (buf && atomic_load(&sh->writers_done) < CW) {
+		w = rnd(&s, 0, CW - 1);
+		n = atomic_load_explicit(&sh->published[w],
+					 memory_order_acquire);
+		if (!n)
+			continue;
+		if (check_buf(sh->f, &sh->perm[w][rnd(&s, 0, n - 1)], buf))
+			atomic_fetch_add(&sh->failures, 1);
+	}
+	free(buf);
+	return NULL;
+}
+
+/* The store's background thread: keeps the reserve, and the stats. */
+static void *crefill(void *p)
+{
+	struct cshared *sh = p;
+	struct zb_stats st;
+
+	while (atomic_load(&sh->writers_done) < CW) {
+		if (zb_refill_wanted(sh->f))
+			zb_refill(sh->f);
+		zb_get_stats(sh->f, &st);
+		usleep(200);
+	}
+	return NULL;
+}
+
+START_TEST(test_concurrent)
+{
+	struct cshared *sh = calloc(1, sizeof(*sh));
+	pthread_t w[CW], r[CR], bg;
+	struct carg wa[CW], ra[CR];
+	struct zb_stats st;
+	unsigned i, j;
+
+	ck_assert_ptr_nonnull(sh);
+	ck_assert_int_eq(zb_open(tpath, 0, &sh->f), 0);
+	for (i = 0; i < CW; i++) {
+		wa[i] = (struct carg){ sh, i };
+		ck_assert_int_eq(pthread_create(&w[i], NULL, cwriter, &wa[i]), 0);
+	}
+	for (i = 0; i < CR; i++) {
+		ra[i] = (struct carg){ sh, i };
+		ck_assert_int_eq(pthread_create(&r[i], NULL, creader, &ra[i]), 0);
+	}
+	ck_assert_int_eq(pthread_create(&bg, NULL, crefill, sh), 0);
+	for (i = 0; i < CW; i++)
+		pthread_join(w[i], NULL);
+	for (i = 0; i < CR; i++)
+		pthread_join(r[i], NULL);
+	pthread_join(bg, NULL);
+	ck_assert_int_eq(atomic_load(&sh->failures), 0);
+	for (i = 0; i < CW; i++) {
+		ck_assert_uint_eq(atomic_load(&sh->published[i]), CPERM);
+		for (j = 0; j < CPERM; j++)
+			ck_assert_int_eq(check(sh->f, &sh->perm[i][j]), 0);
+	}
+	zb_get_stats(sh->f, &st);
+	ck_assert_uint_eq(st.failed_reads + st.failed_writes + st.bad_frees, 0);
+	ck_assert_uint_eq(st.objs, CW * (CPERM + CRING));
+	zb_close(sh->f);
+	free(sh);
+}
+END_TEST
+
+Suite *zb_file_suite(void)
+{
+	Suite *s = suite_create("zb_file");
+	TCase *tc;
+
+	tc = tcase_create("objects");
+	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_roundtrip);
+	tcase_add_test(tc, test_buffer_and_flush);
+	tcase_add_test(tc, test_edges);
+	tcase_add_test(tc, test_bad_loc);
+	tcase_add_test(tc, test_tmpfs);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("space");
+	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_packing);
+	tcase_add_test(tc, test_punch);
+	tcase_add_test(tc, test_churn_fifo);
+	tcase_add_test(tc, test_churn_random);
+	tcase_add_test(tc, test_cap);
+	tcase_add_test(tc, test_fs_full);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("opening");
+	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_symlink);
+	tcase_add_test(tc, test_busy);
+	tcase_add_test(tc, test_not_a_file);
+	tcase_add_test(tc, test_created_0600);
+	tcase_add_test(tc, test_unlinked);
+	tcase_add_test(tc, test_ramfs_fallback);
+	tcase_add_test(tc, test_blockdev);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("concurrency");
+	tcase_add_unchecked_fixture(tc, case_setup, case_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_concurrent);
+	suite_add_tcase(s, tc);
+	return s;
+}
