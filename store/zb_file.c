@@ -82,17 +82,23 @@
  * then the object is moved to its start.
  *
  * TODO: no compaction: a segment is reused only once all its objects are
- * freed, so under random churn the file holds more than the live bytes
- * (bounded: at most one segment per live object, in practice a few times
- * the live bytes); segs_sparse and bytes_sparse_dead report what a
- * compaction could win back.  Compaction needs the owner of each object
- * (a back-reference per object, as zsmalloc keeps) to rewrite its loc,
- * so it belongs with the store integration.  Block devices: free
- * segments are not discarded (BLKDISCARD); the reserve size and segment
- * size are constants; a file-system that allocates on overwrite (btrfs
- * with CoW, ZFS) can still fail a segment write with ENOSPC, which then
- * reads as -EIO; a stale loc of a reused segment is not detected (no
- * generation number in the loc).
+ * freed.  Swap-like churn, where objects die roughly in the order they
+ * were written, keeps the file at the live bytes (test_churn_fifo), but
+ * random churn does not: in test_churn_random (3000 live objects of
+ * 1000..3500 bytes, each replaced 40 times at random) the file settles
+ * at 5.6 times the live bytes.  segs_sparse and bytes_sparse_waste
+ * report what a compaction would win back.  Compaction needs to find
+ * the owner of each object to rewrite its loc: e.g. an 8-byte tag (the
+ * page index) written before each object (0.3% at 2.5 KiB), so that a
+ * compactor can walk a sparse segment and ask the store, under the
+ * slot's lock, whether the slot still holds that loc before moving it;
+ * it belongs with the store integration.
+ * Also: block devices: free segments are not discarded (BLKDISCARD); the
+ * reserve size and segment size are constants; a file system that
+ * allocates on overwrite (btrfs with CoW, ZFS) can still fail a segment
+ * write with ENOSPC, which then reads as -EIO; a stale loc of a reused
+ * segment is not detected (no generation number in the loc); a local
+ * file system is not checked for (NFS is accepted).
  */
 #include <assert.h>
 #include <errno.h>
@@ -142,7 +148,7 @@ struct zb_seg {
 	uint32_t next;			/* ready or hole list link */
 	uint8_t state;			/* enum zb_state */
 	uint8_t buf;			/* its buffer, in FILLING / FLUSHING */
-	uint8_t sparse;			/* counted in nsparse / sparse_dead */
+	uint8_t sparse;			/* counted in nsparse / sparse_waste */
 	uint8_t pad[5];
 };
 _Static_assert(sizeof(struct zb_seg) == 24, "the table's cost is documented");
@@ -185,7 +191,7 @@ struct zb_file {
 	uint32_t nflushing;		/* [lock] writes in progress */
 	uint32_t nbad;			/* [lock] */
 	uint32_t nsparse;		/* [lock] DISK, under half live */
-	uint64_t sparse_dead;		/* [lock] dead bytes in those */
+	uint64_t sparse_waste;		/* [lock] their bytes not live */
 	uint64_t objs, bytes;		/* [lock] live objects, their bytes */
 
 	struct zb_buf bufs[ZB_NBUF];
@@ -258,7 +264,9 @@ static uint32_t zb_claim_hole_locked(struct zb_file *f)
 
 /*
  * Segment @s is counted sparse when written and under half live: what a
- * compaction would rewrite.  Call _del before changing s, _add after.
+ * compaction would rewrite, winning back ZB_SEG_SIZE - live_bytes (its
+ * dead bytes and the tail it was closed with).  Call _del before
+ * changing s, _add after.
  */
 static void zb_sparse_del_locked(struct zb_file *f, struct zb_seg *s)
 {
@@ -266,7 +274,7 @@ static void zb_sparse_del_locked(struct zb_file *f, struct zb_seg *s)
 		return;
 	s->sparse = 0;
 	f->nsparse--;
-	f->sparse_dead -= s->fill - s->live_bytes;
+	f->sparse_waste -= ZB_SEG_SIZE - s->live_bytes;
 }
 
 static void zb_sparse_add_locked(struct zb_file *f, struct zb_seg *s)
@@ -276,7 +284,7 @@ static void zb_sparse_add_locked(struct zb_file *f, struct zb_seg *s)
 		return;
 	s->sparse = 1;
 	f->nsparse++;
-	f->sparse_dead += s->fill - s->live_bytes;
+	f->sparse_waste += ZB_SEG_SIZE - s->live_bytes;
 }
 
 /* ---- Space: allocate and punch (no lock) ------------------------------- */
@@ -391,6 +399,8 @@ static int zb_write_seg(struct zb_file *f, uint32_t idx, const void *data,
 			    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
 			    SYNC_FILE_RANGE_WAIT_AFTER))
 		return -errno;
+	/* Ignored where the page cache is the storage (ramfs, tmpfs: no
+	 * backing device), so it never drops data that is nowhere else. */
 	posix_fadvise(f->fd, (off_t)off, (off_t)len, POSIX_FADV_DONTNEED);
 	return 0;
 }
@@ -706,7 +716,7 @@ void zb_get_stats(struct zb_file *f, struct zb_stats *st)
 	st->segs_used = f->nused;
 	st->segs_reserved = f->nready;
 	st->segs_sparse = f->nsparse;
-	st->bytes_sparse_dead = f->sparse_dead;
+	st->bytes_sparse_waste = f->sparse_waste;
 	st->segs_bad = f->nbad;
 	pthread_mutex_unlock(&f->lock);
 	st->cap_bytes = (uint64_t)f->seg_max * ZB_SEG_SIZE;

@@ -56,7 +56,8 @@ struct zb_file;
  * @path: a regular file, created 0600 if missing, or a block device.  A
  *        symlink at the last component is refused (-ELOOP), whatever it
  *        points to, and nothing is created through it; directories
- *        (-EISDIR) and every other kind of file (-EINVAL) are refused.
+ *        (-EISDIR) and every other kind of file (-EINVAL; a socket
+ *        -ENXIO) are refused.
  *        An existing regular file is made 0600: it is going to hold
  *        swapped memory.  A block device is opened O_EXCL (-EBUSY while
  *        mounted or otherwise claimed).
@@ -196,7 +197,8 @@ struct zb_stats {
 	uint64_t segs_reserved;		/* free and allocated */
 	uint64_t segs_sparse;		/* written, under half live: what a
 					 * compaction would rewrite */
-	uint64_t bytes_sparse_dead;	/* dead bytes in those */
+	uint64_t bytes_sparse_waste;	/* what compacting those would give
+					 * back: their size less live bytes */
 	uint64_t segs_bad;		/* could not be written; retired */
 	uint64_t segs_written;		/* segment writes done */
 	uint64_t segs_punched;		/* punches done */
