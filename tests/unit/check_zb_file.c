@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/loop.h>
 #include <pthread.h>
 #include <sched.h>
@@ -548,18 +549,18 @@ START_TEST(test_churn_random)
 	zb_get_stats(f, &st);
 	a = st_blocks_bytes(tpath);
 	fprintf(stderr, "zb_file random churn: %llu live, %llu allocated "
-		"(%.2fx), file %llu, %llu sparse segments, %llu dead in them\n",
+		"(%.2fx), file %llu, %llu sparse segments, %llu to win back in them\n",
 		(unsigned long long)live, (unsigned long long)a,
 		(double)a / (double)live, (unsigned long long)st.bytes_file,
 		(unsigned long long)st.segs_sparse,
-		(unsigned long long)st.bytes_sparse_dead);
+		(unsigned long long)st.bytes_sparse_waste);
 	ck_assert_uint_eq(st.bytes_stored, live);
 	ck_assert_uint_ge(a, st.bytes_allocated);
 	ck_assert_uint_le(a, st.bytes_allocated + 64 * 1024);
 	/* The second half of the run grew the file by under 10%. */
 	ck_assert_uint_le(st_size_of(tpath), size_half + size_half / 10);
 	ck_assert_uint_gt(st.segs_sparse, 0);
-	ck_assert_uint_gt(st.bytes_sparse_dead, 0);
+	ck_assert_uint_gt(st.bytes_sparse_waste, 0);
 	for (i = 0; i < LIVE; i++)
 		ck_assert_int_eq(check(f, &o[i]), 0);
 	zb_close(f);
@@ -739,6 +740,103 @@ START_TEST(test_unlinked)
 		ck_assert_int_eq(check(f, &o[i]), 0);
 	zb_close(f);
 	ck_assert_int_eq(access(tpath, F_OK), -1);	/* not recreated */
+}
+END_TEST
+
+/*
+ * The descriptor zb_file holds on @path (the only one open on it), found
+ * through /proc/self/fd, so that a test can swap another file
+ * description in under it with dup2(): a read-only one makes segment
+ * writes fail (EBADF), a write-only one makes reads fail.  I/O errors
+ * without a failing device (there is no device-mapper here).
+ */
+static int zb_fd_of(const char *path)
+{
+	char target[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int fd = -1;
+	ssize_t n;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d))) {
+		n = readlinkat(dirfd(d), de->d_name, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = 0;
+		if (!strcmp(target, path))
+			fd = atoi(de->d_name);
+	}
+	closedir(d);
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+/* I/O errors: the objects concerned read as -EIO, all others intact. */
+START_TEST(test_io_errors)
+{
+	enum { N = 300 };
+	struct obj a[N], b[N], c[N];
+	struct zb_file *f;
+	struct zb_stats st;
+	uint64_t s = 31;
+	int zfd, orig, ro, wo;
+	unsigned i;
+
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (i = 0; i < N; i++) {
+		a[i] = (struct obj){ 0, rnd(&s, 1000, 3500), i };
+		ck_assert_int_eq(put(f, &a[i]), 0);
+	}
+	ck_assert_int_eq(zb_flush(f), 0);
+	zfd = zb_fd_of(tpath);
+	orig = dup(zfd);
+	ro = open(tpath, O_RDONLY);
+	wo = open(tpath, O_WRONLY);
+	ck_assert(orig >= 0 && ro >= 0 && wo >= 0);
+
+	/* Segment writes fail: the writes themselves succeed (the reserve
+	 * was allocated ahead), their segments go bad. */
+	ck_assert_int_eq(dup2(ro, zfd), zfd);
+	for (i = 0; i < N; i++) {
+		b[i] = (struct obj){ 0, rnd(&s, 1000, 3500), 1000 + i };
+		ck_assert_int_eq(put(f, &b[i]), 0);
+	}
+	ck_assert_int_eq(zb_flush(f), -EIO);
+	zb_get_stats(f, &st);
+	ck_assert_uint_ge(st.failed_writes, 2);
+	ck_assert_uint_eq(st.segs_bad, st.failed_writes);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(check(f, &b[i]), -EIO);
+		ck_assert_int_eq(check(f, &a[i]), 0);
+	}
+
+	/* Reads fail, then the file comes back. */
+	ck_assert_int_eq(dup2(wo, zfd), zfd);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(check(f, &a[i]), -EIO);
+	ck_assert_int_eq(dup2(orig, zfd), zfd);
+	for (i = 0; i < N; i++) {
+		c[i] = (struct obj){ 0, rnd(&s, 1000, 3500), 2000 + i };
+		ck_assert_int_eq(put(f, &c[i]), 0);
+	}
+	ck_assert_int_eq(zb_flush(f), 0);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(check(f, &a[i]), 0);
+		ck_assert_int_eq(check(f, &b[i]), -EIO);
+		ck_assert_int_eq(check(f, &c[i]), 0);
+	}
+	/* Bad segments are retired, not reused, once emptied. */
+	for (i = 0; i < N; i++)
+		zb_free(f, b[i].loc);
+	zb_get_stats(f, &st);
+	ck_assert_uint_eq(st.objs, 2 * N);
+	ck_assert_uint_eq(st.segs_bad, st.failed_writes);
+	ck_assert_uint_eq(st.failed_reads, 3 * N);
+	close(orig);
+	close(ro);
+	close(wo);
+	zb_close(f);
 }
 END_TEST
 
@@ -1078,6 +1176,7 @@ Suite *zb_file_suite(void)
 	tcase_add_test(tc, test_buffer_and_flush);
 	tcase_add_test(tc, test_edges);
 	tcase_add_test(tc, test_bad_loc);
+	tcase_add_test(tc, test_io_errors);
 	tcase_add_test(tc, test_tmpfs);
 	suite_add_tcase(s, tc);
 
