@@ -80,8 +80,9 @@ struct zb_file;
  * cache that the kernel must allocate and write out under the memory
  * pressure writeback is meant to relieve; zb_file limits it by writing
  * each segment back and dropping it from the cache at once
- * (sync_file_range, POSIX_FADV_DONTNEED), so the cache holds at most
- * ZB_NBUF segments of ours.  zb_get_stats() tells which mode is in use.
+ * (sync_file_range, POSIX_FADV_DONTNEED), so that at most ZB_NBUF
+ * segments of ours are dirty at once; reads leave clean pages, which the
+ * kernel may reclaim.  zb_get_stats() tells which mode is in use.
  *
  * Allocates the segment buffers (ZB_NBUF * ZB_SEG_SIZE, touched here so
  * that they are resident and, under mlockall, locked), a segment table
