@@ -94,6 +94,7 @@
 #include "store/zr_store_i.h"
 #include "store/zr_store.h"
 #include "store/zs_pool.h"
+#include "store/zb_file.h"
 
 #define ZR_COMPACT_PERIOD 10	/* seconds between fragmentation checks */
 
@@ -106,6 +107,9 @@ struct zr_stream {
 	struct zr_stream *all_next;	/* guarded by streams_lock */
 	uint8_t cbuf[ZR_PAGE_SIZE];	/* compressed output */
 	uint8_t page[ZR_PAGE_SIZE];	/* bounce page for partial I/O */
+	/* zb_read()'s bounce buffer (zb_read_bound(), aligned), with a
+	 * backing file only; else NULL. */
+	uint8_t *bdbuf;
 };
 
 struct zr_store {
@@ -114,6 +118,7 @@ struct zr_store {
 	struct zr_slot *table;		/* npages slots, mmap'ed */
 	size_t table_bytes;
 	struct zs_pool *pool;
+	struct zb_file *bd;		/* the backing file, or NULL; borrowed */
 	const struct zcomp_backend *backend;
 	int level;
 
@@ -150,6 +155,10 @@ struct zr_store {
 	_Atomic uint64_t mem_used_max;
 	_Atomic uint64_t idle_pages;
 	_Atomic uint64_t split_requests;
+	_Atomic uint64_t bd_count;	/* pages in the backing file */
+	_Atomic uint64_t bd_bytes;	/* their compressed bytes */
+	_Atomic uint64_t bd_reads;	/* pages read from it */
+	_Atomic uint64_t bd_writes;	/* pages written to it */
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
@@ -207,7 +216,16 @@ static struct zr_stream *zr_stream_get(struct zr_store *st)
 		if (!o)
 			return NULL;
 		o->st = st;
+		if (st->bd) {
+			o->stream.bdbuf = aligned_alloc(ZB_ALIGN,
+							zb_read_bound());
+			if (!o->stream.bdbuf) {
+				free(o);
+				return NULL;
+			}
+		}
 		if (zcomp_ctx_create(st->backend, st->level, &o->stream.ctx)) {
+			free(o->stream.bdbuf);
 			free(o);
 			return NULL;
 		}
@@ -326,10 +344,27 @@ static uint32_t zr_meta_len(uint32_t meta)
 	return meta & ZR_META_SIZE_MASK;
 }
 
-/* Is this an object in the pool (as opposed to empty or same-filled)? */
+/*
+ * An object's bytes are in the pool or, once written back, in the backing
+ * file: then the handle is its zb_file loc with ZR_HANDLE_BD set (a loc
+ * never has bit 63, a pool handle neither).  The meta keeps the length
+ * and the HUGE bit, so a page read back is decoded the same way.
+ */
+#define ZR_HANDLE_BD (1ULL << 63)
+
+_Static_assert(ZR_WB_IDLE == ZR_META_IDLE && ZR_WB_HUGE == ZR_META_HUGE,
+	       "zr_writeback()'s flags are the slot's");
+
+/* Is there an object (as opposed to empty or same-filled)? */
 static bool zr_meta_has_obj(uint32_t meta)
 {
 	return meta && !(meta & ZR_META_SAME);
+}
+
+/* Is the entry's object in the backing file? */
+static bool zr_in_file(uint32_t meta, uint64_t handle)
+{
+	return zr_meta_has_obj(meta) && (handle & ZR_HANDLE_BD);
 }
 
 /*
@@ -374,19 +409,30 @@ static void zr_release(struct zr_store *st, const struct zr_entry *e)
 {
 	if (!zr_meta_has_obj(e->meta))
 		return;
+	if (zr_in_file(e->meta, e->handle)) {
+		zb_free(st->bd, e->handle & ~ZR_HANDLE_BD);
+		return;
+	}
 	zs_free(st->pool, e->handle, zr_meta_len(e->meta));
 	/* A freed span may have begun a spill, which the thread ages. */
 	zr_refill_kick(st);
 }
 
-/* Account for @old leaving a slot and @new entering it. */
+/*
+ * Account for @old leaving a slot and @new entering it.  A page in the
+ * backing file counts in bd_count and bd_bytes only: mm_stat's figures
+ * are of RAM, as zram's.
+ */
 static void zr_account(struct zr_store *st, const struct zr_entry *old,
 		       const struct zr_entry *new)
 {
-	if (old->meta) {
+	if (old->meta && (old->meta & ZR_META_IDLE))
+		zr_stat_sub(st, idle_pages, 1);
+	if (zr_in_file(old->meta, old->handle)) {
+		zr_stat_sub(st, bd_count, 1);
+		zr_stat_sub(st, bd_bytes, zr_meta_len(old->meta));
+	} else if (old->meta) {
 		zr_stat_sub(st, pages_stored, 1);
-		if (old->meta & ZR_META_IDLE)
-			zr_stat_sub(st, idle_pages, 1);
 		if (old->meta & ZR_META_SAME)
 			zr_stat_sub(st, same_pages, 1);
 		else
@@ -394,7 +440,10 @@ static void zr_account(struct zr_store *st, const struct zr_entry *old,
 		if (old->meta & ZR_META_HUGE)
 			zr_stat_sub(st, huge_pages, 1);
 	}
-	if (new->meta) {
+	if (zr_in_file(new->meta, new->handle)) {
+		zr_stat_add(st, bd_count, 1);
+		zr_stat_add(st, bd_bytes, zr_meta_len(new->meta));
+	} else if (new->meta) {
 		zr_stat_add(st, pages_stored, 1);
 		if (new->meta & ZR_META_SAME)
 			zr_stat_add(st, same_pages, 1);
@@ -434,6 +483,29 @@ static int zr_decomp_cb(const void *obj, size_t len, void *arg)
 }
 
 /*
+ * zr_decode_file - the page whose object is at @handle in the backing
+ * file into @dst.  The page stays in the file (as zram's): a read brings
+ * nothing back to RAM.  Returns 0 or -EIO (the read failed, or the
+ * object does not decompress).
+ */
+static int zr_decode_file(struct zr_store *st, struct zr_stream *s,
+			  uint32_t meta, uint64_t handle, void *dst)
+{
+	size_t len = zr_meta_len(meta);
+	int ret;
+
+	ret = zb_read(st->bd, handle & ~ZR_HANDLE_BD, s->bdbuf, len);
+	if (ret)
+		return -EIO;
+	zr_stat_add(st, bd_reads, 1);
+	if (meta & ZR_META_HUGE) {
+		memcpy(dst, s->bdbuf, ZR_PAGE_SIZE);
+		return 0;
+	}
+	return zcomp_decompress(s->ctx, s->bdbuf, len, dst, ZR_PAGE_SIZE);
+}
+
+/*
  * zr_decode_locked - the page in slot @s into @dst (ZR_PAGE_SIZE bytes).
  * Needs the slot's lock, shared or exclusive.  Returns 0 or -EIO.
  */
@@ -451,6 +523,8 @@ static int zr_decode_locked(struct zr_store *st, struct zr_stream *s,
 		zr_fill_word(dst, slot->handle);
 		return 0;
 	}
+	if (zr_in_file(meta, slot->handle))
+		return zr_decode_file(st, s, meta, slot->handle, dst);
 	if (meta & ZR_META_HUGE)
 		return zs_load(st->pool, slot->handle, dst, ZR_PAGE_SIZE);
 	return zs_read(st->pool, slot->handle, zr_meta_len(meta),
@@ -714,6 +788,7 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &st->epoch);
 	st->disksize = cfg->disksize;
+	st->bd = cfg->backing;
 	st->npages = cfg->disksize / ZR_PAGE_SIZE;
 	st->table_bytes = st->npages * sizeof(struct zr_slot);
 	st->table = mmap(NULL, st->table_bytes, PROT_READ | PROT_WRITE,
@@ -780,6 +855,28 @@ out_free:
 	return ret;
 }
 
+/*
+ * zr_free_file_objects - give the backing file back the objects of every
+ * page written back, which a store being destroyed leaves there (the
+ * file outlives the store: a reset keeps it).  Walks the page table only
+ * while some page is in the file.
+ */
+static void zr_free_file_objects(struct zr_store *st)
+{
+	uint64_t idx;
+
+	for (idx = 0; idx < st->npages && zr_stat_get(st, bd_count); idx++) {
+		struct zr_slot *slot = &st->table[idx];
+		struct zr_entry empty = { 0, 0 }, old;
+
+		if (zr_slot_empty(slot) ||
+		    !zr_in_file(zr_slot_meta(slot), slot->handle))
+			continue;
+		zr_swap_locked(st, slot, &empty, &old);
+		zr_release(st, &old);
+	}
+}
+
 void zr_store_destroy(struct zr_store *st)
 {
 	struct zr_stream *s, *next;
@@ -810,11 +907,13 @@ void zr_store_destroy(struct zr_store *st)
 	for (s = st->all; s; s = next) {
 		next = s->all_next;
 		zcomp_ctx_destroy(s->ctx);
+		free(s->bdbuf);
 		free((struct zr_stream_owner *)s);
 	}
 	pthread_cond_destroy(&st->compact_cond);
 	pthread_mutex_destroy(&st->compact_lock);
 	pthread_mutex_destroy(&st->streams_lock);
+	zr_free_file_objects(st);
 	zs_pool_destroy(st->pool);
 	munmap(st->table, st->table_bytes);
 	free(st);
@@ -1163,6 +1262,80 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
 	return marked;
 }
 
+/*
+ * zr_writeback_page - move slot @idx's object to the backing file if the
+ * slot holds one in the pool with every flag of @want.  Returns 1 if it
+ * moved, 0 if the page is not one to move, or -errno from zb_write()
+ * (the page then stays in RAM).  Holds the slot's write lock across the
+ * copy into the file's segment buffer (and, when that fills a segment,
+ * its write), so that the page cannot change under the copy.
+ */
+static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
+			     uint64_t idx, uint32_t want)
+{
+	struct zr_slot *slot = &st->table[idx];
+	struct zr_entry new, old;
+	uint32_t meta;
+	uint64_t loc;
+	size_t len;
+	int ret;
+
+	if (zr_slot_empty(slot))	/* "Empty slots" above */
+		return 0;
+	zr_slot_lock_write(slot);
+	meta = zr_slot_meta(slot);
+	if (!zr_meta_has_obj(meta) || zr_in_file(meta, slot->handle) ||
+	    (meta & want) != want) {
+		zr_slot_unlock_write(slot);
+		return 0;
+	}
+	len = zr_meta_len(meta);
+	ret = zs_load(st->pool, slot->handle, s->cbuf, len);
+	if (!ret)
+		ret = zb_write(st->bd, s->cbuf, len, &loc);
+	if (ret) {
+		zr_slot_unlock_write(slot);
+		return ret;
+	}
+	new.meta = meta & (ZR_META_SIZE_MASK | ZR_META_HUGE);
+	new.handle = loc | ZR_HANDLE_BD;
+	zr_swap_locked(st, slot, &new, &old);
+	zr_slot_unlock_write(slot);
+	zr_release(st, &old);
+	zr_stat_add(st, bd_writes, 1);
+	return 1;
+}
+
+int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
+		     uint64_t last, uint64_t max)
+{
+	struct zr_stream *s;
+	uint64_t idx, done = 0;
+	int ret = 0;
+
+	if (!st->bd)
+		return -ENODEV;
+	if (want & ~(ZR_WB_IDLE | ZR_WB_HUGE))
+		return -EINVAL;
+	s = zr_stream_get(st);
+	if (!s)
+		return -ENOMEM;
+	if (last > st->npages)
+		last = st->npages;
+	for (idx = first; idx < last && done < max; idx++) {
+		ret = zr_writeback_page(st, s, idx, want);
+		if (ret < 0)
+			break;
+		done += (uint64_t)ret;
+	}
+	if (done)
+		zr_compact_kick(st);
+	/* Stopped by the file (full, failing): what moved stays moved. */
+	if (ret < 0 && !done)
+		return ret;
+	return (int64_t)done;
+}
+
 void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 {
 	memset(out, 0, sizeof(*out));
@@ -1187,6 +1360,10 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->spill_bytes = zs_spill_bytes(st->pool);
 	out->store_allocs = zs_allocs(st->pool);
 	out->split_requests = zr_stat_get(st, split_requests);
+	out->bd_count = zr_stat_get(st, bd_count);
+	out->bd_bytes = zr_stat_get(st, bd_bytes);
+	out->bd_reads = zr_stat_get(st, bd_reads);
+	out->bd_writes = zr_stat_get(st, bd_writes);
 }
 
 void zr_set_mem_limit(struct zr_store *st, uint64_t bytes)

@@ -32,6 +32,7 @@
 #define ZR_HUGE_THRESHOLD 3584
 
 struct zr_store;
+struct zb_file;
 
 struct zr_config {
 	uint64_t disksize;	/* bytes; multiple of ZR_PAGE_SIZE, > 0 */
@@ -51,6 +52,12 @@ struct zr_config {
 	 * of mem_used_total.  0 = none.  See ZR_RESERVE_DEFAULT.
 	 */
 	uint64_t reserve;
+	/*
+	 * The backing file pages are written back to (zr_writeback()), or
+	 * NULL for none.  Borrowed: it must outlive the store, which frees
+	 * its objects in it at zr_store_destroy() and never closes it.
+	 */
+	struct zb_file *backing;
 };
 
 /* What the daemon reserves unless told otherwise (-o reserve=). */
@@ -148,6 +155,11 @@ struct zr_stats {
 	uint64_t store_allocs;		/* heap allocations by stores for the
 					 * allocator's metadata (zs_allocs) */
 	uint64_t split_requests;	/* large requests shared with helpers */
+	/* The backing file (zram's bd_stat, in pages): not in the above. */
+	uint64_t bd_count;		/* pages written back, there now */
+	uint64_t bd_bytes;		/* their compressed bytes */
+	uint64_t bd_reads;		/* pages read from the file */
+	uint64_t bd_writes;		/* pages written to the file */
 };
 
 /* zr_get_stats - fill @out; each field an atomic read.  Cannot fail. */
@@ -175,6 +187,29 @@ uint64_t zr_compact(struct zr_store *st);
  * without writing to the page table.
  */
 uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
+
+/* Flags a page must have to be written back (zr_writeback()). */
+#define ZR_WB_IDLE 0x8000u		/* marked idle (zr_mark_idle()) */
+#define ZR_WB_HUGE 0x4000u		/* stored raw: compression did not pay */
+
+/*
+ * zr_writeback - move stored pages to the backing file, as zram's
+ * writeback: each page of [@first, @last) (page numbers, clipped to the
+ * disk) whose compressed object is in RAM and that has every flag of
+ * @want (0: any such page, zram's page_index=), until @max pages have
+ * moved.  Same-filled pages and pages already in the file are passed.
+ * The compressed bytes move as they are (packed by zb_file); the RAM is
+ * freed, and mm_stat no longer counts the page; a moved page loses its
+ * IDLE mark.  It is read from the file from then on, and stays there
+ * until it is overwritten or discarded.
+ * Returns the pages moved (0 or more); or, when none moved, -ENODEV
+ * without a backing file, -EINVAL for a bad @want, -ENOMEM, or the
+ * -errno of zb_write() that stopped it (-ENOSPC: the file is full; the
+ * page stays in RAM).  Takes each page's slot lock exclusive in turn,
+ * held while its bytes are copied into the file (see zb_write()).
+ */
+int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
+		     uint64_t last, uint64_t max);
 
 /* zr_algorithm / zr_level - what the store compresses with.  Cannot fail;
  * the string is static. */

@@ -8,5 +8,6 @@ Suite *zcomp_suite(void);	/* tests/unit/check_zcomp.c */
 Suite *zs_pool_suite(void);	/* tests/unit/check_zs_pool.c */
 Suite *zr_store_suite(void);	/* tests/unit/check_zr_store.c */
 Suite *zb_file_suite(void);	/* tests/unit/check_zb_file.c */
+Suite *zr_writeback_suite(void);	/* tests/unit/check_zr_writeback.c */
 
 #endif

@@ -1,0 +1,365 @@
+/*
+ * Unit tests of writeback (zr_writeback() in store/zr_store.c): pages
+ * moved to a backing file (store/zb_file.c) on the real file system read
+ * back the same, leave mm_stat, come back out of the file when
+ * overwritten, discarded or destroyed, and stop cleanly when the file is
+ * full or its data is corrupt.  Each loop test runs once per compressor.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compressors/zcomp.h"
+#include "store/zb_file.h"
+#include "store/zr_store.h"
+#include "tests/unit/check_suites.h"
+#include "tests/unit/check_util.h"
+
+#define WT_PAGE ZR_PAGE_SIZE
+#define WT_PAGES 512
+#define WT_DISK ((uint64_t)WT_PAGES * WT_PAGE)
+
+/* The three kinds of page the tests write, by page number. */
+enum { WT_TEXT, WT_RANDOM, WT_SAME };
+
+static char wt_dir[] = "/var/tmp/fusezram-wb.XXXXXX";
+static char wt_path[sizeof(wt_dir) + 16];
+static struct zb_file *wt_bd;
+static struct zr_store *wt_st;
+
+static int wt_kind(uint64_t idx)
+{
+	return idx % 5 == 1 ? WT_RANDOM : idx % 5 == 3 ? WT_SAME : WT_TEXT;
+}
+
+/* The content of page @idx, generation @gen. */
+static void wt_page(uint64_t idx, unsigned gen, uint8_t *buf)
+{
+	uint64_t seed = (idx + 1) * 0x9e3779b97f4a7c15ULL + gen;
+	size_t i;
+
+	switch (wt_kind(idx)) {
+	case WT_RANDOM:
+		tu_fill_random(buf, WT_PAGE, &seed);
+		break;
+	case WT_SAME:
+		memset(buf, (int)(idx + gen) | 1, WT_PAGE);
+		break;
+	default:
+		for (i = 0; i < WT_PAGE; i++)
+			buf[i] = (uint8_t)("fusezram writes back "[
+				(i + idx + gen) % 21] ^ (i % 61 == 0 ?
+				tu_rand(&seed) : 0));
+	}
+}
+
+static void wt_open_store(int backend, struct zb_file *bd)
+{
+	const struct zcomp_backend *const *be = zcomp_backends();
+	struct zr_config cfg = {
+		.disksize = WT_DISK,
+		.algorithm = be[backend]->name,
+		.level = ZCOMP_LEVEL_DEFAULT,
+		.backing = bd,
+	};
+
+	ck_assert_int_eq(zr_store_create(&cfg, &wt_st), 0);
+}
+
+static void setup(void)
+{
+	memcpy(wt_dir, "/var/tmp/fusezram-wb.XXXXXX", sizeof(wt_dir));
+	ck_assert_ptr_nonnull(mkdtemp(wt_dir));
+	snprintf(wt_path, sizeof(wt_path), "%s/backing", wt_dir);
+	wt_bd = NULL;
+	wt_st = NULL;
+}
+
+static void teardown(void)
+{
+	zr_store_destroy(wt_st);
+	zb_close(wt_bd);
+	unlink(wt_path);
+	rmdir(wt_dir);
+}
+
+/* Write generation @gen of every page in [@first, @last). */
+static void wt_write(uint64_t first, uint64_t last, unsigned gen)
+{
+	uint8_t buf[WT_PAGE];
+	uint64_t i;
+
+	for (i = first; i < last; i++) {
+		wt_page(i, gen, buf);
+		ck_assert_int_eq(zr_write(wt_st, buf, WT_PAGE, i * WT_PAGE),
+				 WT_PAGE);
+	}
+}
+
+/* Every page of [@first, @last) reads back as generation @gen. */
+static void wt_check(uint64_t first, uint64_t last, unsigned gen)
+{
+	uint8_t want[WT_PAGE], got[WT_PAGE];
+	uint64_t i;
+
+	for (i = first; i < last; i++) {
+		wt_page(i, gen, want);
+		ck_assert_int_eq(zr_read(wt_st, got, WT_PAGE, i * WT_PAGE),
+				 WT_PAGE);
+		ck_assert_msg(memcmp(want, got, WT_PAGE) == 0,
+			      "page %llu differs", (unsigned long long)i);
+	}
+}
+
+static struct zr_stats wt_stats(void)
+{
+	struct zr_stats s;
+
+	zr_get_stats(wt_st, &s);
+	return s;
+}
+
+static struct zb_stats wt_bd_stats(void)
+{
+	struct zb_stats s;
+
+	zb_get_stats(wt_bd, &s);
+	return s;
+}
+
+/* The pages of [0, @n) that are not same-filled. */
+static uint64_t wt_objects(uint64_t n)
+{
+	uint64_t i, c = 0;
+
+	for (i = 0; i < n; i++)
+		c += wt_kind(i) != WT_SAME;
+	return c;
+}
+
+START_TEST(test_writeback_idle)
+{
+	struct zr_stats before, after;
+	uint64_t objs = wt_objects(WT_PAGES);
+
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, WT_PAGES, 0);
+	before = wt_stats();
+	/* Nothing is idle yet. */
+	ck_assert_int_eq(zr_writeback(wt_st, ZR_WB_IDLE, 0, WT_PAGES,
+				      UINT64_MAX), 0);
+	ck_assert_uint_eq(zr_mark_idle(wt_st, 0), WT_PAGES);
+	ck_assert_int_eq(zr_writeback(wt_st, ZR_WB_IDLE, 0, WT_PAGES,
+				      UINT64_MAX), (int64_t)objs);
+	after = wt_stats();
+	/* mm_stat is of RAM: only the same-filled pages are left there. */
+	ck_assert_uint_eq(after.pages_stored, WT_PAGES - objs);
+	ck_assert_uint_eq(after.compr_data_size, 0);
+	ck_assert_uint_eq(after.huge_pages, 0);
+	ck_assert_uint_eq(after.bd_count, objs);
+	ck_assert_uint_eq(after.bd_writes, objs);
+	ck_assert_uint_eq(after.bd_bytes, before.compr_data_size);
+	ck_assert_uint_eq(wt_bd_stats().objs, objs);
+	ck_assert_uint_eq(wt_bd_stats().bytes_stored, before.compr_data_size);
+	/* Moved pages lost their IDLE mark; same-filled ones kept theirs. */
+	ck_assert_uint_eq(after.idle_pages, WT_PAGES - objs);
+	ck_assert_uint_lt(zr_compact(wt_st) + after.mem_used_total, UINT64_MAX);
+	ck_assert_uint_lt(wt_stats().mem_used_total, before.mem_used_total / 8);
+	/* Read from the file, and they stay there. */
+	wt_check(0, WT_PAGES, 0);
+	ck_assert_uint_eq(wt_stats().bd_reads, objs);
+	ck_assert_uint_eq(wt_stats().bd_count, objs);
+	/* A second pass finds nothing more to move (reads cleared marks). */
+	ck_assert_uint_eq(zr_mark_idle(wt_st, 0), WT_PAGES);
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 0, WT_PAGES, UINT64_MAX), 0);
+}
+END_TEST
+
+START_TEST(test_writeback_types)
+{
+	struct zr_stats s;
+	uint64_t i, huge = 0, huge_idle = 0;
+
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, WT_PAGES, 0);
+	for (i = 0; i < WT_PAGES; i++)
+		huge += wt_kind(i) == WT_RANDOM;
+	ck_assert_uint_eq(wt_stats().huge_pages, huge);
+	/* Idle marks on the first half only: huge_idle takes those. */
+	ck_assert_uint_eq(zr_mark_idle(wt_st, 0), WT_PAGES);
+	wt_check(WT_PAGES / 2, WT_PAGES, 0);	/* reads clear the mark */
+	for (i = 0; i < WT_PAGES / 2; i++)
+		huge_idle += wt_kind(i) == WT_RANDOM;
+	ck_assert_int_eq(zr_writeback(wt_st, ZR_WB_HUGE | ZR_WB_IDLE, 0,
+				      WT_PAGES, UINT64_MAX),
+			 (int64_t)huge_idle);
+	ck_assert_int_eq(zr_writeback(wt_st, ZR_WB_HUGE, 0, WT_PAGES,
+				      UINT64_MAX), (int64_t)(huge - huge_idle));
+	s = wt_stats();
+	ck_assert_uint_eq(s.huge_pages, 0);
+	ck_assert_uint_eq(s.bd_count, huge);
+	ck_assert_uint_eq(s.bd_bytes, huge * WT_PAGE);
+	/* page_index= and page_indexes=: any page, one range, a budget. */
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 0, 1, UINT64_MAX), 1);
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 10, 20, 3), 3);
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 10, 20, UINT64_MAX),
+			 (int64_t)(wt_objects(20) - wt_objects(10) - 3 -
+				   2 /* huge 11, 16 */));
+	ck_assert_int_eq(zr_writeback(wt_st, 0x1, 0, WT_PAGES, 1), -EINVAL);
+	wt_check(0, WT_PAGES, 0);
+}
+END_TEST
+
+START_TEST(test_writeback_rewrite)
+{
+	uint8_t buf[WT_PAGE], want[WT_PAGE];
+	uint64_t objs = wt_objects(WT_PAGES);
+
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, WT_PAGES, 0);
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 0, WT_PAGES, UINT64_MAX),
+			 (int64_t)objs);
+	/* Overwrite the first half: their objects leave the file. */
+	wt_write(0, WT_PAGES / 2, 1);
+	ck_assert_uint_eq(wt_stats().bd_count,
+			  objs - wt_objects(WT_PAGES / 2));
+	/* A partial write of a page in the file: read, modified, stored. */
+	wt_page(WT_PAGES - 5, 0, want);
+	memset(want + 100, 0xab, 50);
+	memset(buf, 0xab, 50);
+	ck_assert_int_eq(zr_write(wt_st, buf, 50,
+				  (WT_PAGES - 5) * WT_PAGE + 100), 50);
+	ck_assert_int_eq(zr_read(wt_st, buf, WT_PAGE,
+				 (WT_PAGES - 5) * WT_PAGE), WT_PAGE);
+	ck_assert(memcmp(buf, want, WT_PAGE) == 0);
+	wt_check(0, WT_PAGES / 2, 1);
+	wt_check(WT_PAGES / 2, WT_PAGES - 5, 0);
+	/* Discard everything: the file holds nothing. */
+	ck_assert_int_eq(zr_discard(wt_st, 0, WT_DISK), 0);
+	ck_assert_uint_eq(wt_stats().bd_count, 0);
+	ck_assert_uint_eq(wt_stats().bd_bytes, 0);
+	ck_assert_uint_eq(wt_bd_stats().objs, 0);
+	ck_assert_uint_eq(wt_stats().pages_stored, 0);
+}
+END_TEST
+
+START_TEST(test_writeback_destroy)
+{
+	uint64_t objs = wt_objects(WT_PAGES);
+
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, WT_PAGES, 0);
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 0, WT_PAGES, UINT64_MAX),
+			 (int64_t)objs);
+	/* A reset replaces the store and keeps the file: none of it left. */
+	zr_store_destroy(wt_st);
+	wt_st = NULL;
+	ck_assert_uint_eq(wt_bd_stats().objs, 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, 8, 2);
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 0, 8, UINT64_MAX),
+			 (int64_t)wt_objects(8));
+	wt_check(0, 8, 2);
+}
+END_TEST
+
+START_TEST(test_writeback_no_file)
+{
+	wt_open_store(_i, NULL);
+	wt_write(0, 4, 0);
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 0, WT_PAGES, UINT64_MAX),
+			 -ENODEV);
+	wt_check(0, 4, 0);
+}
+END_TEST
+
+START_TEST(test_writeback_full)
+{
+	/* Random pages: 4 KiB each in the file, which holds two segments. */
+	uint8_t buf[WT_PAGE];
+	uint64_t i, room = 2 * ZB_SEG_SIZE / WT_PAGE;
+	int64_t moved, total = 0;
+
+	ck_assert_int_eq(zb_open(wt_path, 2 * ZB_SEG_SIZE, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	for (i = 0; i < WT_PAGES; i++) {
+		uint64_t seed = i + 77;
+
+		tu_fill_random(buf, WT_PAGE, &seed);
+		ck_assert_int_eq(zr_write(wt_st, buf, WT_PAGE, i * WT_PAGE),
+				 WT_PAGE);
+	}
+	while ((moved = zr_writeback(wt_st, 0, 0, WT_PAGES, UINT64_MAX)) > 0)
+		total += moved;
+	ck_assert_int_eq(moved, -ENOSPC);
+	ck_assert_int_eq(total, (int64_t)room);
+	ck_assert_uint_eq(wt_stats().bd_count, room);
+	ck_assert_uint_eq(wt_stats().pages_stored, WT_PAGES - room);
+	for (i = 0; i < WT_PAGES; i++) {
+		uint64_t seed = i + 77;
+		uint8_t want[WT_PAGE];
+
+		tu_fill_random(want, WT_PAGE, &seed);
+		ck_assert_int_eq(zr_read(wt_st, buf, WT_PAGE, i * WT_PAGE),
+				 WT_PAGE);
+		ck_assert_msg(memcmp(buf, want, WT_PAGE) == 0,
+			      "page %llu differs", (unsigned long long)i);
+	}
+}
+END_TEST
+
+START_TEST(test_writeback_corrupt)
+{
+	uint8_t buf[WT_PAGE];
+	static uint8_t junk[ZB_SEG_SIZE];
+	uint64_t seed = 5;
+	off_t size;
+	int fd;
+
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, 1, 0);		/* page 0: text */
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 0, 1, 1), 1);
+	ck_assert_int_eq(zb_flush(wt_bd), 0);
+	/* Garbage over the whole file, wherever the object went. */
+	tu_fill_random(junk, sizeof(junk), &seed);
+	fd = open(wt_path, O_WRONLY);
+	ck_assert_int_ge(fd, 0);
+	size = lseek(fd, 0, SEEK_END);
+	ck_assert_int_ge(size, ZB_SEG_SIZE);
+	for (off_t off = 0; off < size; off += ZB_SEG_SIZE)
+		ck_assert_int_eq(pwrite(fd, junk, sizeof(junk), off),
+				 (ssize_t)sizeof(junk));
+	ck_assert_int_eq(fsync(fd), 0);
+	close(fd);
+	ck_assert_int_eq(zr_read(wt_st, buf, WT_PAGE, 0), -EIO);
+	ck_assert_uint_eq(wt_stats().failed_reads, 1);
+}
+END_TEST
+
+Suite *zr_writeback_suite(void)
+{
+	Suite *s = suite_create("zr_writeback");
+	TCase *tc = tcase_create("core");
+	int n = tu_nbackends();
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_writeback_idle, 0, n);
+	tcase_add_loop_test(tc, test_writeback_types, 0, n);
+	tcase_add_loop_test(tc, test_writeback_rewrite, 0, n);
+	tcase_add_loop_test(tc, test_writeback_destroy, 0, n);
+	tcase_add_loop_test(tc, test_writeback_no_file, 0, n);
+	tcase_add_loop_test(tc, test_writeback_full, 0, n);
+	tcase_add_loop_test(tc, test_writeback_corrupt, 0, n);
+	suite_add_tcase(s, tc);
+	return s;
+}
