@@ -7,6 +7,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -345,6 +347,97 @@ START_TEST(test_writeback_corrupt)
 }
 END_TEST
 
+/*
+ * Writeback racing the I/O: each of WT_THREADS threads owns every
+ * WT_THREADS-th page and writes, reads back and discards its own pages
+ * at random, checking every read against what it last wrote, while the
+ * main thread marks everything idle and writes everything back, over
+ * and over.
+ */
+#define WT_THREADS 3
+#define WT_ROUNDS 3000
+
+struct wt_owner {
+	unsigned id;
+	unsigned gen[WT_PAGES];		/* 0: discarded, else generation */
+	int bad;
+};
+
+static _Atomic int wt_done;
+
+static void *wt_owner_run(void *arg)
+{
+	struct wt_owner *o = arg;
+	uint64_t seed = o->id + 1, idx;
+	uint8_t want[WT_PAGE], got[WT_PAGE];
+	unsigned r, g;
+
+	for (r = 0; r < WT_ROUNDS && !o->bad; r++) {
+		idx = tu_rand(&seed) % (WT_PAGES / WT_THREADS) * WT_THREADS +
+		      o->id;
+		switch (tu_rand(&seed) % 4) {
+		case 0:
+		case 1:
+			g = r + 1;
+			wt_page(idx, g, want);
+			if (zr_write(wt_st, want, WT_PAGE, idx * WT_PAGE) !=
+			    WT_PAGE)
+				o->bad = 1;
+			o->gen[idx] = g;
+			break;
+		case 2:
+			if (zr_discard(wt_st, idx * WT_PAGE, WT_PAGE))
+				o->bad = 2;
+			o->gen[idx] = 0;
+			break;
+		default:
+			if (o->gen[idx])
+				wt_page(idx, o->gen[idx], want);
+			else
+				memset(want, 0, WT_PAGE);
+			if (zr_read(wt_st, got, WT_PAGE, idx * WT_PAGE) !=
+			    WT_PAGE || memcmp(want, got, WT_PAGE))
+				o->bad = 3;
+		}
+	}
+	atomic_fetch_add(&wt_done, 1);
+	return NULL;
+}
+
+START_TEST(test_writeback_race)
+{
+	static struct wt_owner own[WT_THREADS];
+	pthread_t t[WT_THREADS];
+	uint64_t moved = 0;
+	unsigned i;
+	int64_t n;
+
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	atomic_store(&wt_done, 0);
+	for (i = 0; i < WT_THREADS; i++) {
+		memset(&own[i], 0, sizeof(own[i]));
+		own[i].id = i;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, wt_owner_run,
+						&own[i]), 0);
+	}
+	while (atomic_load(&wt_done) < WT_THREADS) {
+		zr_mark_idle(wt_st, 0);
+		n = zr_writeback(wt_st, ZR_WB_IDLE, 0, WT_PAGES, UINT64_MAX);
+		ck_assert_int_ge(n, 0);
+		moved += (uint64_t)n;
+	}
+	for (i = 0; i < WT_THREADS; i++) {
+		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+		ck_assert_msg(!own[i].bad, "thread %u: check %d failed", i,
+			      own[i].bad);
+	}
+	ck_assert_uint_gt(moved, 0);
+	ck_assert_int_eq(zr_discard(wt_st, 0, WT_DISK), 0);
+	ck_assert_uint_eq(wt_bd_stats().objs, 0);
+}
+END_TEST
+
 Suite *zr_writeback_suite(void)
 {
 	Suite *s = suite_create("zr_writeback");
@@ -360,6 +453,7 @@ Suite *zr_writeback_suite(void)
 	tcase_add_loop_test(tc, test_writeback_no_file, 0, n);
 	tcase_add_loop_test(tc, test_writeback_full, 0, n);
 	tcase_add_loop_test(tc, test_writeback_corrupt, 0, n);
+	tcase_add_loop_test(tc, test_writeback_race, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }
