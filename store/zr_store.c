@@ -1162,6 +1162,28 @@ int zr_level(const struct zr_store *st)
 	return st->level;
 }
 
+unsigned zr_class_count(struct zr_store *st)
+{
+	return zs_class_count(st->pool);
+}
+
+int zr_get_class_stats(struct zr_store *st, unsigned i,
+		       struct zr_class_stats *out)
+{
+	struct zs_class_stats cs;
+	int ret;
+
+	ret = zs_get_class_stats(st->pool, i, &cs);
+	if (ret < 0)
+		return ret;
+	out->size = cs.size;
+	out->span_pages = cs.span_pages;
+	out->spans = cs.spans;
+	out->objs_used = cs.objs_used;
+	out->objs_total = cs.objs_total;
+	return 0;
+}
+
 struct zs_pool *zr_pool(struct zr_store *st)
 {
 	return st->pool;
