@@ -1,68 +1,31 @@
 /*
  * fusezram - a compressed RAM disk presented as one file through FUSE.
  *
- * This file is the FUSE glue and nothing else: a fixed namespace of a few
- * inodes, the low-level handlers that turn requests into calls on the
- * device (store/zr_dev.h: the store, its configuration, the control
- * attributes, the option parsers) and its -errno into
- * fuse_reply_err(req, -ret), the fuse_opt table and --help, detaching,
- * memory discipline and signals.
+ * The FUSE glue and nothing else: a fixed namespace of a few inodes; the
+ * low-level handlers, which call the device (store/zr_dev.h: the store,
+ * its configuration, the control attributes, the option parsers) and
+ * turn its -errno into fuse_reply_err(req, -ret); the fuse_opt table and
+ * --help; detaching, memory discipline and signals.
  *
  * Locking:
- *	The device's init lock (zr_dev.h) is taken inside zr_dev_* calls,
- *	never here; no lock of this file is held across one.
+ *	The device's init lock is taken inside zr_dev_* calls, never here;
+ *	no lock of this file is held across one.
  *	fz_data.attr_lock protects the image's mode, uid, gid and atime: a
- *	leaf.  The image's mtime and ctime are atomics, bumped by a write
- *	or discard at most once per second of CLOCK_REALTIME_COARSE so the
- *	line stays shared on the I/O path.  fz_data.snap_bytes and the two
- *	fields of an open control file are atomics.  The per-thread read
- *	buffers are thread-local.
+ *	leaf.  Its mtime and ctime are atomics, bumped by a write or
+ *	discard at most once per second of CLOCK_REALTIME_COARSE so that
+ *	the line stays shared on the I/O path.  Read buffers are per thread.
  *
- * The mount holds:
- *
- *	image			regular file of exactly disksize bytes
- *	control/		the device's attributes (zr_dev_attr()), one
- *	control/disksize ...	file each, kernel zram's plus "summary"
- *
- * The namespace never changes, so inode numbers are fixed (FZ_INO_*),
- * lookup counts need no bookkeeping and forget is left to libfuse's
- * default (no reply).  Entries are cached for a long time; the image's
- * attributes are not cached at all (attr_timeout 0) so that st_blocks,
- * the memory actually used, is fresh at every stat(2), and so is
- * st_size after a write to control/disksize.
- *
- * The image is opened with FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES:
- * no page cache between a loop device and the store, and the kernel may
- * send several non-extending writes to the same inode at once.  With
- * FUSE_CAP_ASYNC_DIO the loop driver's queue depth turns into that many
- * requests in flight (bounded by max_background), served by up to
- * max_threads FUSE worker threads; each large request is compressed by
- * its worker and the store's threads-1 helpers (-o threads=).
- *
- * Control files are read as kernfs files are: the text is made by the
- * device's show at a read from offset 0 (fz_read_attr()).  They are
- * opened with direct_io, so their st_size (4096, as in sysfs; more for
- * summary) does not limit or pad what read(2) returns.  Write access is
- * checked twice: the kernel checks mode bits (we mount with
- * default_permissions), and open refuses writing an attribute that has
- * no store with EACCES even to root, as kernfs does.  Each write(2) is
- * one zr_dev_store() call.
- *
- * Memory discipline (unless -o nomlock): the daemon may be the swap
- * device of the machine it runs on, so it must not itself be swapped out
- * or stall in reclaim that waits on its own I/O.  Before the device or
- * any thread exists the main thread sets PR_SET_IO_FLUSHER (inherited by
- * every thread created later: allocations never recurse into I/O); after
- * the device exists it calls mlockall(MCL_CURRENT | MCL_FUTURE |
- * MCL_ONFAULT) (the allocator frees pages with fallocate punch-hole,
- * which works on locked mappings) and sets oom_score_adj to -900; read
- * buffers are pre-faulted.  Missing privileges cost one warning.
- *
- * Signals: SIGTERM, SIGINT and SIGHUP unmount and exit only while the
- * image is not open; otherwise they are refused with a log line (a loop
- * device may be swap: unmounting would kill its users), unless a second
- * one follows within FZ_FORCE_WINDOW_SEC seconds.  The handler decides
- * (atomics only) and a logger thread writes the message.
+ * The mount holds `image`, a file of exactly disksize bytes, and
+ * `control/`, one file per device attribute.  The namespace never
+ * changes: inode numbers are fixed (FZ_INO_*), lookup counts need no
+ * bookkeeping.  The image's attributes are never cached, so that
+ * st_blocks (the memory used) and st_size (disksize) are fresh.
+ * The image is opened with FOPEN_DIRECT_IO | FOPEN_PARALLEL_DIRECT_WRITES
+ * (no page cache; parallel writes); with FUSE_CAP_ASYNC_DIO a loop
+ * device's queue depth becomes that many requests in flight, bounded by
+ * max_background and served by up to max_threads workers.  Control files
+ * are direct_io, so st_size neither limits nor pads a read; open refuses
+ * writing one without store with EACCES even to root, as kernfs does.
  *
  * TODO:
  *	- splice (write_buf / fuse_reply_data) once measured to help.
@@ -81,7 +44,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -125,27 +87,10 @@
 #define FZ_USAGE "usage: " FZ_PROG " [-o OPTIONS] [SOURCE] MOUNTPOINT"
 
 /*
- * The connection's defaults where -o leaves them (the device checks the
- * options' values and keeps these limits: ZR_DEV_* in zr_dev.h).
- *
- * FUSE worker threads (max_threads, ZR_DEV_WORKERS_DEFAULT 16): the loop
- * driver queues up to 128 requests, max_background (64) of them in
- * flight as async direct I/O, each holding a worker while it is
- * compressed; 16 keep 16 in the store at once, past the core count of
- * most machines, where more threads only add switching.
- *
- * max_write (FZ_DEFAULT_MAX_WRITE, and so max_pages): smaller than
- * ZR_DEV_IO_MAX on purpose: the kernel splits a loop device's 1 MiB
- * direct I/O into 8 requests sent at once, so several workers compress
- * at the same time and one's reply copy overlaps another's compression
- * (413 against 368 MB/s with 1 MiB on 2 CPUs; bench/RESULTS.md).  Each
- * request is still at least ZR_PARALLEL_MIN, so the store's helpers
- * share its pages when it is alone.
- *
- * max_read (ZR_DEV_READ_DEFAULT, a mount option, so passed to the kernel
- * at mount time): a 1 MiB direct read comes as 16 requests of 64 KiB;
- * decompression is several times faster than compression, so more,
- * smaller requests keep every CPU busy (bench/RESULTS.md).
+ * The connection's defaults where -o leaves them (the limits are the
+ * device's, ZR_DEV_*).  max_write is below ZR_DEV_IO_MAX so that a loop
+ * device's 1 MiB direct I/O comes as 8 requests that several workers
+ * compress at once (413 against 368 MB/s, 2 CPUs; bench/RESULTS.md).
  */
 #define FZ_DEFAULT_MAX_WRITE (128u << 10)
 #define FZ_STR_(x) #x
@@ -157,20 +102,13 @@
 #define FZ_ENTRY_TIMEOUT 86400.0
 #define FZ_ATTR_TIMEOUT 1.0
 #define FZ_IMAGE_ATTR_TIMEOUT 0.0
-
 #define FZ_NSEC_PER_SEC 1000000000LL
 
-/*
- * A second SIGTERM/SIGINT/SIGHUP within this many seconds of one refused
- * because the image is open forces the unmount.
- */
+/* A second exit signal this soon after one refused forces the unmount. */
 #define FZ_FORCE_WINDOW_SEC 5
 
-/*
- * oom_score_adj of the daemon: the OOM killer takes nearly anything else
- * first (a memory hog, whose pages we may be holding as swap), but not
- * -1000, which would leave the machine no way out if we are the leak.
- */
+/* The OOM killer takes nearly anything first, but -1000 would leave no
+ * way out if we are the leak. */
 #define FZ_OOM_SCORE_ADJ "-900"
 
 enum {
@@ -183,38 +121,9 @@ enum {
 #define fz_log(level, fmt, ...) \
 	fuse_log(level, FZ_PROG ": " fmt "\n", ##__VA_ARGS__)
 
-/* A control file's text, copied for a reader that reads it in pieces. */
-struct fz_snap {
-	size_t len;
-	char text[];
-};
-
-/*
- * An open control file.  Owned by fi->fh; freed, with its snap, by
- * release.  Reads of one handle may run concurrently: both fields are
- * atomics, snap set once.
- */
-struct fz_open_attr {
-	const struct zr_dev_attr *attr;
-	/* Length of the text last read whole from offset 0: EOF past it. */
-	_Atomic size_t whole;
-	/* The copy for a piecewise reader, or NULL; see fz_read_attr(). */
-	struct fz_snap *_Atomic snap;
-};
-
-/*
- * What the copies of all open control files may hold in all.  A summary
- * is a few KiB and read whole by cat, fzramctl and any reader with a
- * buffer of st_size; this is for the rest, and keeps opens from pinning
- * memory (the daemon is mlocked).
- */
-#define FZ_SNAP_BUDGET (1u << 20)
-
 /* Everything the handlers share; fuse_req_userdata(). */
 struct fz_data {
 	struct zr_dev *dev;		/* the device; set before the mount */
-	/* Bytes held by struct fz_snap copies, at most FZ_SNAP_BUDGET. */
-	_Atomic size_t snap_bytes;
 
 	uid_t uid;			/* owner of the directories and */
 	gid_t gid;			/* control files: the mounting user */
@@ -261,11 +170,7 @@ static int64_t fz_ts_to_ns(struct timespec ts)
 	return (int64_t)ts.tv_sec * FZ_NSEC_PER_SEC + ts.tv_nsec;
 }
 
-/*
- * fz_touch - the image was modified: bump its mtime and ctime, at most
- * once per second so that parallel writers do not fight over the line.
- * Cannot fail.
- */
+/* fz_touch - the image was modified: mtime and ctime, once a second. */
 static void fz_touch(struct fz_data *fz)
 {
 	struct timespec ts;
@@ -280,38 +185,15 @@ static void fz_touch(struct fz_data *fz)
 	atomic_store_explicit(&fz->img_ctime_ns, now, memory_order_relaxed);
 }
 
-/* ---- exit signals (see fz_sig_handler) ---------------------------------- */
-
+/* The exit signals: see fz_sig_handler(). */
 static const int fz_exit_signals[] = { SIGHUP, SIGINT, SIGTERM };
 #define FZ_NSIGS (sizeof(fz_exit_signals) / sizeof(fz_exit_signals[0]))
-
-/*
- * fz_block_exit_signals - block (or, with @block false, restore) the exit
- * signals in the calling thread, so that threads created meanwhile never
- * take them.
- */
-static void fz_block_exit_signals(bool block, sigset_t *saved)
-{
-	sigset_t set;
-	unsigned int i;
-
-	if (!block) {
-		pthread_sigmask(SIG_SETMASK, saved, NULL);
-		return;
-	}
-	sigemptyset(&set);
-	for (i = 0; i < FZ_NSIGS; i++)
-		sigaddset(&set, fz_exit_signals[i]);
-	pthread_sigmask(SIG_BLOCK, &set, saved);
-}
 
 /* ---- requests ------------------------------------------------------------ */
 
 /*
  * fz_thread_check - on a thread's first request, check that it inherited
- * PR_SET_IO_FLUSHER from the main thread (libfuse creates its workers
- * after we set it, so they should have); log once, for all threads, if
- * not.  Cannot fail.
+ * PR_SET_IO_FLUSHER from the main thread; log once if not.
  */
 static void fz_thread_check(struct fz_data *fz)
 {
@@ -363,27 +245,19 @@ static int fz_is_dir(fuse_ino_t ino)
 static int fz_dirent(fuse_ino_t dir, size_t idx, const char **name,
 		     fuse_ino_t *child)
 {
-	static const char *const root_names[] = { "image", "control" };
+	static const char *const root_names[] = {
+		".", "..", "image", "control",
+	};
 
-	if (idx == 0) {
-		*name = ".";
-		*child = dir;
-		return 1;
-	}
-	if (idx == 1) {
-		*name = "..";
-		*child = FZ_INO_ROOT;
-		return 1;
-	}
-	idx -= 2;
-	if (dir == FZ_INO_ROOT && idx < 2) {
+	if (idx < 2 || (dir == FZ_INO_ROOT && idx < 4)) {
 		*name = root_names[idx];
-		*child = FZ_INO_IMAGE + idx;
+		*child = idx == 0 ? dir : idx == 1 ? FZ_INO_ROOT :
+			 FZ_INO_IMAGE + idx - 2;
 		return 1;
 	}
-	if (dir == FZ_INO_CONTROL && idx < zr_dev_nattrs()) {
-		*name = zr_dev_attr(idx)->name;
-		*child = FZ_INO_ATTR0 + idx;
+	if (dir == FZ_INO_CONTROL && idx - 2 < zr_dev_nattrs()) {
+		*name = zr_dev_attr(idx - 2)->name;
+		*child = FZ_INO_ATTR0 + idx - 2;
 		return 1;
 	}
 	return 0;
@@ -432,10 +306,7 @@ static void fz_stat_image(struct fz_data *fz, struct stat *stbuf)
 			&fz->img_ctime_ns, memory_order_relaxed));
 }
 
-/*
- * fz_stat - fill @stbuf for inode @ino.
- * Returns 0, or -ENOENT for an inode that does not exist.
- */
+/* fz_stat - fill @stbuf for inode @ino.  Returns 0, or -ENOENT. */
 static int fz_stat(struct fz_data *fz, fuse_ino_t ino, struct stat *stbuf)
 {
 	const struct zr_dev_attr *attr;
@@ -475,26 +346,18 @@ static int fz_stat(struct fz_data *fz, fuse_ino_t ino, struct stat *stbuf)
 /* ---- the per-thread read buffer ---------------------------------------- */
 
 /*
- * Each worker thread gets one buffer for read replies, allocated at its
- * first read and sized to the largest read the kernel will send, so the
- * read path does not allocate after warm-up.  libfuse 3.14 never retires
- * idle workers by default (max_idle_threads -1); the key's destructor
- * frees a buffer when its thread ends (libfuse cancels workers at exit).
- * Under the memory discipline a new buffer is pre-faulted, so that it is
- * locked in memory (mlockall MCL_ONFAULT) before the first read that
- * needs it, not faulted in while swap waits on that read.
+ * Each worker thread gets one buffer for read replies, made at its first
+ * read, of the largest read the kernel sends: no allocation on the read
+ * path after warm-up; the key's destructor frees it when the thread ends.
+ * Under the memory discipline it is pre-faulted, so locked (MCL_ONFAULT)
+ * before a read that swap waits on needs it.
  */
 struct fz_rbuf {
 	size_t cap;
 	char data[];
 };
 
-static pthread_key_t fz_rbuf_key;
-
-static void fz_rbuf_free(void *p)
-{
-	free(p);
-}
+static pthread_key_t fz_rbuf_key;	/* its destructor: free() */
 
 /*
  * fz_rbuf_get - this thread's read buffer, at least @len bytes long.
@@ -534,30 +397,18 @@ static void fz_init(void *userdata, struct fuse_conn_info *conn)
 	size_t rbuf;
 
 	/*
-	 * libfuse already wants ASYNC_READ and ASYNC_DIO where the kernel
-	 * offers them; say so, since the loop device depends on them.
+	 * The loop device depends on ASYNC_DIO and ASYNC_READ.  No splice:
+	 * replies come from our buffers.  No HANDLE_KILLPRIV: libfuse 3.14
+	 * cannot tell write() to kill suid, so the kernel does it.
 	 */
-	if (conn->capable & FUSE_CAP_ASYNC_DIO)
-		conn->want |= FUSE_CAP_ASYNC_DIO;
-	if (conn->capable & FUSE_CAP_ASYNC_READ)
-		conn->want |= FUSE_CAP_ASYNC_READ;
-	/* No splice for now: replies come from our own buffers. */
+	conn->want |= FUSE_CAP_ASYNC_DIO | FUSE_CAP_ASYNC_READ;
 	conn->want &= ~(FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
-			FUSE_CAP_SPLICE_MOVE);
-	/*
-	 * libfuse 3.14 does not tell write() when to kill suid/sgid; without
-	 * this capability the kernel sends the mode change itself.
-	 */
-	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+			FUSE_CAP_SPLICE_MOVE | FUSE_CAP_HANDLE_KILLPRIV);
 
 	conn->max_write = FZ_DEFAULT_MAX_WRITE;
 	/* libfuse insists that it matches the max_read= mount option. */
 	conn->max_read = fz->max_read;
-	/*
-	 * max_readahead is the kernel's offer and can only be lowered; keep
-	 * it.  It only matters for control files: the image bypasses the
-	 * page cache.
-	 */
+	/* max_readahead, the kernel's offer, matters to control files only. */
 	conn->max_background = ZR_DEV_BACKGROUND_DEFAULT;
 	conn->congestion_threshold = FZ_CONGESTION_THRESHOLD;
 
@@ -575,10 +426,7 @@ static void fz_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->max_write < ZR_PAGE_SIZE)
 		conn->max_write = ZR_PAGE_SIZE;
 
-	/*
-	 * Reads are at most max_pages (derived by libfuse from max_write)
-	 * pages, and at most max_read.
-	 */
+	/* Reads are at most max_pages (from max_write), and max_read. */
 	rbuf = ((size_t)conn->max_write + ZR_PAGE_SIZE - 1) &
 		~(size_t)(ZR_PAGE_SIZE - 1);
 	if (conn->max_read && conn->max_read < rbuf)
@@ -622,10 +470,9 @@ static void fz_getattr(fuse_req_t req, fuse_ino_t ino,
 }
 
 /*
- * fz_setattr_other - setattr of anything but the image.  As kernfs:
- * truncating a control file ("echo 1 > reset" where O_TRUNC comes as a
- * setattr) and setting its times succeed and change nothing; mode and
- * owner are fixed, and so is everything about the directories.
+ * fz_setattr_other - anything but the image.  As kernfs: truncating a
+ * control file (echo's O_TRUNC) and its times succeed and change nothing;
+ * its mode and owner, and the directories', are fixed.
  */
 static void fz_setattr_other(fuse_req_t req, struct fz_data *fz,
 			     fuse_ino_t ino, int to_set)
@@ -646,10 +493,8 @@ static void fz_setattr_other(fuse_req_t req, struct fz_data *fz,
 }
 
 /*
- * Only the image's attributes change: its mode, owner and times, which
- * are remembered.  Its size is disksize, always; resizing it to anything
- * else (truncate(2), O_TRUNC without FUSE_CAP_ATOMIC_O_TRUNC) is refused
- * with EPERM before anything is changed.
+ * The image's mode, owner and times change, and are remembered; its size
+ * is disksize: another (truncate(2), O_TRUNC) is refused with EPERM.
  */
 static void fz_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
@@ -699,31 +544,32 @@ static void fz_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	fuse_reply_attr(req, &stbuf, fz_attr_timeout(ino));
 }
 
-/* The namespace is fixed: nothing may be created, removed or renamed. */
+/*
+ * The namespace is fixed: nothing may be created, removed or renamed.
+ * (Their other parameters are unused.)
+ */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
 static void fz_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
-	(void)parent; (void)name; (void)mode; (void)rdev;
 	fuse_reply_err(req, EPERM);
 }
 
 static void fz_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
-	(void)parent; (void)name; (void)mode;
 	fuse_reply_err(req, EPERM);
 }
 
 static void fz_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)parent; (void)name;
 	fuse_reply_err(req, EPERM);
 }
 
 static void fz_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		       const char *name)
 {
-	(void)link; (void)parent; (void)name;
 	fuse_reply_err(req, EPERM);
 }
 
@@ -731,37 +577,42 @@ static void fz_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
-	(void)parent; (void)name; (void)newparent; (void)newname; (void)flags;
 	fuse_reply_err(req, EPERM);
 }
 
 static void fz_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 		    const char *newname)
 {
-	(void)ino; (void)newparent; (void)newname;
 	fuse_reply_err(req, EPERM);
 }
 
 static void fz_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	(void)parent; (void)name; (void)mode; (void)fi;
 	fuse_reply_err(req, EPERM);
 }
 
+/* Nothing is buffered here: every write is in the store when answered. */
+static void fz_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+
+/* fsync and fsyncdir alike. */
+static void fz_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, 0);
+}
+#pragma GCC diagnostic pop
+
 /*
- * The image: counted open (zr_dev_open(), the EBUSY of replacements)
- * and answered with FOPEN_PARALLEL_DIRECT_WRITES, which libfuse 3.14's
- * struct fuse_file_info has no bit for, so the reply is built here.
- * fuse_reply_open() zeroes a struct fuse_open_out, sets fh and the
- * FOPEN_* bits from fi, and sends it with send_reply_ok(req, &arg,
- * sizeof(arg)); fuse_reply_buf(req, &out, sizeof(out)) is the same
- * send_reply_ok() call, so the bytes on the wire are identical.  fh
- * stays 0: the image needs no per-open state.  The flag lets the kernel
- * run synchronous O_DIRECT writers of the image in parallel, which the
- * inode lock would otherwise serialize (fio psync 4k randwrite, 4 jobs:
- * 70-78K IOPS with it, 17K without; bench/RESULTS.md); a loop device's
- * async direct I/O reaches us in parallel either way.
+ * The image: counted open (zr_dev_open(): replacements answer EBUSY)
+ * with FOPEN_PARALLEL_DIRECT_WRITES, which libfuse 3.14's fuse_file_info
+ * has no bit for: fuse_reply_buf() of a struct fuse_open_out sends the
+ * same bytes as fuse_reply_open(), fh 0.  The flag lets synchronous
+ * O_DIRECT writers of the image run in parallel (4.3 times the IOPS with
+ * 4 writers, bench/RESULTS.md); a loop device's async I/O does anyway.
  */
 static void fz_open_image(fuse_req_t req, struct fz_data *fz,
 			  struct fuse_file_info *fi)
@@ -785,11 +636,11 @@ static void fz_open_image(fuse_req_t req, struct fz_data *fz,
 		zr_dev_release(fz->dev);
 }
 
-static void fz_open_attr(fuse_req_t req, const struct zr_dev_attr *attr,
-			 struct fuse_file_info *fi)
+static void fz_open_attr(fuse_req_t req, struct fz_data *fz,
+			 const struct zr_dev_attr *attr, struct fuse_file_info *fi)
 {
 	int acc = fi->flags & O_ACCMODE;
-	struct fz_open_attr *oa;
+	struct zr_dev_file *f;
 
 	/* As kernfs: refused even to root, whatever the mode bits say. */
 	if ((acc != O_WRONLY && !attr->readable) ||
@@ -797,126 +648,16 @@ static void fz_open_attr(fuse_req_t req, const struct zr_dev_attr *attr,
 		fuse_reply_err(req, EACCES);
 		return;
 	}
-	/* The text is made at read: an open holds nothing more. */
-	oa = malloc(sizeof(*oa));
-	if (!oa) {
+	if (zr_dev_file_open(attr, &f) < 0) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	oa->attr = attr;
-	atomic_init(&oa->whole, 0);
-	atomic_init(&oa->snap, NULL);
-
-	fi->fh = (uint64_t)(uintptr_t)oa;
+	fi->fh = (uint64_t)(uintptr_t)f;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
 	/* If the open was interrupted, no release will come for it. */
 	if (fuse_reply_open(req, fi) != 0)
-		free(oa);
-}
-
-/* fz_attr_free - free @oa and its copy, giving the copy's budget back. */
-static void fz_attr_free(struct fz_data *fz, struct fz_open_attr *oa)
-{
-	struct fz_snap *snap = atomic_load(&oa->snap);
-
-	if (snap) {
-		atomic_fetch_sub(&fz->snap_bytes, snap->len);
-		free(snap);
-	}
-	free(oa);
-}
-
-/*
- * fz_snap_keep - copy the @len bytes of @text for @oa, within
- * FZ_SNAP_BUDGET.  Returns the copy @oa holds now (another read of the
- * same handle may have set one first: that one is returned, ours freed),
- * or NULL when the budget or malloc refuses.
- */
-static struct fz_snap *fz_snap_keep(struct fz_data *fz,
-				    struct fz_open_attr *oa,
-				    const char *text, size_t len)
-{
-	struct fz_snap *snap, *was = NULL;
-
-	if (atomic_fetch_add(&fz->snap_bytes, len) + len > FZ_SNAP_BUDGET)
-		goto out_unbudget;
-	snap = malloc(sizeof(*snap) + len);
-	if (!snap)
-		goto out_unbudget;
-	snap->len = len;
-	memcpy(snap->text, text, len);
-	if (atomic_compare_exchange_strong(&oa->snap, &was, snap))
-		return snap;
-	free(snap);
-	atomic_fetch_sub(&fz->snap_bytes, len);
-	return was;
-
-out_unbudget:
-	atomic_fetch_sub(&fz->snap_bytes, len);
-	return NULL;
-}
-
-/*
- * fz_read_attr - read(2) of a control file, as of kernfs: the text is
- * made by the device's show at a read from offset 0.  A read that takes
- * it whole (cat, fzramctl, any reader with a buffer of st_size) keeps
- * nothing but its length, so that the next read, at that offset, is
- * EOF.  A reader that takes it in pieces, or starts past 0, gets a copy
- * made at that read and kept until close (fz_snap_keep), so that its
- * pieces fit together; when the copies of all handles would pass
- * FZ_SNAP_BUDGET the read fails with ENOMEM.
- */
-static void fz_read_attr(fuse_req_t req, struct fz_data *fz,
-			 struct fz_open_attr *oa, size_t size, off_t off)
-{
-	size_t bufsize = oa->attr->size, whole, len;
-	struct fz_snap *snap = atomic_load(&oa->snap);
-	char *buf;
-	int ret;
-
-	/*
-	 * Reply from this thread's buffer, never from oa: the reader may
-	 * close the file as soon as the kernel has the data, and the
-	 * release on another thread frees oa while our writev() is still
-	 * returning.
-	 */
-	buf = fz_rbuf_get(fz, size > bufsize ? size : bufsize);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	if (!snap) {
-		whole = atomic_load(&oa->whole);
-		if (off > 0 && whole && (uint64_t)off >= whole) {
-			fuse_reply_buf(req, NULL, 0);
-			return;
-		}
-		ret = zr_dev_show(fz->dev, oa->attr, buf, bufsize);
-		if (ret < 0) {
-			fuse_reply_err(req, -ret);
-			return;
-		}
-		len = (size_t)ret;
-		if (off == 0 && size >= len) {
-			atomic_store(&oa->whole, len);
-			fuse_reply_buf(req, buf, len);
-			return;
-		}
-		snap = fz_snap_keep(fz, oa, buf, len);
-		if (!snap) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-	}
-	if ((uint64_t)off >= snap->len) {
-		fuse_reply_buf(req, NULL, 0);
-		return;
-	}
-	if (size > snap->len - (size_t)off)
-		size = snap->len - (size_t)off;
-	memcpy(buf, snap->text + off, size);
-	fuse_reply_buf(req, buf, size);
+		zr_dev_file_close(fz->dev, f);
 }
 
 static void fz_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -933,7 +674,7 @@ static void fz_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, fz_is_dir(ino) ? EISDIR : ENOENT);
 		return;
 	}
-	fz_open_attr(req, attr, fi);
+	fz_open_attr(req, fz, attr, fi);
 }
 
 static void fz_release(fuse_req_t req, fuse_ino_t ino,
@@ -944,29 +685,36 @@ static void fz_release(fuse_req_t req, fuse_ino_t ino,
 	if (ino == FZ_INO_IMAGE)
 		zr_dev_release(fz->dev);
 	else if (fz_ino_attr(ino))
-		fz_attr_free(fz, (struct fz_open_attr *)(uintptr_t)fi->fh);
+		zr_dev_file_close(fz->dev,
+				  (struct zr_dev_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * A control file's text is made whole into the buffer first, so that is
+ * at least the file's size (zr_dev_file_read()).  Replies come from this
+ * thread's buffer: the release of the file may run while writev() does.
+ */
 static void fz_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	struct fz_data *fz = fz_req(req);
+	struct zr_dev_file *f = (struct zr_dev_file *)(uintptr_t)fi->fh;
+	size_t need = size;
 	ssize_t ret;
 	char *buf;
 
-	if (ino != FZ_INO_IMAGE) {
-		fz_read_attr(req, fz, (struct fz_open_attr *)(uintptr_t)fi->fh,
-			     size, off);
-		return;
-	}
-
-	buf = fz_rbuf_get(fz, size);
+	if (ino != FZ_INO_IMAGE && zr_dev_file_attr(f)->size > need)
+		need = zr_dev_file_attr(f)->size;
+	buf = fz_rbuf_get(fz, need);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	ret = zr_dev_read(fz->dev, buf, size, (uint64_t)off);
+	if (ino == FZ_INO_IMAGE)
+		ret = zr_dev_read(fz->dev, buf, size, (uint64_t)off);
+	else
+		ret = zr_dev_file_read(fz->dev, f, buf, size, (uint64_t)off);
 	if (ret < 0) {
 		fuse_reply_err(req, (int)-ret);
 		return;
@@ -975,68 +723,40 @@ static void fz_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 }
 
 /*
- * One write(2) to a control file is one zr_dev_store() call, whatever
- * its offset, as in sysfs.  A write that replaced the store (disksize,
- * reset, ...) modified the image.
+ * One write(2) to a control file is one zr_dev_store(), as in sysfs; one
+ * that replaced the store modified the image.  The image never grows:
+ * -EFBIG at or past its end.
  */
-static void fz_write_attr(fuse_req_t req, struct fz_data *fz,
-			  struct fz_open_attr *oa, const char *buf,
-			  size_t size)
+static void fz_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
 {
-	const struct zr_dev_attr *attr = oa->attr;
-	int ret;
+	struct fz_data *fz = fz_req(req);
+	const struct zr_dev_attr *attr;
+	ssize_t ret;
 
-	if (!attr->writable) {		/* open refused it; be sure */
-		fuse_reply_err(req, EACCES);
+	if (ino == FZ_INO_IMAGE) {
+		ret = zr_dev_write(fz->dev, buf, size, (uint64_t)off);
+		if (ret < 0) {
+			fuse_reply_err(req, (int)-ret);
+			return;
+		}
+		if (ret > 0)
+			fz_touch(fz);
+		fuse_reply_write(req, (size_t)ret);
 		return;
 	}
-	ret = zr_dev_store(fz->dev, attr, buf, size);
+	attr = zr_dev_file_attr((struct zr_dev_file *)(uintptr_t)fi->fh);
+	ret = attr->writable ? zr_dev_store(fz->dev, attr, buf, size) : -EACCES;
 	if (ret < 0) {
-		if (ret != -EINVAL)
+		if (ret != -EINVAL && ret != -EACCES)
 			fz_log(FUSE_LOG_INFO, "control/%s: %s", attr->name,
-			       strerror(-ret));
-		fuse_reply_err(req, -ret);
+			       strerror((int)-ret));
+		fuse_reply_err(req, (int)-ret);
 		return;
 	}
 	if (size && attr->replaces)
 		fz_touch(fz);
 	fuse_reply_write(req, size);
-}
-
-static void fz_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
-		     size_t size, off_t off, struct fuse_file_info *fi)
-{
-	struct fz_data *fz = fz_req(req);
-	ssize_t ret;
-
-	if (ino != FZ_INO_IMAGE) {
-		fz_write_attr(req, fz, (struct fz_open_attr *)(uintptr_t)fi->fh,
-			      buf, size);
-		return;
-	}
-	/* -EFBIG at or past the end: the image never grows. */
-	ret = zr_dev_write(fz->dev, buf, size, (uint64_t)off);
-	if (ret < 0) {
-		fuse_reply_err(req, (int)-ret);
-		return;
-	}
-	if (ret > 0)
-		fz_touch(fz);
-	fuse_reply_write(req, (size_t)ret);
-}
-
-/* Nothing is buffered here: every write is in the store when answered. */
-static void fz_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
-{
-	(void)ino; (void)fi;
-	fuse_reply_err(req, 0);
-}
-
-static void fz_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
-		     struct fuse_file_info *fi)
-{
-	(void)ino; (void)datasync; (void)fi;
-	fuse_reply_err(req, 0);
 }
 
 static void fz_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1074,13 +794,6 @@ static void fz_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
-static void fz_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
-			struct fuse_file_info *fi)
-{
-	(void)ino; (void)datasync; (void)fi;
-	fuse_reply_err(req, 0);
-}
-
 static void fz_statfs(fuse_req_t req, fuse_ino_t ino)
 {
 	struct fz_data *fz = fz_req(req);
@@ -1098,61 +811,25 @@ static void fz_statfs(fuse_req_t req, fuse_ino_t ino)
 	sv.f_bfree = pages - (s.pages_stored < pages ? s.pages_stored : pages);
 	sv.f_bavail = sv.f_bfree;
 	sv.f_files = FZ_INO_ATTR0 - FZ_INO_ROOT + zr_dev_nattrs();
-	sv.f_ffree = 0;
-	sv.f_favail = 0;
-	sv.f_namemax = 255;
+	sv.f_namemax = 255;	/* f_ffree, f_favail: 0 */
 	fuse_reply_statfs(req, &sv);
 }
 
-/*
- * fallocate on the image.  The file never grows, and after a successful
- * fallocate without FALLOC_FL_KEEP_SIZE the kernel would grow its cached
- * size to offset+length, so:
- *
- *   0 (allocate)		inside the size: nothing to do, 0; a range
- *				ending past the end: EFBIG
- *   KEEP_SIZE			nothing to allocate: 0
- *   PUNCH_HOLE|KEEP_SIZE,	discard, clipped at the end; a range
- *   ZERO_RANGE|KEEP_SIZE	starting at or past the end: nothing, 0
- *   ZERO_RANGE			discard inside the size; a range ending
- *				past the end: EFBIG, nothing done
- *   anything else		EOPNOTSUPP
- */
+/* fallocate on the image: zr_dev_fallocate() says what each mode does. */
 static void fz_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			 off_t offset, off_t length, struct fuse_file_info *fi)
 {
 	struct fz_data *fz = fz_req(req);
-	uint64_t off = (uint64_t)offset, len = (uint64_t)length;
-	bool changed = false;
-	int ret = 0;
+	bool changed;
+	int ret;
 
 	(void)fi;
-	if (ino != FZ_INO_IMAGE) {
-		fuse_reply_err(req, EOPNOTSUPP);
+	if (ino != FZ_INO_IMAGE || offset < 0 || length <= 0) {
+		fuse_reply_err(req, ino != FZ_INO_IMAGE ? EOPNOTSUPP : EINVAL);
 		return;
 	}
-	if (offset < 0 || length <= 0) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	switch (mode) {
-	case 0:		/* both < 2^63: no overflow */
-		if (off + len > zr_dev_disksize(fz->dev))
-			ret = -EFBIG;
-		break;
-	case FALLOC_FL_KEEP_SIZE:
-		break;
-	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
-	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
-		ret = zr_dev_discard(fz->dev, off, len, true, &changed);
-		break;
-	case FALLOC_FL_ZERO_RANGE:
-		ret = zr_dev_discard(fz->dev, off, len, false, &changed);
-		break;
-	default:
-		ret = -EOPNOTSUPP;
-		break;
-	}
+	ret = zr_dev_fallocate(fz->dev, mode, (uint64_t)offset,
+			       (uint64_t)length, &changed);
 	if (changed)
 		fz_touch(fz);
 	fuse_reply_err(req, -ret);
@@ -1167,20 +844,13 @@ static void fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 	int64_t ret;
 
 	(void)fi;
-	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
-		fuse_reply_err(req, EINVAL);
-		return;
-	}
-	if (off < 0) {
-		fuse_reply_err(req, ENXIO);
+	if ((whence != SEEK_DATA && whence != SEEK_HOLE) || off < 0) {
+		fuse_reply_err(req, whence == SEEK_DATA ||
+			       whence == SEEK_HOLE ? ENXIO : EINVAL);
 		return;
 	}
 	if (ino != FZ_INO_IMAGE) {
-		/*
-		 * A control file is one run of data of st_size bytes.  Never
-		 * answer ENOSYS here: the kernel would stop asking for the
-		 * image too.
-		 */
+		/* One run of data; ENOSYS would stop SEEK_DATA on the image. */
 		attr = fz_ino_attr(ino);
 		size = attr ? (off_t)attr->size : 0;
 		if (off >= size)
@@ -1190,11 +860,10 @@ static void fz_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		return;
 	}
 	ret = zr_dev_seek(fz->dev, (uint64_t)off, whence);
-	if (ret < 0) {
+	if (ret < 0)
 		fuse_reply_err(req, (int)-ret);
-		return;
-	}
-	fuse_reply_lseek(req, (off_t)ret);
+	else
+		fuse_reply_lseek(req, (off_t)ret);
 }
 
 static const struct fuse_lowlevel_ops fz_ops = {
@@ -1217,7 +886,7 @@ static const struct fuse_lowlevel_ops fz_ops = {
 	.release	= fz_release,
 	.fsync		= fz_fsync,
 	.readdir	= fz_readdir,
-	.fsyncdir	= fz_fsyncdir,
+	.fsyncdir	= fz_fsync,
 	.statfs		= fz_statfs,
 	.fallocate	= fz_fallocate,
 	.lseek		= fz_lseek,
@@ -1226,10 +895,8 @@ static const struct fuse_lowlevel_ops fz_ops = {
 /* ---- options ----------------------------------------------------------- */
 
 /*
- * The fuse_opt keys: ZR_OPT_* for "name=value" (the device checks every
- * value: zr_dev_check_opts()), FZ_KEY_NOVALUE + ZR_OPT_* for one of ours
- * given without "=".  libfuse's numeric options (ZR_OPT_LIBFUSE on) are
- * held back until checked, then passed on as typed (fz_pass_opts).
+ * Keys: ZR_OPT_* for "name=value", checked by zr_dev_check_opts();
+ * libfuse's (ZR_OPT_LIBFUSE on) are passed on once checked (fz_pass_opts).
  */
 enum {
 	FZ_KEY_NOVALUE = 100,		/* + ZR_OPT_*: given without "=" */
@@ -1254,12 +921,7 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FZ_LOPT("max_write", ZR_OPT_MAX_WRITE),
 	FZ_LOPT("max_background", ZR_OPT_MAX_BACKGROUND),
 	FZ_LOPT("congestion_threshold", ZR_OPT_CONGESTION_THRESHOLD),
-	/*
-	 * Generic mount options that mount(8) passes on from /etc/fstab
-	 * and libfuse 3.14 does not know.  They could not do anything: the
-	 * kernel leaves the access times of FUSE files to the daemon (its
-	 * inodes are S_NOATIME).  Dropped, instead of failing the mount.
-	 */
+	/* From fstab, unknown to libfuse, meaningless here (S_NOATIME). */
 	FUSE_OPT_KEY("relatime", FZ_KEY_IGNORE),
 	FUSE_OPT_KEY("norelatime", FZ_KEY_IGNORE),
 	FUSE_OPT_KEY("strictatime", FZ_KEY_IGNORE),
@@ -1271,23 +933,18 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FUSE_OPT_END
 };
 
-/*
- * What fz_opt_proc collects: raw values (owned; the last one given
- * wins), and the arguments that are not options: [SOURCE] MOUNTPOINT, as
- * mount.fuse3(8) passes them.
- */
+/* What fz_opt_proc collects: raw values (owned; the last one wins). */
 struct fz_opts {
-	char *val[ZR_NOPTS];
-	int novalue;			/* ZR_OPT_* given without "=", or -1 */
+	struct zr_dev_opts raw;
 	int nomlock;
 	char *pos[2];			/* [SOURCE] MOUNTPOINT */
 	int npos;
 };
 
-/* Keep the value of "name=value" @arg in *@slot (the last one wins). */
-static int fz_keep_value(char **slot, const char *arg)
+/* fz_strdup - strdup(@s) into *@slot, freeing what was there. */
+static int fz_strdup(char **slot, const char *s)
 {
-	char *v = strdup(strchr(arg, '=') + 1);
+	char *v = strdup(s);
 
 	if (!v) {
 		fz_log(FUSE_LOG_ERR, "out of memory");
@@ -1305,60 +962,30 @@ static int fz_opt_proc(void *data, const char *arg, int key,
 
 	(void)outargs;
 	if (key >= 0 && key < ZR_NOPTS)
-		return fz_keep_value(&o->val[key], arg);
+		return fz_strdup(&o->raw.val[key], strchr(arg, '=') + 1);
 	if (key >= FZ_KEY_NOVALUE && key < FZ_KEY_NOVALUE + ZR_NOPTS) {
-		if (o->novalue < 0)
-			o->novalue = key - FZ_KEY_NOVALUE;
+		if (o->raw.novalue < 0)
+			o->raw.novalue = key - FZ_KEY_NOVALUE;
 		return 0;
 	}
-	if (key == FZ_KEY_NOMLOCK) {
-		o->nomlock = 1;
+	if (key == FZ_KEY_NOMLOCK || key == FZ_KEY_IGNORE) {
+		o->nomlock |= key == FZ_KEY_NOMLOCK;
 		return 0;
 	}
-	if (key == FZ_KEY_IGNORE)
-		return 0;
-	if (key == FUSE_OPT_KEY_NONOPT) {
-		/* Kept aside; the mount point goes back in after parsing. */
-		if (o->npos == 2) {
-			fz_log(FUSE_LOG_ERR, "unexpected argument '%s'; " FZ_USAGE,
-			       arg);
-			return -1;
-		}
-		o->pos[o->npos] = strdup(arg);
-		if (!o->pos[o->npos]) {
-			fz_log(FUSE_LOG_ERR, "out of memory");
-			return -1;
-		}
-		o->npos++;
-		return 0;
+	if (key != FUSE_OPT_KEY_NONOPT)
+		return 1;	/* everything else is for libfuse */
+	/* Kept aside; the mount point goes back in after parsing. */
+	if (o->npos == 2) {
+		fz_log(FUSE_LOG_ERR, "unexpected argument '%s'; " FZ_USAGE, arg);
+		return -1;
 	}
-	return 1;	/* everything else is for libfuse */
+	return fz_strdup(&o->pos[o->npos++], arg);
 }
 
 /*
- * fz_check_opts - the device's check of the raw values, into @conf.
- * Returns 0, or -EINVAL after printing one line naming the bad value.
- */
-static int fz_check_opts(const struct fz_opts *o, struct zr_dev_conf *conf)
-{
-	struct zr_dev_opts raw = { .novalue = o->novalue };
-	char msg[ZR_DEV_MSG_SIZE];
-	int i;
-
-	for (i = 0; i < ZR_NOPTS; i++)
-		raw.val[i] = o->val[i];
-	if (zr_dev_check_opts(&raw, conf, msg, sizeof(msg)) < 0) {
-		fz_log(FUSE_LOG_ERR, "%s", msg);
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/*
- * fz_pass_opts - hand the values of libfuse's options that fz_check_opts
- * accepted on to libfuse, as typed, at the end of @args (so they win over
- * our defaults), all but max_threads, which is the loop config's.
- * Returns 0, or -1 after "out of memory".
+ * fz_pass_opts - libfuse's checked options, as typed, to the end of @args
+ * (they win over ours), but max_threads (the loop config's).  Returns 0,
+ * or -1 after "out of memory".
  */
 static int fz_pass_opts(const struct fz_opts *o, struct fuse_args *args)
 {
@@ -1366,10 +993,10 @@ static int fz_pass_opts(const struct fz_opts *o, struct fuse_args *args)
 	int i, ret;
 
 	for (i = ZR_OPT_LIBFUSE; i < ZR_NOPTS; i++) {
-		if (i == ZR_OPT_MAX_THREADS || !o->val[i])
+		if (i == ZR_OPT_MAX_THREADS || !o->raw.val[i])
 			continue;
 		if (asprintf(&arg, "-o%s=%s", zr_dev_opt_name(i),
-			     o->val[i]) < 0) {
+			     o->raw.val[i]) < 0) {
 			fz_log(FUSE_LOG_ERR, "out of memory");
 			return -1;
 		}
@@ -1383,10 +1010,9 @@ static int fz_pass_opts(const struct fz_opts *o, struct fuse_args *args)
 
 static void fz_help(void)
 {
-	char levels[1024];
+	char ours[2048];
 
-	zr_dev_algorithms_help(levels, sizeof(levels),
-			       "                             ");
+	zr_dev_opts_help(ours, sizeof(ours));
 	printf(FZ_USAGE "\n\n"
 	       "Presents MOUNTPOINT/image, a file of disksize bytes whose pages are kept\n"
 	       "compressed in RAM, and MOUNTPOINT/control/ with zram's attributes.\n"
@@ -1394,20 +1020,7 @@ static void fz_help(void)
 	       "SOURCE (any word, as mount(8) passes it) is ignored; in /etc/fstab:\n"
 	       "    fusezram /mnt/fz fuse.fusezram disksize=1G,nofail 0 0\n"
 	       "\n"
-	       "fusezram options:\n"
-	       "    -o disksize=SIZE       size of image (default: 1G); SIZE is bytes or a\n"
-	       "                           number with K, M, G or T (powers of 1024),\n"
-	       "                           rounded up to a multiple of %u\n"
-	       "    -o comp_algorithm=ALG  compressor (default: lz4)\n"
-	       "    -o comp_level=N        compression level (default: the compressor's):\n"
-	       "%s", ZR_PAGE_SIZE, levels);
-	printf("    -o mem_limit=SIZE      most memory to use for data, rounded up to\n"
-	       "                           %u bytes; 0 for no limit (default: 0)\n"
-	       "    -o threads=N           threads that compress the pages of one large\n"
-	       "                           request, its FUSE worker included; 1 to %d\n"
-	       "                           (default: the online CPUs, %ld here)\n"
-	       "    -o reserve=SIZE        free memory kept resident so that storing a page\n"
-	       "                           takes no page fault, 0 to %dM (default: %lluM)\n"
+	       "fusezram options:\n%s"
 	       "    -o nomlock             no memory discipline: do not lock the daemon in\n"
 	       "                           RAM, set PR_SET_IO_FLUSHER or lower its\n"
 	       "                           oom_score_adj (for unprivileged use; unsafe\n"
@@ -1415,10 +1028,7 @@ static void fz_help(void)
 	       "    -o max_threads=N       most FUSE worker threads, 1 to %d (libfuse's\n"
 	       "                           option; default: %d here)\n"
 	       "\n"
-	       "FUSE options:\n", ZR_PAGE_SIZE, ZR_DEV_THREADS_MAX,
-	       sysconf(_SC_NPROCESSORS_ONLN), ZR_DEV_RESERVE_MAX_MIB,
-	       (unsigned long long)(ZR_RESERVE_DEFAULT >> 20),
-	       ZR_DEV_THREADS_MAX, ZR_DEV_WORKERS_DEFAULT);
+	       "FUSE options:\n", ours, ZR_DEV_THREADS_MAX, ZR_DEV_WORKERS_DEFAULT);
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
 	printf("    -o max_write=N, max_read=N\n"
@@ -1451,18 +1061,12 @@ enum {
 /* ---- detaching -------------------------------------------------------- */
 
 /*
- * Why not fuse_daemonize(): it forks after the mount, and the store
- * starts threads (its compactor, its workers) in zr_dev_create(), which
- * must run before the mount so that nothing is mounted when it fails.  A
- * fork would leave those threads behind in the parent.  So we fork first,
- * before the device exists, and the parent waits: it exits 0 once the
- * child reports the mount is up, or with the child's own status if the
- * child fails first (its error message went to the same stderr).  The
- * child then does what fuse_daemonize() does: setsid(), chdir("/"), stdio
- * to /dev/null.
- */
-
-/*
+ * Not fuse_daemonize(), which forks after the mount: zr_dev_create()
+ * starts the store's threads and must run before the mount (nothing is
+ * mounted if it fails), and a fork would leave them in the parent.  So
+ * the parent forks first and waits: it exits 0 once the child reports
+ * the mount up, or with the child's status if the child fails first.
+ *
  * fz_detach - fork; only the child returns.
  * Returns 0 in the child with *@notify_fd set for fz_detached(), or
  * -errno if there is no child (message printed).
@@ -1555,12 +1159,10 @@ static void fz_warn_add(struct fz_warn *w, const char *what, int err)
 }
 
 /*
- * fz_set_io_flusher - PR_SET_IO_FLUSHER on the calling (main) thread.
- * Call before the store or any other thread exists: the flag is copied to
- * every thread created afterwards, the store's helpers and libfuse's
- * workers alike (fz_thread_check() verifies the latter).  With it the
- * kernel never makes our allocations wait for I/O, which could be swap
- * I/O to our own image.  Needs CAP_SYS_RESOURCE; failure goes into @w.
+ * fz_set_io_flusher - PR_SET_IO_FLUSHER on the main thread, before any
+ * other exists: every thread inherits it (fz_thread_check() verifies),
+ * and the kernel never makes our allocations wait for I/O, which could be
+ * swap I/O to our own image.  Needs CAP_SYS_RESOURCE; failure goes to @w.
  */
 static void fz_set_io_flusher(struct fz_data *fz, struct fz_warn *w)
 {
@@ -1571,13 +1173,10 @@ static void fz_set_io_flusher(struct fz_data *fz, struct fz_warn *w)
 }
 
 /*
- * fz_lock_memory - keep the daemon in RAM and out of the OOM killer's
- * first choices.  mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT): a page
- * is locked once touched, so the sparse page table and arena stay sparse;
- * the allocator frees its pages with fallocate punch-hole, which works on
- * locked mappings.  Then oom_score_adj FZ_OOM_SCORE_ADJ.  Needs
- * CAP_IPC_LOCK (or a large RLIMIT_MEMLOCK) and CAP_SYS_RESOURCE; failures
- * go into @w.
+ * fz_lock_memory - keep the daemon in RAM (mlockall MCL_ONFAULT: a page
+ * is locked once touched, so sparse mappings stay sparse, and punch-hole
+ * still frees) and out of the OOM killer's first choices.  Needs
+ * CAP_IPC_LOCK and CAP_SYS_RESOURCE; failures go into @w.
  */
 static void fz_lock_memory(struct fz_data *fz, struct fz_warn *w)
 {
@@ -1603,16 +1202,13 @@ static void fz_lock_memory(struct fz_data *fz, struct fz_warn *w)
 /* ---- signals ----------------------------------------------------------- */
 
 /*
- * SIGHUP, SIGINT and SIGTERM end the daemon, as libfuse's own handlers
- * do, but only while nobody has the image open: a loop device on it may
- * be swap, and unmounting would fail its I/O.  While it is open the
- * signal is refused with a log line, unless it is the second within
- * FZ_FORCE_WINDOW_SEC seconds of a refused one.  The handler decides
- * with atomics only and hands a message to fz_sig_logger() through a
- * pipe.  libfuse blocks these signals in its workers, and the store's
- * threads are created with every signal blocked (zr_dev_create()), so
- * the handler always runs on the main thread, whose sem_wait() (or
- * read(), with -s) it interrupts.
+ * SIGHUP, SIGINT and SIGTERM end the daemon only while the image is not
+ * open (zr_dev_opens()): a loop device on it may be swap.  While it is,
+ * the signal is refused with a log line, unless it is the second within
+ * FZ_FORCE_WINDOW_SEC seconds.  The handler decides with atomics and
+ * hands a message to fz_sig_logger() through a pipe.  Every other
+ * thread blocks them, so it runs on the main thread and interrupts its
+ * sem_wait() (or read(), with -s).
  */
 enum {
 	FZ_SIG_EXIT,		/* image not open: unmount */
@@ -1632,10 +1228,7 @@ static struct fz_data *fz_sig_fz;
 static int fz_sig_pipe[2] = { -1, -1 };	/* write end non-blocking */
 static bool fz_sig_installed[FZ_NSIGS];
 static bool fz_sig_pipe_installed;	/* SIGPIPE: ignored by us */
-/*
- * CLOCK_MONOTONIC time of the last refusal, 0 for none.  Only the
- * handler touches it, and it blocks the other exit signals while it runs.
- */
+/* Last refusal (CLOCK_MONOTONIC), 0 for none: the handler's alone. */
 static int64_t fz_sig_refused_ns;
 
 static void fz_sig_handler(int sig)
@@ -1720,12 +1313,11 @@ static int fz_sig_install(struct fuse_session *se, struct fz_data *fz)
 	fz_sig_se = se;
 	fz_sig_fz = fz;
 
-	memset(&sa, 0, sizeof(sa));
+	memset(&sa, 0, sizeof(sa));	/* no SA_RESTART: sem_wait() returns */
 	sa.sa_handler = fz_sig_handler;
 	sigemptyset(&sa.sa_mask);
 	for (i = 0; i < FZ_NSIGS; i++)
 		sigaddset(&sa.sa_mask, fz_exit_signals[i]);
-	sa.sa_flags = 0;	/* no SA_RESTART: sem_wait() must return */
 	for (i = 0; i < FZ_NSIGS; i++) {
 		if (sigaction(fz_exit_signals[i], NULL, &old) != 0 ||
 		    old.sa_handler != SIG_DFL)
@@ -1767,7 +1359,7 @@ static void fz_sig_remove(const pthread_t *logger)
 
 /* ---- main -------------------------------------------------------------- */
 
-/* What main sets up, step by step; fz_teardown() undoes it all. */
+/* What main sets up, step by step; fz_teardown() undoes it. */
 struct fz_main {
 	struct fuse_args args;
 	struct fuse_cmdline_opts opts;
@@ -1781,29 +1373,24 @@ struct fz_main {
 };
 
 /*
- * fz_parse_cmdline - the command line into @m: our options checked by
- * the device, libfuse's handed on, the session made (which reports
- * unknown options).  Returns 0 to go on, 1 when done (-h, -V), -1 after
- * a message.
+ * fz_parse_cmdline - the command line: our options checked by the
+ * device, libfuse's handed on, the session made (it reports unknown
+ * options).  Returns 0 to go on, 1 when done (-h, -V), -1 after a message.
  */
 static int fz_parse_cmdline(struct fz_main *m)
 {
+	char msg[ZR_DEV_MSG_SIZE];
+
 	if (fuse_opt_parse(&m->args, &m->o, fz_opt_spec, fz_opt_proc) != 0)
 		return -1;
 	/* [SOURCE] MOUNTPOINT: the source is ignored, as by mount.fuse3. */
 	if (m->o.npos && fuse_opt_add_arg(&m->args, m->o.pos[m->o.npos - 1]))
 		return -1;
-	/*
-	 * First in line (args is a copy now, so it can grow), so that the
-	 * user's own fsname=, subtype= or max_read= (added back at the end
-	 * by fz_pass_opts) win; default_permissions makes the kernel check
-	 * mode bits.
-	 */
+	/* First, so that the user's fsname=, max_read= ... win. */
 	if (fuse_opt_insert_arg(&m->args, 1,
 			"-ofsname=" FZ_PROG ",subtype=" FZ_PROG ",default_permissions"
-			",max_read=" FZ_STR(ZR_DEV_READ_DEFAULT)) != 0)
-		return -1;
-	if (fuse_parse_cmdline(&m->args, &m->opts) != 0)
+			",max_read=" FZ_STR(ZR_DEV_READ_DEFAULT)) != 0 ||
+	    fuse_parse_cmdline(&m->args, &m->opts) != 0)
 		return -1;
 	if (m->opts.show_help) {
 		fz_help();
@@ -1816,8 +1403,10 @@ static int fz_parse_cmdline(struct fz_main *m)
 		fuse_lowlevel_version();
 		return 1;
 	}
-	if (fz_check_opts(&m->o, &m->conf) != 0)
+	if (zr_dev_check_opts(&m->o.raw, &m->conf, msg, sizeof(msg)) < 0) {
+		fz_log(FUSE_LOG_ERR, "%s", msg);
 		return -1;
+	}
 	if (!m->opts.mountpoint) {
 		fz_log(FUSE_LOG_ERR, "missing mountpoint; " FZ_USAGE);
 		return -1;
@@ -1827,16 +1416,14 @@ static int fz_parse_cmdline(struct fz_main *m)
 	m->fz.conn_opts = fuse_parse_conn_info_opts(&m->args);
 	if (!m->fz.conn_opts)
 		return -1;
-	/* Unknown options are reported here, before anything is created. */
 	m->se = fuse_session_new(&m->args, &fz_ops, sizeof(fz_ops), &m->fz);
 	return m->se ? 0 : -1;
 }
 
 /*
- * fz_make_device - the memory discipline around the device's creation:
- * the I/O flusher flag before any thread exists (it is inherited), the
- * device, then mlockall.  Returns 0, or an FZ_EXIT_* status after a
- * message.
+ * fz_make_device - the device, inside the memory discipline: the I/O
+ * flusher flag before any thread exists (threads inherit it), mlockall
+ * after.  Returns 0, or an FZ_EXIT_* status after a message.
  */
 static int fz_make_device(struct fz_main *m)
 {
@@ -1865,15 +1452,6 @@ static int fz_make_device(struct fz_main *m)
 		.io_flusher = fz->io_flusher,
 		.oom_score_adj = fz->oom_adjusted ? FZ_OOM_SCORE_ADJ : NULL,
 	});
-	return 0;
-}
-
-/* fz_init_data - the image's attributes and the read buffers' size. */
-static void fz_init_data(struct fz_main *m)
-{
-	struct fz_data *fz = &m->fz;
-	struct zr_config zc;
-
 	fz->max_read = m->conf.max_read;
 	clock_gettime(CLOCK_REALTIME, &fz->mount_time);
 	fz->img_mode = 0600;
@@ -1883,22 +1461,23 @@ static void fz_init_data(struct fz_main *m)
 	atomic_init(&fz->img_mtime_ns, fz_ts_to_ns(fz->mount_time));
 	atomic_init(&fz->img_ctime_ns, fz_ts_to_ns(fz->mount_time));
 	atomic_init(&fz->read_bufsize, (size_t)ZR_DEV_IO_MAX);
-	if (!m->opts.debug)
-		return;
-	zr_dev_get_config(fz->dev, &zc);
-	fz_log(FUSE_LOG_DEBUG, "disksize=%llu comp_algorithm=%s comp_level=%d mem_limit=%llu threads=%u max_threads=%u mlock=%d io_flusher=%d",
-	       (unsigned long long)zc.disksize, zc.algorithm, zc.level,
-	       (unsigned long long)zc.mem_limit,
-	       m->conf.threads, m->conf.max_threads, fz->mlocked,
-	       fz->io_flusher);
+	return 0;
 }
 
-/* fz_make_loop - the read-buffer key and the worker loop's config. */
+/* fz_make_loop - the read buffers' key and the worker loop's config. */
 static int fz_make_loop(struct fz_main *m)
 {
+	struct zr_config zc;
 	int ret;
 
-	ret = pthread_key_create(&fz_rbuf_key, fz_rbuf_free);
+	if (m->opts.debug) {
+		zr_dev_get_config(m->fz.dev, &zc);
+		fz_log(FUSE_LOG_DEBUG, "disksize=%llu comp_algorithm=%s comp_level=%d mem_limit=%llu threads=%u max_threads=%u mlock=%d io_flusher=%d",
+		       (unsigned long long)zc.disksize, zc.algorithm, zc.level,
+		       (unsigned long long)zc.mem_limit, m->conf.threads,
+		       m->conf.max_threads, m->fz.mlocked, m->fz.io_flusher);
+	}
+	ret = pthread_key_create(&fz_rbuf_key, free);
 	if (ret != 0) {
 		fz_log(FUSE_LOG_ERR, "pthread_key_create: %s", strerror(ret));
 		return -1;
@@ -1929,29 +1508,26 @@ static int fz_serve(struct fz_main *m)
 {
 	int status = FZ_EXIT_FAIL, ret;
 	bool have_logger = false;
-	sigset_t saved_mask;
+	sigset_t all, saved_mask;
 	pthread_t logger;
 
 	/* Ours instead of fuse_set_signal_handlers(): see fz_sig_handler. */
-	if (fz_sig_install(m->se, &m->fz) != 0)
+	if (fz_sig_install(m->se, &m->fz) != 0 ||
+	    fuse_session_mount(m->se, m->opts.mountpoint) != 0)
 		goto out_signals;
-	if (fuse_session_mount(m->se, m->opts.mountpoint) != 0)
-		goto out_signals;
-	if (m->opts.foreground) {
-		if (chdir("/") != 0)
-			fz_log(FUSE_LOG_WARNING, "chdir /: %s", strerror(errno));
-	} else {
+	if (!m->opts.foreground)
 		fz_detached(m->notify_fd);
-	}
-	/* After fz_detached(): it logs through the final log function. */
-	fz_block_exit_signals(true, &saved_mask);
+	else if (chdir("/") != 0)
+		fz_log(FUSE_LOG_WARNING, "chdir /: %s", strerror(errno));
+	/* After fz_detached() (the final log function); it takes no signal. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &saved_mask);
 	ret = pthread_create(&logger, NULL, fz_sig_logger, NULL);
-	fz_block_exit_signals(false, &saved_mask);
+	pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
 	if (ret != 0)
 		fz_log(FUSE_LOG_WARNING, "cannot start the signal logger: %s",
 		       strerror(ret));
-	else
-		have_logger = true;
+	have_logger = ret == 0;
 
 	if (m->opts.singlethread)
 		ret = fuse_session_loop(m->se);
@@ -1984,7 +1560,7 @@ static void fz_teardown(struct fz_main *m)
 	free(m->opts.mountpoint);
 	free(m->fz.conn_opts);
 	for (i = 0; i < ZR_NOPTS; i++)
-		free(m->o.val[i]);
+		free(m->o.raw.val[i]);
 	for (i = 0; i < m->o.npos; i++)
 		free(m->o.pos[i]);
 	fuse_opt_free_args(&m->args);
@@ -1994,20 +1570,18 @@ static void fz_teardown(struct fz_main *m)
 int main(int argc, char *argv[])
 {
 	static struct fz_main m;
-	int status, ret;
+	int status;
 
 	m.args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
-	m.o.novalue = -1;
+	m.o.raw.novalue = -1;
 	m.notify_fd = -1;
 	m.fz.uid = getuid();
 	m.fz.gid = getgid();
 	pthread_mutex_init(&m.fz.attr_lock, NULL);
-	atomic_init(&m.fz.snap_bytes, 0);
-	atomic_init(&m.fz.io_flusher_warned, false);
 
-	ret = fz_parse_cmdline(&m);
-	if (ret != 0) {
-		status = ret > 0 ? FZ_EXIT_OK : FZ_EXIT_USAGE;
+	status = fz_parse_cmdline(&m);
+	if (status != 0) {
+		status = status > 0 ? FZ_EXIT_OK : FZ_EXIT_USAGE;
 		goto out;
 	}
 	/* From here on, failures are not the command line's fault. */
@@ -2016,13 +1590,8 @@ int main(int argc, char *argv[])
 	if (!m.opts.foreground && fz_detach(&m.notify_fd) != 0)
 		goto out;
 	status = fz_make_device(&m);
-	if (status != 0)
-		goto out;
-	fz_init_data(&m);
-	status = FZ_EXIT_FAIL;
-	if (fz_make_loop(&m) != 0)
-		goto out;
-	status = fz_serve(&m);
+	if (status == 0)
+		status = fz_make_loop(&m) ? FZ_EXIT_FAIL : fz_serve(&m);
 out:
 	fz_teardown(&m);
 	return status;

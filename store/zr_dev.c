@@ -29,6 +29,7 @@
  * > control/disksize` accept exactly the same X.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,6 +81,8 @@ struct zr_dev {
 	atomic_int opens;
 	/* Set before requests are served, then only read. */
 	struct zr_dev_discipline disc;
+	/* Bytes held by the copies of open files, ZR_DEV_COPY_BUDGET. */
+	_Atomic size_t copy_bytes;
 };
 
 /* ---- parsers -------------------------------------------------------------- */
@@ -146,6 +149,67 @@ int zr_dev_parse_int(const char *s, int *out)
 static uint64_t zr_round_page(uint64_t v)
 {
 	return (v + ZR_PAGE_SIZE - 1) & ~(uint64_t)(ZR_PAGE_SIZE - 1);
+}
+
+/* ---- text helpers ----------------------------------------------------------------- */
+
+/* Text for show(): a buffer filled by zr_printf(). */
+struct zr_text {
+	char *buf;
+	size_t size;
+	size_t len;
+};
+
+static void zr_printf(struct zr_text *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* zr_printf - append to @t; what does not fit is dropped.  Cannot fail. */
+static void zr_printf(struct zr_text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->len + 1 >= t->size)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(t->buf + t->len, t->size - t->len, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	t->len += (size_t)n;
+	if (t->len >= t->size)
+		t->len = t->size - 1;
+}
+
+/* @bytes with a binary unit, e.g. "1.5 GiB", into @buf; returns @buf. */
+static const char *zr_human(uint64_t bytes, char *buf, size_t size)
+{
+	static const char *const units[] = {
+		"KiB", "MiB", "GiB", "TiB", "PiB", "EiB",
+	};
+	double v = (double)bytes / 1024;
+	unsigned int u = 0;
+
+	if (bytes < 1024) {
+		snprintf(buf, size, "%llu bytes", (unsigned long long)bytes);
+		return buf;
+	}
+	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, size, "%.1f %s", v, units[u]);
+	return buf;
+}
+
+/* "3.07:1", or "-" when there is nothing to compare. */
+static const char *zr_ratio(uint64_t a, uint64_t b, char *buf, size_t size)
+{
+	if (!a || !b)
+		snprintf(buf, size, "-");
+	else
+		snprintf(buf, size, "%.2f:1", (double)a / (double)b);
+	return buf;
 }
 
 /* ---- the table of values ---------------------------------------------------- */
@@ -459,23 +523,31 @@ int zr_dev_check_opts(const struct zr_dev_opts *o, struct zr_dev_conf *conf,
 	return 0;
 }
 
-void zr_dev_algorithms_help(char *buf, size_t size, const char *indent)
+void zr_dev_opts_help(char *buf, size_t size)
 {
 	const struct zcomp_backend *const *be;
-	size_t pos = 0;
-	int n;
+	struct zr_text t = { buf, size, 0 };
 
-	if (!size)
-		return;
-	buf[0] = '\0';
-	for (be = zcomp_backends(); *be && pos < size; be++) {
-		n = snprintf(buf + pos, size - pos, "%s%-6s %d to %d, default %d\n",
-			     indent, (*be)->name, (*be)->level_min,
-			     (*be)->level_max, (*be)->level_default);
-		if (n < 0)
-			break;
-		pos += (size_t)n;
-	}
+	zr_printf(&t, "    -o disksize=SIZE       size of image (default: 1G); SIZE is bytes or a\n"
+		  "                           number with K, M, G or T (powers of 1024),\n"
+		  "                           rounded up to a multiple of %u\n"
+		  "    -o comp_algorithm=ALG  compressor (default: lz4)\n"
+		  "    -o comp_level=N        compression level (default: the compressor's):\n",
+		  ZR_PAGE_SIZE);
+	for (be = zcomp_backends(); *be; be++)
+		zr_printf(&t, "                             %-6s %d to %d, default %d\n",
+			  (*be)->name, (*be)->level_min, (*be)->level_max,
+			  (*be)->level_default);
+	zr_printf(&t, "    -o mem_limit=SIZE      most memory to use for data, rounded up to\n"
+		  "                           %u bytes; 0 for no limit (default: 0)\n"
+		  "    -o threads=N           threads that compress the pages of one large\n"
+		  "                           request, its FUSE worker included; 1 to %d\n"
+		  "                           (default: the online CPUs, %ld here)\n"
+		  "    -o reserve=SIZE        free memory kept resident so that storing a page\n"
+		  "                           takes no page fault, 0 to %dM (default: %lluM)\n",
+		  ZR_PAGE_SIZE, ZR_DEV_THREADS_MAX, sysconf(_SC_NPROCESSORS_ONLN),
+		  ZR_DEV_RESERVE_MAX_MIB,
+		  (unsigned long long)(ZR_RESERVE_DEFAULT >> 20));
 }
 
 /* ---- the device ---------------------------------------------------------------- */
@@ -515,6 +587,7 @@ int zr_dev_create(const struct zr_dev_conf *conf, struct zr_dev **out)
 	dev->threads = conf->threads;
 	dev->disksize = zr_disksize(dev->st);
 	atomic_init(&dev->opens, 0);
+	atomic_init(&dev->copy_bytes, 0);
 	*out = dev;
 	return 0;
 
@@ -580,18 +653,39 @@ ssize_t zr_dev_write(struct zr_dev *dev, const void *buf, size_t len,
 	return ret;
 }
 
-int zr_dev_discard(struct zr_dev *dev, uint64_t off, uint64_t len, bool clip,
-		   bool *changed)
+int zr_dev_fallocate(struct zr_dev *dev, int mode, uint64_t off, uint64_t len,
+		     bool *changed)
 {
+	uint64_t end = off + len;	/* both < 2^63: no overflow */
 	int ret = 0;
 
 	*changed = false;
 	zr_lock_shared(dev);
-	if (clip ? off < dev->disksize : off + len <= dev->disksize) {
+	switch (mode) {
+	case 0:
+		if (end > dev->disksize)
+			ret = -EFBIG;
+		break;
+	case FALLOC_FL_KEEP_SIZE:
+		break;
+	case FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE:
+	case FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE:
+		if (off < dev->disksize) {
+			ret = zr_discard(dev->st, off, len);
+			*changed = true;
+		}
+		break;
+	case FALLOC_FL_ZERO_RANGE:
+		if (end > dev->disksize) {
+			ret = -EFBIG;
+			break;
+		}
 		ret = zr_discard(dev->st, off, len);
 		*changed = true;
-	} else if (!clip) {
-		ret = -EFBIG;
+		break;
+	default:
+		ret = -EOPNOTSUPP;
+		break;
 	}
 	zr_unlock(dev);
 	return ret;
@@ -770,67 +864,6 @@ static int zr_dev_replace(struct zr_dev *dev,
 out_destroy:
 	zr_store_destroy(nst);
 	return ret;
-}
-
-/* ---- text helpers ----------------------------------------------------------------- */
-
-/* Text for show(): a buffer filled by zr_printf(). */
-struct zr_text {
-	char *buf;
-	size_t size;
-	size_t len;
-};
-
-static void zr_printf(struct zr_text *t, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-/* zr_printf - append to @t; what does not fit is dropped.  Cannot fail. */
-static void zr_printf(struct zr_text *t, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	if (t->len + 1 >= t->size)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(t->buf + t->len, t->size - t->len, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	t->len += (size_t)n;
-	if (t->len >= t->size)
-		t->len = t->size - 1;
-}
-
-/* @bytes with a binary unit, e.g. "1.5 GiB", into @buf; returns @buf. */
-static const char *zr_human(uint64_t bytes, char *buf, size_t size)
-{
-	static const char *const units[] = {
-		"KiB", "MiB", "GiB", "TiB", "PiB", "EiB",
-	};
-	double v = (double)bytes / 1024;
-	unsigned int u = 0;
-
-	if (bytes < 1024) {
-		snprintf(buf, size, "%llu bytes", (unsigned long long)bytes);
-		return buf;
-	}
-	while (v >= 1024 && u + 1 < sizeof(units) / sizeof(units[0])) {
-		v /= 1024;
-		u++;
-	}
-	snprintf(buf, size, "%.1f %s", v, units[u]);
-	return buf;
-}
-
-/* "3.07:1", or "-" when there is nothing to compare. */
-static const char *zr_ratio(uint64_t a, uint64_t b, char *buf, size_t size)
-{
-	if (!a || !b)
-		snprintf(buf, size, "-");
-	else
-		snprintf(buf, size, "%.2f:1", (double)a / (double)b);
-	return buf;
 }
 
 /* ---- attributes --------------------------------------------------------------- */
@@ -1321,4 +1354,113 @@ int zr_dev_store(struct zr_dev *dev, const struct zr_dev_attr *attr,
 	ret = row->store(dev, text);
 	zr_unlock(dev);
 	return ret;
+}
+
+/* ---- open control files ------------------------------------------------------ */
+
+/* A file's text, copied for a reader that reads it in pieces. */
+struct zr_copy {
+	size_t len;
+	char text[];
+};
+
+/* Owned by its opener; both fields atomics, copy set once. */
+struct zr_dev_file {
+	const struct zr_dev_attr *attr;
+	/* Length of the text last read whole from offset 0: EOF past it. */
+	_Atomic size_t whole;
+	/* The copy for a piecewise reader, or NULL. */
+	struct zr_copy *_Atomic copy;
+};
+
+int zr_dev_file_open(const struct zr_dev_attr *attr, struct zr_dev_file **out)
+{
+	struct zr_dev_file *f = malloc(sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->attr = attr;
+	atomic_init(&f->whole, 0);
+	atomic_init(&f->copy, NULL);
+	*out = f;
+	return 0;
+}
+
+const struct zr_dev_attr *zr_dev_file_attr(const struct zr_dev_file *f)
+{
+	return f->attr;
+}
+
+void zr_dev_file_close(struct zr_dev *dev, struct zr_dev_file *f)
+{
+	struct zr_copy *copy;
+
+	if (!f)
+		return;
+	copy = atomic_load(&f->copy);
+	if (copy) {
+		atomic_fetch_sub(&dev->copy_bytes, copy->len);
+		free(copy);
+	}
+	free(f);
+}
+
+/*
+ * zr_copy_keep - copy the @len bytes of @text for @f, within
+ * ZR_DEV_COPY_BUDGET.  Returns the copy @f holds now (another read of
+ * the same file may have set one first: that one is returned, ours
+ * freed), or NULL when the budget or malloc refuses.
+ */
+static struct zr_copy *zr_copy_keep(struct zr_dev *dev, struct zr_dev_file *f,
+				    const char *text, size_t len)
+{
+	struct zr_copy *copy, *was = NULL;
+
+	if (atomic_fetch_add(&dev->copy_bytes, len) + len > ZR_DEV_COPY_BUDGET)
+		goto out_unbudget;
+	copy = malloc(sizeof(*copy) + len);
+	if (!copy)
+		goto out_unbudget;
+	copy->len = len;
+	memcpy(copy->text, text, len);
+	if (atomic_compare_exchange_strong(&f->copy, &was, copy))
+		return copy;
+	free(copy);
+	atomic_fetch_sub(&dev->copy_bytes, len);
+	return was;
+
+out_unbudget:
+	atomic_fetch_sub(&dev->copy_bytes, len);
+	return NULL;
+}
+
+ssize_t zr_dev_file_read(struct zr_dev *dev, struct zr_dev_file *f,
+			 char *buf, size_t size, uint64_t off)
+{
+	struct zr_copy *copy = atomic_load(&f->copy);
+	size_t whole, len;
+	int ret;
+
+	if (!copy) {
+		whole = atomic_load(&f->whole);
+		if (off > 0 && whole && off >= whole)
+			return 0;
+		ret = zr_dev_show(dev, f->attr, buf, f->attr->size);
+		if (ret < 0)
+			return ret;
+		len = (size_t)ret;
+		if (off == 0 && size >= len) {
+			atomic_store(&f->whole, len);
+			return (ssize_t)len;
+		}
+		copy = zr_copy_keep(dev, f, buf, len);
+		if (!copy)
+			return -ENOMEM;
+	}
+	if (off >= copy->len)
+		return 0;
+	if (size > copy->len - (size_t)off)
+		size = copy->len - (size_t)off;
+	memcpy(buf, copy->text + off, size);
+	return (ssize_t)size;
 }

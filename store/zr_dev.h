@@ -50,10 +50,13 @@
  */
 #define ZR_DEV_IO_MAX (1u << 20)
 /*
- * The transport's defaults, used where the options leave them unset:
- * FUSE worker threads, the largest read (a literal: it is pasted into
- * the mount options), the requests in flight (max_background).  Their
- * rationale is at their use in fusezram.c.
+ * The transport's defaults where the options leave them unset.  FUSE
+ * workers (max_threads): each request in flight holds one while it is
+ * compressed; 16 is past most machines' cores, where more only switch.
+ * The largest read (max_read, pasted into the mount options, so a
+ * literal): a 1 MiB direct read comes as 16 requests of 64 KiB, which
+ * keep every CPU decompressing (bench/RESULTS.md).  Requests in flight
+ * (max_background): a loop device queues up to 128.
  */
 #define ZR_DEV_WORKERS_DEFAULT 16
 #define ZR_DEV_READ_DEFAULT 65536
@@ -116,9 +119,10 @@ enum zr_dev_opt {
 	ZR_NOPTS,
 };
 
-/* The options as given: the caller's strings, the last given of each. */
+/* The options as given: the caller's strings (owned and freed by the
+ * caller, never changed here), the last given of each. */
 struct zr_dev_opts {
-	const char *val[ZR_NOPTS];	/* as typed; NULL if not given */
+	char *val[ZR_NOPTS];		/* as typed; NULL if not given */
 	int novalue;			/* one of ours given without "=", or -1 */
 };
 
@@ -146,10 +150,11 @@ int zr_dev_check_opts(const struct zr_dev_opts *o, struct zr_dev_conf *conf,
 		      char *msg, size_t msgsize);
 
 /*
- * zr_dev_algorithms_help - one line per compressor, "@indent%-6s N to M,
- * default D\n", into @buf (truncated to @size).  Cannot fail.
+ * zr_dev_opts_help - the --help lines of the device's own options
+ * (disksize to reserve, with every compressor's levels), into @buf
+ * (truncated to @size).  Cannot fail.
  */
-void zr_dev_algorithms_help(char *buf, size_t size, const char *indent);
+void zr_dev_opts_help(char *buf, size_t size);
 
 /* ---- the device ---------------------------------------------------------------- */
 
@@ -203,16 +208,25 @@ ssize_t zr_dev_write(struct zr_dev *dev, const void *buf, size_t len,
 		     uint64_t off);
 
 /*
- * zr_dev_discard - make [@off, @off+@len) read as zeros (zr_discard()),
- * as fallocate's PUNCH_HOLE and ZERO_RANGE.  @clip: a range past the end
- * is clipped there (KEEP_SIZE), and one starting at or past the end does
- * nothing; without it a range ending past the end is refused with -EFBIG
- * and nothing done.  @len > 0.  Sets *@changed when the store was asked
- * to discard (even if it then failed: whole pages go first).
- * Returns 0 or -errno from zr_discard().
+ * zr_dev_fallocate - fallocate(2) of the disk, which never grows (after
+ * one without FALLOC_FL_KEEP_SIZE the kernel would grow its cached size
+ * to @off+@len).  @off >= 0 and @len > 0, both below 2^63.
+ *
+ *   0 (allocate)		inside the size: nothing to do, 0; a range
+ *				ending past the end: -EFBIG
+ *   KEEP_SIZE			nothing to allocate: 0
+ *   PUNCH_HOLE|KEEP_SIZE,	zr_discard(), clipped at the end; a range
+ *   ZERO_RANGE|KEEP_SIZE	starting at or past the end: nothing, 0
+ *   ZERO_RANGE			zr_discard() inside the size; a range ending
+ *				past the end: -EFBIG, nothing done
+ *   anything else		-EOPNOTSUPP
+ *
+ * Sets *@changed when the store was asked to discard (even if it then
+ * failed: whole pages go first).  Returns 0 or -errno as above, or from
+ * zr_discard().  Takes init_lock shared.
  */
-int zr_dev_discard(struct zr_dev *dev, uint64_t off, uint64_t len, bool clip,
-		   bool *changed);
+int zr_dev_fallocate(struct zr_dev *dev, int mode, uint64_t off, uint64_t len,
+		     bool *changed);
 
 /* zr_dev_seek - zr_seek() on the current store: an offset or -errno. */
 int64_t zr_dev_seek(struct zr_dev *dev, uint64_t off, int whence);
@@ -295,5 +309,48 @@ int zr_dev_show(struct zr_dev *dev, const struct zr_dev_attr *attr,
  */
 int zr_dev_store(struct zr_dev *dev, const struct zr_dev_attr *attr,
 		 const char *buf, size_t len);
+
+/* ---- open control files ------------------------------------------------------ */
+
+/*
+ * An open control file, as kernfs's open file: the text is made by show
+ * at a read from offset 0.  A read that takes it whole (cat, fzramctl,
+ * any reader with a buffer of attr->size) keeps nothing but its length,
+ * so that the next read, at that offset, is EOF.  A reader that takes
+ * it in pieces, or starts past 0, gets a copy made at that read and kept
+ * until close, so that its pieces fit together; the copies of all open
+ * files of a device hold at most ZR_DEV_COPY_BUDGET bytes (the daemon
+ * is mlocked: opens must not pin memory).  Reads of one file may run
+ * concurrently.
+ */
+struct zr_dev_file;
+
+#define ZR_DEV_COPY_BUDGET (1u << 20)
+
+/*
+ * zr_dev_file_open - a new open file of @attr (any attribute; access
+ * modes are the caller's to check).  Returns 0 and sets *@out (close
+ * with zr_dev_file_close()), or -ENOMEM.  Takes no lock.
+ */
+int zr_dev_file_open(const struct zr_dev_attr *attr, struct zr_dev_file **out);
+
+/* zr_dev_file_attr - the attribute @f is a file of.  Cannot fail. */
+const struct zr_dev_attr *zr_dev_file_attr(const struct zr_dev_file *f);
+
+/*
+ * zr_dev_file_read - read up to @size bytes at @off into @buf, which
+ * holds at least @size and attr->size bytes.  Returns the bytes read (0
+ * at the end), -ENOMEM when a piecewise reader's copy is refused (budget
+ * or malloc), -EACCES if the attribute has no show.  Takes init_lock
+ * shared around show.
+ */
+ssize_t zr_dev_file_read(struct zr_dev *dev, struct zr_dev_file *f,
+			 char *buf, size_t size, uint64_t off);
+
+/*
+ * zr_dev_file_close - free @f and its copy, giving the copy's budget
+ * back.  Accepts NULL.  No read of @f may run or follow.
+ */
+void zr_dev_file_close(struct zr_dev *dev, struct zr_dev_file *f);
 
 #endif /* FUSEZRAM_ZR_DEV_H */
