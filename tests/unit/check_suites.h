@@ -7,5 +7,6 @@
 Suite *zcomp_suite(void);	/* tests/unit/check_zcomp.c */
 Suite *zs_pool_suite(void);	/* tests/unit/check_zs_pool.c */
 Suite *zr_store_suite(void);	/* tests/unit/check_zr_store.c */
+Suite *zr_dev_suite(void);	/* tests/unit/check_zr_dev.c */
 
 #endif
