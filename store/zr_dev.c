@@ -630,7 +630,7 @@ static void zr_unlock(struct zr_dev *dev)
  * glibc's rwlock costs one atomic read-modify-write to take and one to
  * drop, on a line every worker shares: tens of nanoseconds when workers
  * collide, against microseconds to compress a page; measured within the
- * run-to-run noise (bench/RESULTS.md, "The init lock").
+ * run-to-run noise (bench/RESULTS.md, "Tuning figures").
  */
 ssize_t zr_dev_read(struct zr_dev *dev, void *buf, size_t len, uint64_t off)
 {

@@ -53,14 +53,9 @@
  * proposal intended.  Only while fewer large requests are in flight than
  * there are threads to compress (big_inflight): when the kernel already
  * sends one per CPU (a loop device's 1 MiB direct I/O comes as 8 requests
- * of 128 KiB), splitting each only adds wake-ups.  Measured, dd to a DIO
- * loop device on 2 CPUs, median of 5 (a noisy machine): always splitting
- * read 1287-1390 MB/s against 1642-1687 with threads=1, overwrote
- * 461-527 against 542-590; with this rule the default reads 1394-1458
- * against threads=1's 1292-1337 in a later pair, writes 497-501 against
- * 464-491.  A busy machine simply leaves the caller to do its own pages.
- *
- * TODO: idle marking by age.
+ * of 128 KiB), splitting each only adds wake-ups (always splitting read
+ * a fifth slower than threads=1; bench/RESULTS.md).  A busy machine
+ * simply leaves the caller to do its own pages.
  */
 #include <errno.h>
 #include <pthread.h>
