@@ -11,6 +11,7 @@
  *				by trylock, to swap st
  *	  -> the store's locks	(zr_store.h), inside store calls
  *	dev->opens		atomic; changed under init_lock shared
+ *	dev->copy_bytes, the fields of an open file: atomics, no lock
  * No function here is called with init_lock held by its caller, and none
  * takes it twice.
  *
