@@ -4,7 +4,9 @@
  * the store was made with, the count of opens behind EBUSY, the control
  * attributes (show/store, the files of control/), the summary, and the
  * one set of size and number parsers that both -o options and attribute
- * writes go through.  The FUSE glue (fusezram.c) sees only this header.
+ * writes go through, and the open control files (kernfs's open file).
+ * The FUSE glue (fusezram.c) sees only this header (and zr_store.h, which
+ * it includes).
  *
  * Locking:
  *	init_lock (a reader/writer lock, zram's init_lock) guards the store
@@ -18,7 +20,8 @@
  *	  -> the store's own locks (zr_store.h), taken inside store calls.
  *	The open count is an atomic changed with init_lock held shared and
  *	read by replacers with it held exclusive (so it cannot rise
- *	meanwhile) and lock-free by zr_dev_opens().
+ *	meanwhile) and lock-free by zr_dev_opens().  Open control files
+ *	and their copies' budget are atomics: no lock.
  *
  * Errors are -errno; nothing here logs.  No FUSE header is included.
  */
