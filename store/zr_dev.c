@@ -721,16 +721,6 @@ void zr_dev_get_stats(struct zr_dev *dev, struct zr_stats *s,
 	zr_unlock(dev);
 }
 
-static struct zr_config zr_cur_config(struct zr_dev *dev);
-
-void zr_dev_get_config(struct zr_dev *dev, struct zr_config *zc)
-{
-	zr_lock_shared(dev);
-	*zc = zr_cur_config(dev);
-	zc->level = zr_level(dev->st);
-	zr_unlock(dev);
-}
-
 void zr_dev_open(struct zr_dev *dev)
 {
 	zr_lock_shared(dev);
@@ -774,6 +764,14 @@ static struct zr_config zr_cur_config(struct zr_dev *dev)
 	zr_get_stats(dev->st, &s);
 	zc.mem_limit = s.mem_limit;
 	return zc;
+}
+
+void zr_dev_get_config(struct zr_dev *dev, struct zr_config *zc)
+{
+	zr_lock_shared(dev);
+	*zc = zr_cur_config(dev);
+	zc->level = zr_level(dev->st);
+	zr_unlock(dev);
 }
 
 /*
