@@ -70,14 +70,9 @@
  * proposal intended.  Only while fewer large requests are in flight than
  * there are threads to compress (big_inflight): when the kernel already
  * sends one per CPU (a loop device's 1 MiB direct I/O comes as 8 requests
- * of 128 KiB), splitting each only adds wake-ups.  Measured, dd to a DIO
- * loop device on 2 CPUs, median of 5 (a noisy machine): always splitting
- * read 1287-1390 MB/s against 1642-1687 with threads=1, overwrote
- * 461-527 against 542-590; with this rule the default reads 1394-1458
- * against threads=1's 1292-1337 in a later pair, writes 497-501 against
- * 464-491.  A busy machine simply leaves the caller to do its own pages.
- *
- * TODO: idle marking by age.
+ * of 128 KiB), splitting each only adds wake-ups (always splitting read
+ * a fifth slower than threads=1; bench/RESULTS.md).  A busy machine
+ * simply leaves the caller to do its own pages.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -1390,6 +1385,28 @@ const char *zr_algorithm(const struct zr_store *st)
 int zr_level(const struct zr_store *st)
 {
 	return st->level;
+}
+
+unsigned zr_class_count(struct zr_store *st)
+{
+	return zs_class_count(st->pool);
+}
+
+int zr_get_class_stats(struct zr_store *st, unsigned i,
+		       struct zr_class_stats *out)
+{
+	struct zs_class_stats cs;
+	int ret;
+
+	ret = zs_get_class_stats(st->pool, i, &cs);
+	if (ret < 0)
+		return ret;
+	out->size = cs.size;
+	out->span_pages = cs.span_pages;
+	out->spans = cs.spans;
+	out->objs_used = cs.objs_used;
+	out->objs_total = cs.objs_total;
+	return 0;
 }
 
 struct zs_pool *zr_pool(struct zr_store *st)

@@ -216,6 +216,24 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 const char *zr_algorithm(const struct zr_store *st);
 int zr_level(const struct zr_store *st);
 
+/* Per-size-class figures of the allocator, for the summary.  Approximate. */
+struct zr_class_stats {
+	unsigned size;		/* object size of the class, bytes */
+	unsigned span_pages;	/* pages per span */
+	uint64_t spans;		/* spans allocated */
+	uint64_t objs_used;	/* live objects */
+	uint64_t objs_total;	/* room for objects in all spans */
+};
+
+/*
+ * zr_class_count / zr_get_class_stats - the number of size classes, and
+ * the figures of class @i.  Returns 0, or -EINVAL for an index past the
+ * last.  Takes the class's lock shared.
+ */
+unsigned zr_class_count(struct zr_store *st);
+int zr_get_class_stats(struct zr_store *st, unsigned i,
+		       struct zr_class_stats *out);
+
 /* zr_pool - the store's allocator, for per-class statistics; owned by the
  * store and valid until zr_store_destroy().  Cannot fail. */
 struct zs_pool *zr_pool(struct zr_store *st);

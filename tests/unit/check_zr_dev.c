@@ -1,0 +1,989 @@
+/*
+ * Unit tests of the device (store/zr_dev.c): the size and number
+ * parsers, every -o option the device checks (good values, every kind of
+ * bad one, and the one-line message naming it), every control attribute
+ * (show formats, good and bad writes with nothing changed, EBUSY while
+ * open or holding data), the I/O wrappers and open control files.  No
+ * root, no FUSE.
+ *
+ * Loop tests run once per backend in zcomp_backends(); the fixture-less
+ * helpers give each a fresh device of TD_DISK bytes with no reserve.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "compressors/zcomp.h"
+#include "store/zr_dev.h"
+#include "tests/unit/check_suites.h"
+#include "tests/unit/check_util.h"
+
+#define TD_DISK (1u << 20)
+
+/* Values no parser of the device takes, whatever the option. */
+static const char *const td_junk[] = {
+	"", "banana", "-1", "0x10", "1e99", "1G1", " 1", "1 ", "1.5", "1KK",
+	"1K1", "1.5G", "1X", "K", "\t1", "1\n2", "99999999999999999999",
+	"999999999999999999999999999999999999999999999999999999999999999999",
+};
+#define TD_NJUNK (sizeof(td_junk) / sizeof(td_junk[0]))
+
+static const char *td_backend(int i)
+{
+	return zcomp_backends()[i]->name;
+}
+
+/* td_create - a device of @disksize bytes compressing with backend @i. */
+static struct zr_dev *td_create(int i, const char *disksize)
+{
+	struct zr_dev_opts o = { .novalue = -1 };
+	struct zr_dev_conf conf;
+	struct zr_dev *dev = NULL;
+	char msg[ZR_DEV_MSG_SIZE];
+
+	o.val[ZR_OPT_DISKSIZE] = (char *)disksize;
+	o.val[ZR_OPT_COMP_ALGORITHM] = (char *)td_backend(i);
+	o.val[ZR_OPT_RESERVE] = (char *)"0";
+	o.val[ZR_OPT_THREADS] = (char *)"2";
+	ck_assert_int_eq(zr_dev_check_opts(&o, &conf, msg, sizeof(msg)), 0);
+	ck_assert_int_eq(zr_dev_create(&conf, &dev), 0);
+	ck_assert_ptr_nonnull(dev);
+	return dev;
+}
+
+static const struct zr_dev_attr *td_attr(const char *name)
+{
+	const struct zr_dev_attr *a = zr_dev_attr_find(name);
+
+	ck_assert_msg(a != NULL, "no attribute %s", name);
+	return a;
+}
+
+/* td_show - the text of attribute @name; static, overwritten next call. */
+static const char *td_show_buf(struct zr_dev *dev, const char *name,
+			       char *buf, size_t size)
+{
+	int ret = zr_dev_show(dev, td_attr(name), buf, size);
+
+	ck_assert_msg(ret >= 0, "show %s: %d", name, ret);
+	ck_assert_uint_eq(strlen(buf), (size_t)ret);
+	return buf;
+}
+
+static char td_buf[ZR_DEV_SUMMARY_SIZE];
+#define td_show(dev, name) td_show_buf(dev, name, td_buf, sizeof(td_buf))
+
+static int td_store(struct zr_dev *dev, const char *name, const char *text)
+{
+	return zr_dev_store(dev, td_attr(name), text, strlen(text));
+}
+
+/*
+ * td_store_bad - @text to @name is refused with @err and changes nothing
+ * that any readable attribute shows (summary aside: its figures move).
+ */
+static void td_store_bad(struct zr_dev *dev, const char *name,
+			 const char *text, int err)
+{
+	static char before[8][ZR_DEV_ATTR_SIZE];
+	static const char *const shown[] = {
+		"disksize", "comp_algorithm", "algorithm_params", "mem_limit",
+		"max_comp_streams",
+	};
+	size_t i;
+
+	for (i = 0; i < 5; i++)
+		td_show_buf(dev, shown[i], before[i], sizeof(before[i]));
+	ck_assert_msg(td_store(dev, name, text) == err,
+		      "write '%s' to %s: not %d", text, name, err);
+	for (i = 0; i < 5; i++)
+		ck_assert_str_eq(td_show(dev, shown[i]), before[i]);
+}
+
+/*
+ * td_store_junk - every junk value to @name is refused, changing nothing;
+ * an empty write(2) does nothing at all, an empty line is refused.
+ */
+static void td_store_junk(struct zr_dev *dev, const char *name)
+{
+	size_t j;
+
+	for (j = 0; j < TD_NJUNK; j++)
+		td_store_bad(dev, name, td_junk[j], td_junk[j][0] ? -EINVAL : 0);
+	td_store_bad(dev, name, "\n", -EINVAL);
+}
+
+/* The number of whitespace-separated fields in @s. */
+static int td_fields(const char *s)
+{
+	int n = 0;
+
+	while (*s) {
+		while (*s == ' ' || *s == '\n')
+			s++;
+		if (!*s)
+			break;
+		n++;
+		while (*s && *s != ' ' && *s != '\n')
+			s++;
+	}
+	return n;
+}
+
+/* td_fill - write @pages pages of text-like data from offset 0. */
+static void td_fill(struct zr_dev *dev, unsigned pages)
+{
+	static char page[ZR_PAGE_SIZE];
+	unsigned i;
+
+	for (i = 0; i < sizeof(page); i++)
+		page[i] = "fusezram device test "[i % 21];
+	for (i = 0; i < pages; i++)
+		ck_assert_int_eq(zr_dev_write(dev, page, sizeof(page),
+					      (uint64_t)i * sizeof(page)),
+				 (ssize_t)sizeof(page));
+}
+
+/* ---- parsers ------------------------------------------------------------- */
+
+START_TEST(test_parse_size)
+{
+	static const struct { const char *s; uint64_t v; } good[] = {
+		{ "0", 0 }, { "4096", 4096 }, { "1k", 1024 }, { "1K", 1024 },
+		{ "2m", 2 << 20 }, { "2M", 2 << 20 }, { "3G", 3ULL << 30 },
+		{ "1t", 1ULL << 40 }, { "007", 7 },
+		{ "18446744073709551615", UINT64_MAX },
+		{ "16777215T", 16777215ULL << 40 },
+	};
+	static const char *const inval[] = {
+		"", "x", "-1", "+1", " 1", "1 ", "1KK", "1K1", "1.5G", "1X",
+		"K", "1e3", "0x10", "1KiB", "\n",
+	};
+	static const char *const range[] = {
+		"18446744073709551616", "16777216T", "17179869184G",
+		"99999999999999999999999",
+	};
+	uint64_t v = 42;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_int_eq(zr_dev_parse_size(good[i].s, &v), 0);
+		ck_assert_uint_eq(v, good[i].v);
+	}
+	for (i = 0; i < sizeof(inval) / sizeof(inval[0]); i++) {
+		v = 42;
+		ck_assert_msg(zr_dev_parse_size(inval[i], &v) == -EINVAL,
+			      "'%s' is a size", inval[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	for (i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
+		ck_assert_int_eq(zr_dev_parse_size(range[i], &v), -ERANGE);
+		ck_assert_uint_eq(v, 42);
+	}
+}
+END_TEST
+
+START_TEST(test_parse_numbers)
+{
+	static const char *const bad_u64[] = {
+		"", "-1", "+1", " 1", "1 ", "1K", "1.5", "0x10",
+		"18446744073709551616",
+	};
+	static const char *const bad_int[] = {
+		"", "-", "+", " 1", "1 ", "1K", "1.5", "0x10", "2147483648",
+		"-2147483649", "--1",
+	};
+	uint64_t u;
+	size_t i;
+	int v;
+
+	ck_assert_int_eq(zr_dev_parse_u64("0", &u), 0);
+	ck_assert_uint_eq(u, 0);
+	ck_assert_int_eq(zr_dev_parse_u64("18446744073709551615", &u), 0);
+	ck_assert_uint_eq(u, UINT64_MAX);
+	for (i = 0; i < sizeof(bad_u64) / sizeof(bad_u64[0]); i++)
+		ck_assert_msg(zr_dev_parse_u64(bad_u64[i], &u) == -EINVAL,
+			      "'%s' is a u64", bad_u64[i]);
+	ck_assert_int_eq(zr_dev_parse_int("-5", &v), 0);
+	ck_assert_int_eq(v, -5);
+	ck_assert_int_eq(zr_dev_parse_int("+7", &v), 0);
+	ck_assert_int_eq(v, 7);
+	ck_assert_int_eq(zr_dev_parse_int("2147483647", &v), 0);
+	ck_assert_int_eq(v, 2147483647);
+	ck_assert_int_eq(zr_dev_parse_int("-2147483648", &v), 0);
+	for (i = 0; i < sizeof(bad_int) / sizeof(bad_int[0]); i++)
+		ck_assert_msg(zr_dev_parse_int(bad_int[i], &v) == -EINVAL,
+			      "'%s' is an int", bad_int[i]);
+}
+END_TEST
+
+/* ---- options --------------------------------------------------------------- */
+
+static int td_check(int opt, const char *val, struct zr_dev_conf *conf,
+		    char *msg)
+{
+	struct zr_dev_opts o = { .novalue = -1 };
+
+	o.val[opt] = (char *)val;
+	msg[0] = '\0';
+	return zr_dev_check_opts(&o, conf, msg, ZR_DEV_MSG_SIZE);
+}
+
+START_TEST(test_opts_defaults)
+{
+	struct zr_dev_opts o = { .novalue = -1 };
+	struct zr_dev_conf c;
+	char msg[ZR_DEV_MSG_SIZE];
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(c.zc.disksize, ZR_DEV_DISKSIZE_DEFAULT);
+	ck_assert_str_eq(c.zc.algorithm, "lz4");
+	ck_assert_int_eq(c.zc.level, ZCOMP_LEVEL_DEFAULT);
+	ck_assert_uint_eq(c.zc.mem_limit, 0);
+	ck_assert_uint_eq(c.zc.reserve, ZR_RESERVE_DEFAULT);
+	ck_assert_uint_eq(c.threads, cpus < 1 ? 1 : cpus > 1024 ? 1024 :
+			  (unsigned)cpus);
+	ck_assert_uint_eq(c.zc.workers, c.threads - 1);
+	ck_assert_uint_eq(c.max_read, ZR_DEV_READ_DEFAULT);
+	ck_assert_uint_eq(c.max_threads, ZR_DEV_WORKERS_DEFAULT);
+	ck_assert_str_eq(zr_dev_opt_name(ZR_OPT_CONGESTION_THRESHOLD),
+			 "congestion_threshold");
+	ck_assert_ptr_null(zr_dev_opt_name(ZR_NOPTS));
+	ck_assert_ptr_null(zr_dev_opt_name(-1));
+}
+END_TEST
+
+START_TEST(test_opts_good)
+{
+	struct zr_dev_opts o = { .novalue = -1 };
+	struct zr_dev_conf c;
+	char msg[ZR_DEV_MSG_SIZE];
+
+	o.val[ZR_OPT_DISKSIZE] = (char *)"5000";
+	o.val[ZR_OPT_COMP_ALGORITHM] = (char *)"zstd";
+	o.val[ZR_OPT_COMP_LEVEL] = (char *)"-2";
+	o.val[ZR_OPT_MEM_LIMIT] = (char *)"1";
+	o.val[ZR_OPT_THREADS] = (char *)"+3";
+	o.val[ZR_OPT_RESERVE] = (char *)"16M";
+	o.val[ZR_OPT_MAX_THREADS] = (char *)"1024";
+	o.val[ZR_OPT_MAX_READ] = (char *)"4096";
+	o.val[ZR_OPT_MAX_WRITE] = (char *)"1048576";
+	o.val[ZR_OPT_MAX_BACKGROUND] = (char *)"16";
+	o.val[ZR_OPT_CONGESTION_THRESHOLD] = (char *)"16";
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(c.zc.disksize, 8192);		/* rounded up */
+	ck_assert_str_eq(c.zc.algorithm, "zstd");
+	ck_assert_int_eq(c.zc.level, -2);
+	ck_assert_uint_eq(c.zc.mem_limit, 4096);
+	ck_assert_uint_eq(c.threads, 3);
+	ck_assert_uint_eq(c.zc.workers, 2);
+	ck_assert_uint_eq(c.zc.reserve, 16 << 20);
+	ck_assert_uint_eq(c.max_threads, 1024);
+	ck_assert_uint_eq(c.max_read, 4096);
+	/* A size of the largest off_t, rounded down to pages, is taken. */
+	ck_assert_int_eq(td_check(ZR_OPT_DISKSIZE, "8388607T", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.disksize, 8388607ULL << 40);
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "0", &c, msg), 0);
+	ck_assert_int_eq(td_check(ZR_OPT_RESERVE, "0", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.reserve, 0);
+	ck_assert_int_eq(td_check(ZR_OPT_CONGESTION_THRESHOLD, "64", &c, msg),
+			 0);
+}
+END_TEST
+
+/* Exactly the messages of fusezram before the device layer. */
+START_TEST(test_opts_messages)
+{
+	static const struct { int opt; const char *val, *msg; } t[] = {
+		{ ZR_OPT_DISKSIZE, "banana", "invalid disksize 'banana': expected a size such as 512M or 4G" },
+		{ ZR_OPT_DISKSIZE, "0", "invalid disksize '0': must be greater than 0" },
+		{ ZR_OPT_DISKSIZE, "99999999999T", "invalid disksize '99999999999T': too large" },
+		{ ZR_OPT_DISKSIZE, "8388608T", "invalid disksize '8388608T': too large" },
+		{ ZR_OPT_COMP_ALGORITHM, "nosuch", "invalid comp_algorithm 'nosuch': expected one of lz4, lz4hc, zstd" },
+		{ ZR_OPT_COMP_LEVEL, "65538", "invalid comp_level '65538': expected an integer from 1 to 65537 for lz4" },
+		{ ZR_OPT_COMP_LEVEL, "x", "invalid comp_level 'x': expected an integer from 1 to 65537 for lz4" },
+		{ ZR_OPT_MEM_LIMIT, "x", "invalid mem_limit 'x': expected a size such as 512M or 4G, or 0 for no limit" },
+		{ ZR_OPT_MEM_LIMIT, "5Z", "invalid mem_limit '5Z': expected a size such as 512M or 4G, or 0 for no limit" },
+		{ ZR_OPT_MEM_LIMIT, "99999999999999999999", "invalid mem_limit '99999999999999999999': too large" },
+		{ ZR_OPT_THREADS, "banana", "invalid threads 'banana': expected an integer from 1 to 1024" },
+		{ ZR_OPT_THREADS, "0", "invalid threads '0': expected an integer from 1 to 1024" },
+		{ ZR_OPT_THREADS, "-1", "invalid threads '-1': expected an integer from 1 to 1024" },
+		{ ZR_OPT_RESERVE, "17M", "invalid reserve '17M': expected a size from 0 to 16M, such as 4M" },
+		{ ZR_OPT_RESERVE, "lots", "invalid reserve 'lots': expected a size from 0 to 16M, such as 4M" },
+		{ ZR_OPT_MAX_THREADS, "1025", "invalid max_threads '1025': expected an integer from 1 to 1024" },
+		{ ZR_OPT_MAX_READ, "64K", "invalid max_read '64K': expected a number of bytes from 4096 to 1048576" },
+		{ ZR_OPT_MAX_WRITE, "4095", "invalid max_write '4095': expected a number of bytes from 4096 to 1048576" },
+		{ ZR_OPT_MAX_BACKGROUND, "0", "invalid max_background '0': expected an integer from 1 to 65535" },
+		{ ZR_OPT_CONGESTION_THRESHOLD, "65536", "invalid congestion_threshold '65536': expected an integer from 1 to 65535" },
+		{ ZR_OPT_CONGESTION_THRESHOLD, "65", "invalid congestion_threshold '65': expected an integer from 1 to 64 (max_background)" },
+	};
+	struct zr_dev_opts o = { .novalue = ZR_OPT_THREADS };
+	struct zr_dev_conf c;
+	char msg[ZR_DEV_MSG_SIZE];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ck_assert_int_eq(td_check(t[i].opt, t[i].val, &c, msg), -EINVAL);
+		ck_assert_str_eq(msg, t[i].msg);
+	}
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, sizeof(msg)), -EINVAL);
+	ck_assert_str_eq(msg, "option 'threads' needs a value, as in -o threads=...");
+	/* The level's range is the chosen compressor's. */
+	o.novalue = -1;
+	o.val[ZR_OPT_COMP_ALGORITHM] = (char *)"zstd";
+	o.val[ZR_OPT_COMP_LEVEL] = (char *)"999";
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, sizeof(msg)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(msg, "invalid comp_level '999'"));
+	ck_assert_ptr_nonnull(strstr(msg, "for zstd"));
+	/* A threshold past a max_background given, in either order. */
+	memset(o.val, 0, sizeof(o.val));
+	o.val[ZR_OPT_MAX_BACKGROUND] = (char *)"16";
+	o.val[ZR_OPT_CONGESTION_THRESHOLD] = (char *)"17";
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, sizeof(msg)), -EINVAL);
+	ck_assert_str_eq(msg, "invalid congestion_threshold '17': expected an integer from 1 to 16 (max_background)");
+	/* A message is cut to the caller's buffer, never overrun. */
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, 8), -EINVAL);
+	ck_assert_str_eq(msg, "invalid");
+}
+END_TEST
+
+/* Every option refuses every junk value, naming itself and the value. */
+START_TEST(test_opts_junk)
+{
+	struct zr_dev_conf c;
+	char msg[ZR_DEV_MSG_SIZE], want[ZR_DEV_MSG_SIZE];
+	size_t j;
+	int opt;
+
+	for (opt = 0; opt < ZR_NOPTS; opt++) {
+		for (j = 0; j < TD_NJUNK; j++) {
+			ck_assert_msg(td_check(opt, td_junk[j], &c, msg) ==
+				      -EINVAL, "%s='%s' taken",
+				      zr_dev_opt_name(opt), td_junk[j]);
+			snprintf(want, sizeof(want), "invalid %s '%s': ",
+				 zr_dev_opt_name(opt), td_junk[j]);
+			ck_assert_msg(strncmp(msg, want, strlen(want)) == 0,
+				      "message '%s'", msg);
+			ck_assert_ptr_null(strchr(msg + strlen(want), '\n'));
+		}
+		/* A sign is an integer's, never a size's or a count's. */
+		if (opt != ZR_OPT_THREADS && opt != ZR_OPT_COMP_LEVEL &&
+		    opt != ZR_OPT_COMP_ALGORITHM)
+			ck_assert_int_eq(td_check(opt, "+1", &c, msg), -EINVAL);
+	}
+	/* Suffixes: sizes take one, counts and integers none. */
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "1K", &c, msg), 0);
+	ck_assert_int_eq(td_check(ZR_OPT_MAX_WRITE, "64K", &c, msg), -EINVAL);
+	ck_assert_int_eq(td_check(ZR_OPT_THREADS, "1K", &c, msg), -EINVAL);
+	ck_assert_int_eq(td_check(ZR_OPT_MAX_THREADS, "4294967297", &c, msg),
+			 -EINVAL);
+}
+END_TEST
+
+START_TEST(test_opts_help)
+{
+	char buf[4096];
+
+	zr_dev_opts_help(buf, sizeof(buf));
+	ck_assert_ptr_nonnull(strstr(buf, "    -o disksize=SIZE"));
+	ck_assert_ptr_nonnull(strstr(buf, "                             zstd   "));
+	ck_assert_ptr_nonnull(strstr(buf, "0 to 16M (default: 4M)\n"));
+	zr_dev_opts_help(buf, 10);
+	ck_assert_uint_eq(strlen(buf), 9);
+}
+END_TEST
+
+/* ---- attributes ------------------------------------------------------------ */
+
+START_TEST(test_attr_table)
+{
+	static const struct { const char *name; mode_t mode; } t[] = {
+		{ "disksize", 0644 }, { "comp_algorithm", 0644 },
+		{ "algorithm_params", 0644 }, { "mem_limit", 0644 },
+		{ "mem_used_max", 0644 }, { "compact", 0200 },
+		{ "reset", 0200 }, { "idle", 0200 },
+		{ "max_comp_streams", 0444 }, { "mm_stat", 0444 },
+		{ "io_stat", 0444 }, { "debug_stat", 0444 },
+		{ "summary", 0444 },
+	};
+	const struct zr_dev_attr *a;
+	size_t i;
+
+	ck_assert_uint_eq(zr_dev_nattrs(), sizeof(t) / sizeof(t[0]));
+	ck_assert_ptr_null(zr_dev_attr(zr_dev_nattrs()));
+	ck_assert_ptr_null(zr_dev_attr_find("nosuch"));
+	for (i = 0; i < zr_dev_nattrs(); i++) {
+		a = zr_dev_attr(i);
+		ck_assert_str_eq(a->name, t[i].name);
+		ck_assert_uint_eq(a->mode, t[i].mode);
+		ck_assert(a->readable == !!(t[i].mode & 0400));
+		ck_assert(a->writable == !!(t[i].mode & 0200));
+		ck_assert_uint_eq(a->size, strcmp(a->name, "summary") ?
+				  ZR_DEV_ATTR_SIZE : ZR_DEV_SUMMARY_SIZE);
+		ck_assert_ptr_eq(zr_dev_attr_find(a->name), a);
+	}
+	ck_assert(td_attr("reset")->replaces && td_attr("disksize")->replaces);
+	ck_assert(!td_attr("mem_limit")->replaces);
+}
+END_TEST
+
+/* Read-only refuse writes, write-only refuse reads: -EACCES. */
+START_TEST(test_attr_access)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	char buf[64];
+	size_t i;
+
+	for (i = 0; i < zr_dev_nattrs(); i++) {
+		const struct zr_dev_attr *a = zr_dev_attr(i);
+
+		if (!a->readable)
+			ck_assert_int_eq(zr_dev_show(dev, a, buf, sizeof(buf)),
+					 -EACCES);
+		if (!a->writable)
+			ck_assert_int_eq(zr_dev_store(dev, a, "1", 1), -EACCES);
+		/* An empty write does nothing. */
+		if (a->writable)
+			ck_assert_int_eq(zr_dev_store(dev, a, "", 0), 0);
+	}
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+START_TEST(test_attr_disksize)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	char big[ZR_DEV_ATTR_SIZE + 100];
+
+	ck_assert_str_eq(td_show(dev, "disksize"), "1048576\n");
+	ck_assert_uint_eq(zr_dev_disksize(dev), 1 << 20);
+	ck_assert_int_eq(td_store(dev, "disksize", "2M\n"), 0);
+	ck_assert_str_eq(td_show(dev, "disksize"), "2097152\n");
+	ck_assert_int_eq(td_store(dev, "disksize", "5000"), 0);
+	ck_assert_str_eq(td_show(dev, "disksize"), "8192\n");
+	ck_assert_int_eq(td_store(dev, "disksize", "1k"), 0);
+	ck_assert_str_eq(td_show(dev, "disksize"), "4096\n");
+	td_store_junk(dev, "disksize");
+	td_store_bad(dev, "disksize", "0", -EINVAL);
+	td_store_bad(dev, "disksize", "+4096", -EINVAL);
+	td_store_bad(dev, "disksize", "8388608T", -EINVAL);
+	td_store_bad(dev, "disksize", "1M\n\n", -EINVAL);
+	/* Past a page the rest is dropped, as kernfs: 4096 digits, too large. */
+	memset(big, '1', sizeof(big));
+	ck_assert_int_eq(zr_dev_store(dev, td_attr("disksize"), big,
+				      sizeof(big)), -EINVAL);
+	ck_assert_str_eq(td_show(dev, "disksize"), "4096\n");
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+START_TEST(test_attr_comp_algorithm)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	char want[64];
+	int n = tu_nbackends(), k;
+
+	for (k = 0; k < n; k++) {
+		ck_assert_int_eq(td_store(dev, "comp_algorithm", td_backend(k)),
+				 0);
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "comp_algorithm"),
+					     (snprintf(want, sizeof(want), "[%s]",
+						       td_backend(k)), want)));
+		ck_assert_uint_eq(td_fields(td_buf), n);
+		snprintf(want, sizeof(want), "algo=%s level=%d\n",
+			 td_backend(k), zcomp_backends()[k]->level_default);
+		ck_assert_str_eq(td_show(dev, "algorithm_params"), want);
+	}
+	ck_assert_int_eq(td_store(dev, "comp_algorithm", td_backend(_i)), 0);
+	td_store_bad(dev, "comp_algorithm", "", 0);	/* empty: nothing */
+	td_store_bad(dev, "comp_algorithm", "nosuch", -EINVAL);
+	td_store_bad(dev, "comp_algorithm", " lz4", -EINVAL);
+	td_store_bad(dev, "comp_algorithm", "lz4 ", -EINVAL);
+	td_store_bad(dev, "comp_algorithm", "LZ4", -EINVAL);
+	td_store_bad(dev, "comp_algorithm", "lz4\n\n", -EINVAL);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+START_TEST(test_attr_algorithm_params)
+{
+	const struct zcomp_backend *be = zcomp_backends()[_i];
+	struct zr_dev *dev = td_create(_i, "1M");
+	char text[128], want[128];
+
+	snprintf(text, sizeof(text), "level=%d\n", be->level_max);
+	ck_assert_int_eq(td_store(dev, "algorithm_params", text), 0);
+	snprintf(want, sizeof(want), "algo=%s level=%d\n", be->name,
+		 be->level_max);
+	ck_assert_str_eq(td_show(dev, "algorithm_params"), want);
+	snprintf(text, sizeof(text), "algo=%s  priority=0\tlevel=%d",
+		 be->name, be->level_min);
+	ck_assert_int_eq(td_store(dev, "algorithm_params", text), 0);
+	snprintf(want, sizeof(want), "algo=%s level=%d\n", be->name,
+		 be->level_min);
+	ck_assert_str_eq(td_show(dev, "algorithm_params"), want);
+
+	td_store_bad(dev, "algorithm_params", "level=", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "level", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "level=abc", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "level=1K", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "level=99999999", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "level=-99999999", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "algo=lz4", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "priority=0", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "priority=1 level=1", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "dict=/x level=1", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "foo=1 level=1", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "=1", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "banana", -EINVAL);
+	td_store_bad(dev, "algorithm_params", " ", -EINVAL);
+	snprintf(text, sizeof(text), "algo=%s level=%d",
+		 strcmp(be->name, "zstd") ? "zstd" : "lz4", be->level_default);
+	td_store_bad(dev, "algorithm_params", text, -EINVAL);
+	snprintf(text, sizeof(text), "level=%d", be->level_max + 1);
+	td_store_bad(dev, "algorithm_params", text, -EINVAL);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+START_TEST(test_attr_mem_limit)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	struct zr_stats s;
+	uint64_t size;
+
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "0\n");
+	ck_assert_int_eq(td_store(dev, "mem_limit", "1M\n"), 0);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "1048576\n");
+	zr_dev_get_stats(dev, &s, &size);
+	ck_assert_uint_eq(s.mem_limit, 1 << 20);
+	ck_assert_uint_eq(size, 1 << 20);
+	ck_assert_int_eq(td_store(dev, "mem_limit", "5000"), 0);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "8192\n");
+	td_store_junk(dev, "mem_limit");
+	td_store_bad(dev, "mem_limit", "8388608T", -EINVAL);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "8192\n");
+	ck_assert_int_eq(td_store(dev, "mem_limit", "0"), 0);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "0\n");
+	/* A limit survives a replacement of the store. */
+	ck_assert_int_eq(td_store(dev, "mem_limit", "64K"), 0);
+	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "65536\n");
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+START_TEST(test_attr_mem_used_max)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	unsigned long long peak, peak2;
+
+	td_fill(dev, 64);
+	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu\n", &peak),
+			 1);
+	ck_assert_uint_gt(peak, 0);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_PUNCH_HOLE |
+					  FALLOC_FL_KEEP_SIZE, 0, TD_DISK,
+					  &(bool){ false }), 0);
+	td_store_bad(dev, "mem_used_max", "1", -EINVAL);
+	td_store_bad(dev, "mem_used_max", "00", -EINVAL);
+	td_store_bad(dev, "mem_used_max", " 0", -EINVAL);
+	td_store_bad(dev, "mem_used_max", "banana", -EINVAL);
+	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
+				&peak2), 1);
+	ck_assert_uint_eq(peak2, peak);
+	ck_assert_int_eq(td_store(dev, "mem_used_max", "0\n"), 0);
+	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
+				&peak2), 1);
+	ck_assert_uint_le(peak2, peak);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+START_TEST(test_attr_compact_idle)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+
+	td_fill(dev, 32);
+	ck_assert_int_eq(td_store(dev, "compact", "1"), 0);
+	ck_assert_int_eq(td_store(dev, "compact", "anything at all"), 0);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+			      "  idle:         0 pages marked idle"));
+	ck_assert_int_eq(td_store(dev, "idle", "all\n"), 0);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+			      "  idle:         32 pages marked idle"));
+	ck_assert_int_eq(td_store(dev, "idle", "1"), 0);
+	ck_assert_int_eq(td_store(dev, "idle", "65535"), 0);
+	td_store_junk(dev, "idle");
+	td_store_bad(dev, "idle", "0", -EINVAL);
+	td_store_bad(dev, "idle", "65536", -EINVAL);
+	td_store_bad(dev, "idle", "+5", -EINVAL);
+	td_store_bad(dev, "idle", "ALL", -EINVAL);
+	td_store_bad(dev, "idle", "all ", -EINVAL);
+	td_store_bad(dev, "idle", "1m", -EINVAL);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/* reset: empties the disk, keeping its settings; busy only while open. */
+START_TEST(test_attr_reset)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	char before[ZR_DEV_ATTR_SIZE], page[ZR_PAGE_SIZE];
+	size_t j;
+
+	ck_assert_int_eq(td_store(dev, "mem_limit", "1M"), 0);
+	td_fill(dev, 8);
+	td_show_buf(dev, "algorithm_params", before, sizeof(before));
+	td_store_junk(dev, "reset");
+	td_store_bad(dev, "reset", "0", -EINVAL);
+	td_store_bad(dev, "reset", "+1", -EINVAL);
+	ck_assert_int_eq(td_store(dev, "reset", "1\n"), 0);
+	ck_assert_int_eq(zr_dev_read(dev, page, sizeof(page), 0),
+			 (ssize_t)sizeof(page));
+	for (j = 0; j < sizeof(page); j++)
+		ck_assert_int_eq(page[j], 0);
+	ck_assert_str_eq(td_show(dev, "algorithm_params"), before);
+	ck_assert_str_eq(td_show(dev, "disksize"), "1048576\n");
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "1048576\n");
+	ck_assert_int_eq(td_store(dev, "reset", "18446744073709551615"), 0);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * While open, every replacement is EBUSY; with data, all but reset.  Bad
+ * text is EINVAL whether or not the disk is busy.
+ */
+START_TEST(test_attr_busy)
+{
+	static const char *const replacing[] = {
+		"disksize", "comp_algorithm", "algorithm_params", "reset",
+	};
+	struct zr_dev *dev = td_create(_i, "1M");
+	char good[4][64];
+	size_t j;
+
+	snprintf(good[0], sizeof(good[0]), "2M");
+	snprintf(good[1], sizeof(good[1]), "%s", td_backend(_i));
+	snprintf(good[2], sizeof(good[2]), "level=%d",
+		 zcomp_backends()[_i]->level_default);
+	snprintf(good[3], sizeof(good[3]), "1");
+	zr_dev_open(dev);
+	zr_dev_open(dev);
+	ck_assert_int_eq(zr_dev_opens(dev), 2);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				     "Image:          open 2 time(s)"));
+	for (j = 0; j < 4; j++) {
+		td_store_bad(dev, replacing[j], good[j], -EBUSY);
+		td_store_bad(dev, replacing[j], "banana", -EINVAL);
+	}
+	zr_dev_release(dev);
+	td_store_bad(dev, "reset", "1", -EBUSY);
+	zr_dev_release(dev);
+	ck_assert_int_eq(zr_dev_opens(dev), 0);
+
+	td_fill(dev, 1);
+	for (j = 0; j < 3; j++) {
+		td_store_bad(dev, replacing[j], good[j], -EBUSY);
+		td_store_bad(dev, replacing[j], "banana", -EINVAL);
+	}
+	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	for (j = 0; j < 4; j++)
+		ck_assert_int_eq(td_store(dev, replacing[j], good[j]), 0);
+	ck_assert_str_eq(td_show(dev, "disksize"), "2097152\n");
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/* The read-only attributes' formats, kernel zram's field for field. */
+START_TEST(test_attr_formats)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	unsigned long long v[9];
+	char *line2;
+
+	ck_assert_str_eq(td_show(dev, "max_comp_streams"), "2\n");
+	td_fill(dev, 16);
+	td_show(dev, "mm_stat");
+	ck_assert_uint_eq(td_fields(td_buf), 9);
+	ck_assert_int_eq(sscanf(td_buf, "%llu %llu %llu %llu %llu %llu %llu %llu %llu",
+				&v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+				&v[6], &v[7], &v[8]), 9);
+	ck_assert_uint_eq(v[0], 16 * ZR_PAGE_SIZE);	/* orig_data_size */
+	ck_assert_uint_gt(v[1], 0);			/* compr_data_size */
+	ck_assert_uint_ge(v[4], v[2]);			/* max >= used */
+	ck_assert_uint_eq(td_buf[strlen(td_buf) - 1], '\n');
+	ck_assert_uint_eq(td_fields(td_show(dev, "io_stat")), 4);
+	ck_assert_int_eq(sscanf(td_buf, "%llu %llu %llu %llu", &v[0], &v[1],
+				&v[2], &v[3]), 4);
+	ck_assert_uint_eq(v[2], 0);
+	td_show(dev, "debug_stat");
+	ck_assert_int_eq(strncmp(td_buf, "version: 1\n", 11), 0);
+	line2 = td_buf + 11;
+	ck_assert_uint_eq(td_fields(line2), 2);
+	ck_assert_ptr_eq(strchr(line2, '\n'), td_buf + strlen(td_buf) - 1);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/* The summary: every line, empty and with data. */
+START_TEST(test_attr_summary)
+{
+	static const char *const lines[] = {
+		"fusezram: a disk of 1.0 MiB (256 pages of 4 KiB) kept in RAM, each page\n",
+		"\nData stored:    ", "\n  same-filled:  ", "\n  huge:         ",
+		"\n  idle:         ", "\nCompressed to:  ", "\nMemory used:    ",
+		"\nMemory saved:   ", "\nOverhead:       ", "\nReserve:        ",
+		"\nAllocations:    ", "\nNot counted:    ", "\nFailed I/O:     ",
+		"\nImage:          open 0 time(s); 2 thread(s)",
+		"\nMemory lock:    ", "\nSize classes in use.",
+		"   class  pages/span   spans   objects used / room   fill\n",
+	};
+	struct zr_dev *dev = td_create(_i, "1M");
+	char want[128];
+	size_t i;
+
+	td_show(dev, "summary");
+	for (i = 0; i < sizeof(lines) / sizeof(lines[0]); i++)
+		ck_assert_msg(strstr(td_buf, lines[i]) != NULL,
+			      "summary lacks '%s':\n%s", lines[i], td_buf);
+	snprintf(want, sizeof(want), "compressed with %s at level %d.\n\n",
+		 td_backend(_i), zcomp_backends()[_i]->level_default);
+	ck_assert_ptr_nonnull(strstr(td_buf, want));
+	ck_assert_ptr_nonnull(strstr(td_buf,
+		"  (none: no compressed page is stored)\n"));
+	ck_assert_ptr_nonnull(strstr(td_buf,
+		"Memory lock:    off (-o nomlock)"));
+	ck_assert_ptr_nonnull(strstr(td_buf, "limit none)"));
+
+	zr_dev_set_discipline(dev, &(struct zr_dev_discipline){
+		.on = true, .mlocked = true, .io_flusher = false,
+		.oom_score_adj = "-900" });
+	td_fill(dev, 16);
+	td_show(dev, "summary");
+	ck_assert_ptr_nonnull(strstr(td_buf,
+		"Memory lock:    mlockall on, I/O flusher FAILED, oom_score_adj -900\n"));
+	ck_assert_ptr_nonnull(strstr(td_buf, "64.0 KiB in 16 pages (6.2% of the disk)"));
+	ck_assert_ptr_null(strstr(td_buf, "(none: no compressed page"));
+	ck_assert_uint_eq(td_buf[strlen(td_buf) - 1], '\n');
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/* ---- I/O and open files ---------------------------------------------------- */
+
+START_TEST(test_io)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	char page[ZR_PAGE_SIZE], back[ZR_PAGE_SIZE];
+	uint64_t seed = 12345 + (uint64_t)_i;
+	bool changed;
+
+	tu_fill_random(page, sizeof(page), &seed);
+	ck_assert_int_eq(zr_dev_write(dev, page, sizeof(page), 8192),
+			 (ssize_t)sizeof(page));
+	ck_assert_int_eq(zr_dev_read(dev, back, sizeof(back), 8192),
+			 (ssize_t)sizeof(back));
+	ck_assert_int_eq(memcmp(page, back, sizeof(page)), 0);
+	ck_assert_int_eq(zr_dev_write(dev, page, 1, TD_DISK), -EFBIG);
+	ck_assert_int_eq(zr_dev_read(dev, back, 1, TD_DISK), 0);
+	ck_assert_int_eq(zr_dev_seek(dev, 0, SEEK_DATA), 8192);
+	ck_assert_int_eq(zr_dev_seek(dev, 8192, SEEK_HOLE), 12288);
+
+	/* fallocate: each mode as zr_dev.h's table says. */
+	ck_assert_int_eq(zr_dev_fallocate(dev, 0, 0, TD_DISK, &changed), 0);
+	ck_assert(!changed);
+	ck_assert_int_eq(zr_dev_fallocate(dev, 0, 1, TD_DISK, &changed),
+			 -EFBIG);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_KEEP_SIZE, 0,
+					  2 * TD_DISK, &changed), 0);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_ZERO_RANGE, 8192,
+					  TD_DISK, &changed), -EFBIG);
+	ck_assert(!changed);
+	ck_assert_int_eq(zr_dev_seek(dev, 0, SEEK_DATA), 8192);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_PUNCH_HOLE |
+					  FALLOC_FL_KEEP_SIZE, TD_DISK, 4096,
+					  &changed), 0);
+	ck_assert(!changed);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_PUNCH_HOLE |
+					  FALLOC_FL_KEEP_SIZE, 4096, TD_DISK,
+					  &changed), 0);
+	ck_assert(changed);
+	ck_assert_int_eq(zr_dev_seek(dev, 0, SEEK_DATA), -ENXIO);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_PUNCH_HOLE, 0, 4096,
+					  &changed), -EOPNOTSUPP);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_ZERO_RANGE, 0, 4096,
+					  &changed), 0);
+	ck_assert(changed);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * An open control file: a whole read keeps only its length (EOF next); a
+ * piecewise reader's pieces come from one copy, however the text moves.
+ */
+START_TEST(test_open_file)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	static char buf[ZR_DEV_SUMMARY_SIZE], whole[ZR_DEV_SUMMARY_SIZE];
+	const struct zr_dev_attr *a = td_attr("summary");
+	struct zr_dev_file *f, *g;
+	ssize_t n, len = 0;
+
+	ck_assert_int_eq(zr_dev_file_open(a, &f), 0);
+	ck_assert_ptr_eq(zr_dev_file_attr(f), a);
+	n = zr_dev_file_read(dev, f, buf, sizeof(buf), 0);
+	ck_assert_int_gt(n, 100);
+	ck_assert_int_eq(zr_dev_file_read(dev, f, buf, sizeof(buf),
+					  (uint64_t)n), 0);
+	zr_dev_file_close(dev, f);
+
+	ck_assert_int_eq(zr_dev_file_open(a, &g), 0);
+	n = zr_dev_file_read(dev, g, buf, 10, 0);
+	ck_assert_int_eq(n, 10);
+	memcpy(whole, buf, 10);
+	len = 10;
+	td_fill(dev, 16);	/* the text changes; the copy does not */
+	while ((n = zr_dev_file_read(dev, g, buf, 7, (uint64_t)len)) > 0) {
+		memcpy(whole + len, buf, (size_t)n);
+		len += n;
+	}
+	ck_assert_int_eq(n, 0);
+	whole[len] = '\0';
+	ck_assert_ptr_nonnull(strstr(whole, "(none: no compressed page"));
+	zr_dev_file_close(dev, g);
+	zr_dev_file_close(dev, NULL);
+
+	/* Write-only: no show. */
+	ck_assert_int_eq(zr_dev_file_open(td_attr("reset"), &f), 0);
+	ck_assert_int_eq(zr_dev_file_read(dev, f, buf, 10, 0), -EACCES);
+	zr_dev_file_close(dev, f);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/* Copies of piecewise readers stop at ZR_DEV_COPY_BUDGET: -ENOMEM. */
+START_TEST(test_open_file_budget)
+{
+	struct zr_dev *dev = td_create(0, "1M");
+	static char buf[ZR_DEV_SUMMARY_SIZE];
+	enum { N = 2048 };
+	static struct zr_dev_file *f[N];
+	ssize_t n;
+	int i, refused = 0;
+
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(zr_dev_file_open(td_attr("summary"), &f[i]), 0);
+		n = zr_dev_file_read(dev, f[i], buf, 1, 0);
+		ck_assert(n == 1 || n == -ENOMEM);
+		refused += n == -ENOMEM;
+	}
+	ck_assert_int_gt(refused, 0);
+	for (i = 0; i < N; i++)
+		zr_dev_file_close(dev, f[i]);
+	/* The budget is given back. */
+	ck_assert_int_eq(zr_dev_file_open(td_attr("summary"), &f[0]), 0);
+	ck_assert_int_eq(zr_dev_file_read(dev, f[0], buf, 1, 0), 1);
+	zr_dev_file_close(dev, f[0]);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/* ---- concurrency ------------------------------------------------------------ */
+
+struct td_race {
+	struct zr_dev *dev;
+	atomic_bool stop;
+};
+
+static void *td_reader(void *arg)
+{
+	struct td_race *r = arg;
+	char page[ZR_PAGE_SIZE];
+	uint64_t off = 0;
+
+	while (!atomic_load(&r->stop)) {
+		ck_assert_int_ge(zr_dev_read(r->dev, page, sizeof(page), off),
+				 0);
+		ck_assert_int_ge(zr_dev_show(r->dev, td_attr("mm_stat"), page,
+					     sizeof(page)), 0);
+		off = (off + ZR_PAGE_SIZE) % TD_DISK;
+	}
+	return NULL;
+}
+
+/*
+ * Replacements while requests run: each is 0 or -EBUSY, never a wait
+ * behind I/O, never a torn store.
+ */
+START_TEST(test_replace_race)
+{
+	struct td_race r = { .dev = td_create(_i, "1M") };
+	pthread_t t[2];
+	int i, ret, done = 0;
+
+	atomic_init(&r.stop, false);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, td_reader, &r), 0);
+	for (i = 0; i < 50; i++) {
+		ret = td_store(r.dev, i % 2 ? "reset" : "disksize",
+			       i % 2 ? "1" : (i % 4 ? "1M" : "2M"));
+		ck_assert(ret == 0 || ret == -EBUSY);
+		done += ret == 0;
+	}
+	atomic_store(&r.stop, true);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_int_gt(done, 0);
+	zr_dev_destroy(r.dev);
+}
+END_TEST
+
+Suite *zr_dev_suite(void)
+{
+	Suite *s = suite_create("zr_dev");
+	TCase *tp = tcase_create("parsers");
+	TCase *ta = tcase_create("attributes");
+	TCase *tc = tcase_create("concurrency");
+	int n = tu_nbackends();
+
+	tcase_add_test(tp, test_parse_size);
+	tcase_add_test(tp, test_parse_numbers);
+	tcase_add_test(tp, test_opts_defaults);
+	tcase_add_test(tp, test_opts_good);
+	tcase_add_test(tp, test_opts_messages);
+	tcase_add_test(tp, test_opts_junk);
+	tcase_add_test(tp, test_opts_help);
+	tcase_add_test(tp, test_attr_table);
+	suite_add_tcase(s, tp);
+
+	tcase_add_loop_test(ta, test_attr_access, 0, n);
+	tcase_add_loop_test(ta, test_attr_disksize, 0, n);
+	tcase_add_loop_test(ta, test_attr_comp_algorithm, 0, n);
+	tcase_add_loop_test(ta, test_attr_algorithm_params, 0, n);
+	tcase_add_loop_test(ta, test_attr_mem_limit, 0, n);
+	tcase_add_loop_test(ta, test_attr_mem_used_max, 0, n);
+	tcase_add_loop_test(ta, test_attr_compact_idle, 0, n);
+	tcase_add_loop_test(ta, test_attr_reset, 0, n);
+	tcase_add_loop_test(ta, test_attr_busy, 0, n);
+	tcase_add_loop_test(ta, test_attr_formats, 0, n);
+	tcase_add_loop_test(ta, test_attr_summary, 0, n);
+	tcase_add_loop_test(ta, test_io, 0, n);
+	tcase_add_loop_test(ta, test_open_file, 0, n);
+	tcase_add_test(ta, test_open_file_budget);
+	suite_add_tcase(s, ta);
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_replace_race, 0, n);
+	suite_add_tcase(s, tc);
+	return s;
+}
