@@ -913,6 +913,8 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FZ_OPT("mem_limit", ZR_OPT_MEM_LIMIT),
 	FZ_OPT("threads", ZR_OPT_THREADS),
 	FZ_OPT("reserve", ZR_OPT_RESERVE),
+	FZ_OPT("backing_dev", ZR_OPT_BACKING_DEV),
+	FZ_OPT("backing_size", ZR_OPT_BACKING_SIZE),
 	FUSE_OPT_KEY("nomlock", FZ_KEY_NOMLOCK),
 	FUSE_OPT_KEY("no_async_dio", FZ_KEY_NO_ASYNC_DIO),
 	FZ_LOPT("max_threads", ZR_OPT_MAX_THREADS),
@@ -1063,11 +1065,10 @@ enum {
 
 /*
  * Not fuse_daemonize(), which forks after the mount: zr_dev_create()
- * starts the store's threads and must run before the mount (nothing is
- * mounted if it fails), and a fork would leave them in the parent.  So
- * the parent forks first and waits: it exits 0 once the child reports
- * the mount up, or with the child's status if the child fails first.
- *
+ * starts threads and must run before the mount (nothing is mounted if it
+ * fails), and a fork would leave them in the parent.  So the parent
+ * forks first and exits 0 once the child reports the mount up, or with
+ * the child's status if the child fails first.
  * fz_detach - fork; only the child returns.
  * Returns 0 in the child with *@notify_fd set for fz_detached(), or
  * -errno if there is no child (message printed).
@@ -1207,9 +1208,8 @@ static void fz_lock_memory(struct fz_data *fz, struct fz_warn *w)
  * open (zr_dev_opens()): a loop device on it may be swap.  While it is,
  * the signal is refused with a log line, unless it is the second within
  * FZ_FORCE_WINDOW_SEC seconds.  The handler decides with atomics and
- * hands a message to fz_sig_logger() through a pipe.  Every other
- * thread blocks them, so it runs on the main thread and interrupts its
- * sem_wait() (or read(), with -s).
+ * hands a message to fz_sig_logger() through a pipe.  Other threads
+ * block them: it interrupts the main thread's sem_wait() (read(), -s).
  */
 enum {
 	FZ_SIG_EXIT,		/* image not open: unmount */
@@ -1437,9 +1437,9 @@ static int fz_make_device(struct fz_main *m)
 		fz_set_io_flusher(fz, &warn);
 	ret = zr_dev_create(&m->conf, &fz->dev);
 	if (ret < 0) {
-		fz_log(FUSE_LOG_ERR, "cannot create a store of %llu bytes (comp_algorithm %s): %s",
-		       (unsigned long long)m->conf.zc.disksize,
-		       m->conf.zc.algorithm, strerror(-ret));
+		fz_log(FUSE_LOG_ERR, "cannot create a store of %llu bytes (comp_algorithm %s, backing_dev %s): %s",
+		       (unsigned long long)m->conf.zc.disksize, m->conf.zc.algorithm,
+		       m->conf.backing_dev ?: "none", strerror(-ret));
 		return ret == -EINVAL ? FZ_EXIT_USAGE : FZ_EXIT_FAIL;
 	}
 	if (fz->discipline)

@@ -172,6 +172,7 @@ struct zb_counters {			/* relaxed atomics, cumulative */
 
 struct zb_file {
 	int fd;
+	char *path;			/* as given to zb_open() */
 	bool direct;			/* O_DIRECT is set on fd */
 	bool blockdev;
 	_Atomic bool no_falloc;		/* fallocate(2) said EOPNOTSUPP */
@@ -847,6 +848,11 @@ int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out)
 		goto out_close;
 	}
 	f->fd = fd;
+	f->path = strdup(path);
+	if (!f->path) {
+		r = -ENOMEM;
+		goto out_free;
+	}
 	f->blockdev = S_ISBLK(st.st_mode);
 	f->direct = zb_try_direct(fd);
 	f->seg_max = cap_bytes >> ZB_SEG_SHIFT > ZB_MAX_SEGS ? ZB_MAX_SEGS :
@@ -886,6 +892,7 @@ out_free:
 		free(f->bufs[i].data);
 	if (f->segs)
 		munmap(f->segs, f->segs_bytes);
+	free(f->path);
 	free(f);
 out_close:
 	close(fd);			/* releases the flock */
@@ -908,5 +915,11 @@ void zb_close(struct zb_file *f)
 		free(f->bufs[i].data);
 	pthread_cond_destroy(&f->buf_cond);
 	pthread_mutex_destroy(&f->lock);
+	free(f->path);
 	free(f);
+}
+
+const char *zb_path(const struct zb_file *f)
+{
+	return f->path;
 }

@@ -104,6 +104,9 @@ int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out);
  */
 void zb_close(struct zb_file *f);
 
+/* zb_path - the path @f was opened with; valid until zb_close(). */
+const char *zb_path(const struct zb_file *f);
+
 /*
  * zb_write - store @len bytes (1..ZB_MAX_OBJ) from @obj and set *@loc.
  * Returns once the bytes are in the segment buffer: they are readable at

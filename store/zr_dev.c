@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include "compressors/zcomp.h"
+#include "store/zb_file.h"
 #include "store/zr_dev.h"
 #include "store/zr_store.h"
 /* For the page-size assertion below only: the device never calls it. */
@@ -84,6 +85,15 @@ struct zr_dev {
 	struct zr_dev_discipline disc;
 	/* Bytes held by the copies of open files, ZR_DEV_COPY_BUDGET. */
 	_Atomic size_t copy_bytes;
+	/*
+	 * The backing file is zc.backing (guarded by init_lock, closed by
+	 * whoever replaces it, after the store that used it is gone); a
+	 * file set through control/backing_dev gets this cap.
+	 */
+	uint64_t backing_size;
+	/* zram's writeback_limit (pages) and writeback_limit_enable. */
+	_Atomic uint64_t wb_limit;
+	atomic_bool wb_limit_on;
 };
 
 /* ---- parsers -------------------------------------------------------------- */
@@ -216,6 +226,7 @@ static const char *zr_ratio(uint64_t a, uint64_t b, char *buf, size_t size)
 /* ---- the table of values ---------------------------------------------------- */
 
 enum zr_kind {
+	ZR_KIND_PATH,		/* an absolute path, shorter than PATH_MAX */
 	ZR_KIND_SIZE,		/* zr_dev_parse_size(), rounded up to a page */
 	ZR_KIND_INT,		/* zr_dev_parse_int(), within min..max */
 	ZR_KIND_COUNT,		/* zr_dev_parse_u64(), within min..max */
@@ -228,6 +239,9 @@ enum {
 	ZR_VAL_RESET = ZR_NOPTS,	/* reset: any positive number */
 	ZR_VAL_IDLE,			/* idle: an age in seconds */
 	ZR_VAL_PRIORITY,		/* algorithm_params priority= */
+	ZR_VAL_PAGE_INDEX,		/* writeback page_index= */
+	ZR_VAL_WB_LIMIT,		/* writeback_limit: pages */
+	ZR_VAL_WB_LIMIT_ENABLE,		/* writeback_limit_enable: 0 or 1 */
 	ZR_NVALS,
 };
 
@@ -267,6 +281,12 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 			     "an integer", NULL, NULL },
 	[ZR_OPT_RESERVE] = { "reserve", ZR_KIND_SIZE, 0, ZR_DEV_RESERVE_MAX,
 			     ZR_RESERVE_WORDS, NULL, NULL },
+	[ZR_OPT_BACKING_DEV] = { "backing_dev", ZR_KIND_PATH, 0, 0,
+				 "expected an absolute path", NULL, NULL },
+	[ZR_OPT_BACKING_SIZE] = { "backing_size", ZR_KIND_SIZE, 0,
+				  ZR_DEV_SIZE_MAX, ZR_SIZE_WORDS
+				  ", or 0 for the file system's free space",
+				  "too large", NULL },
 	[ZR_OPT_MAX_THREADS] = { "max_threads", ZR_KIND_COUNT,
 				 1, ZR_DEV_THREADS_MAX, "an integer",
 				 NULL, NULL },
@@ -294,6 +314,12 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 			  "a number of seconds", NULL, NULL },
 	[ZR_VAL_PRIORITY] = { "priority", ZR_KIND_INT, 0, 0, "an integer",
 			      NULL, NULL },
+	[ZR_VAL_PAGE_INDEX] = { "page_index", ZR_KIND_COUNT, 0, UINT64_MAX,
+				"a page number", NULL, NULL },
+	[ZR_VAL_WB_LIMIT] = { "writeback_limit", ZR_KIND_COUNT, 0,
+			      UINT64_MAX, "a number of pages", NULL, NULL },
+	[ZR_VAL_WB_LIMIT_ENABLE] = { "writeback_limit_enable",
+				     ZR_KIND_COUNT, 0, 1, "a flag", NULL, NULL },
 };
 
 /* What zr_parse() found. */
@@ -347,6 +373,13 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 	int ret, i = 0;
 
 	switch (v->kind) {
+	case ZR_KIND_PATH:
+		if (s[0] != '/' || strlen(s) >= PATH_MAX) {
+			zr_msg(msg, msgsize, "invalid %s '%s': %s", v->name, s,
+			       v->what);
+			return -EINVAL;
+		}
+		return 0;
 	case ZR_KIND_SIZE:
 		ret = zr_dev_parse_size(s, &u);
 		if (ret == -EINVAL) {
@@ -513,6 +546,14 @@ int zr_dev_check_opts(const struct zr_dev_opts *o, struct zr_dev_conf *conf,
 		return -EINVAL;
 	if (o->val[ZR_OPT_RESERVE])
 		conf->zc.reserve = p.u;
+
+	if (ZR_OPT_PARSE(ZR_OPT_BACKING_DEV, NULL))
+		return -EINVAL;
+	conf->backing_dev = o->val[ZR_OPT_BACKING_DEV];
+	if (ZR_OPT_PARSE(ZR_OPT_BACKING_SIZE, NULL))
+		return -EINVAL;
+	if (o->val[ZR_OPT_BACKING_SIZE])
+		conf->backing_size = p.u;
 #undef ZR_OPT_PARSE
 
 	if (zr_check_libfuse(o, num, msg, msgsize) < 0)
@@ -545,7 +586,11 @@ void zr_dev_opts_help(char *buf, size_t size)
 		  "                           request, its FUSE worker included; 1 to %d\n"
 		  "                           (default: the online CPUs, %ld here)\n"
 		  "    -o reserve=SIZE        free memory kept resident so that storing a page\n"
-		  "                           takes no page fault, 0 to %dM (default: %lluM)\n",
+		  "                           takes no page fault, 0 to %dM (default: %lluM)\n"
+		  "    -o backing_dev=PATH    a file (created 0600) or block device that pages\n"
+		  "                           are written back to (control/writeback)\n"
+		  "    -o backing_size=SIZE   the most the backing file may take (default:\n"
+		  "                           the file system's free space)\n",
 		  ZR_PAGE_SIZE, ZR_DEV_THREADS_MAX, sysconf(_SC_NPROCESSORS_ONLN),
 		  ZR_DEV_RESERVE_MAX_MIB,
 		  (unsigned long long)(ZR_RESERVE_DEFAULT >> 20));
@@ -581,10 +626,17 @@ int zr_dev_create(const struct zr_dev_conf *conf, struct zr_dev **out)
 	ret = -pthread_rwlock_init(&dev->init_lock, NULL);
 	if (ret)
 		goto out_free;
-	ret = zr_make_store(&conf->zc, &dev->st);
-	if (ret < 0)
-		goto out_lock;
 	dev->zc = conf->zc;
+	dev->backing_size = conf->backing_size;
+	if (conf->backing_dev) {
+		ret = zb_open(conf->backing_dev, conf->backing_size,
+			      &dev->zc.backing);
+		if (ret < 0)
+			goto out_lock;
+	}
+	ret = zr_make_store(&dev->zc, &dev->st);
+	if (ret < 0)
+		goto out_backing;
 	dev->threads = conf->threads;
 	dev->disksize = zr_disksize(dev->st);
 	atomic_init(&dev->opens, 0);
@@ -592,6 +644,8 @@ int zr_dev_create(const struct zr_dev_conf *conf, struct zr_dev **out)
 	*out = dev;
 	return 0;
 
+out_backing:
+	zb_close(dev->zc.backing);
 out_lock:
 	pthread_rwlock_destroy(&dev->init_lock);
 out_free:
@@ -604,6 +658,7 @@ void zr_dev_destroy(struct zr_dev *dev)
 	if (!dev)
 		return;
 	zr_store_destroy(dev->st);
+	zb_close(dev->zc.backing);
 	pthread_rwlock_destroy(&dev->init_lock);
 	free(dev);
 }
@@ -788,7 +843,7 @@ static int zr_busy(struct zr_dev *dev, bool need_empty)
 		return -EBUSY;
 	if (need_empty) {
 		zr_get_stats(dev->st, &s);
-		if (s.pages_stored)
+		if (s.pages_stored || s.bd_count)
 			return -EBUSY;
 	}
 	return 0;
@@ -1238,6 +1293,247 @@ static void zr_summary_classes(struct zr_dev *dev, struct zr_text *t)
 		zr_printf(t, "  (none: no compressed page is stored)\n");
 }
 
+/* ---- writeback (zram's backing_dev, writeback, bd_stat) ----------------- */
+
+/* backing_dev: the path given, or "none" (zram's words). */
+static int zr_show_backing_dev(struct zr_dev *dev, char *buf, size_t size)
+{
+	return snprintf(buf, size, "%s\n", dev->zc.backing ?
+			zb_path(dev->zc.backing) : "none");
+}
+
+/* The new file for zr_edit_backing(), and the old one it replaced. */
+struct zr_backing_swap {
+	struct zb_file *new, *old;
+};
+
+static int zr_edit_backing(struct zr_config *zc, const void *arg)
+{
+	struct zr_backing_swap *b = (struct zr_backing_swap *)arg;
+
+	b->old = zc->backing;
+	zc->backing = b->new;
+	return 0;
+}
+
+/*
+ * An absolute path, as for -o backing_dev=: opened (zb_open()) and put
+ * under a new, empty store, as zram takes a backing device only before
+ * it is initialised: -EBUSY while the disk is open or holds data (in RAM
+ * or in the file).  The old file, if any, is emptied and let go.  A
+ * reset keeps the file (zram's forgets it).
+ */
+static int zr_store_backing_dev(struct zr_dev *dev, const char *buf)
+{
+	struct zr_backing_swap b = { NULL, NULL };
+	struct zr_parsed p;
+	int ret;
+
+	if (zr_parse(ZR_OPT_BACKING_DEV, buf, NULL, &p, NULL, 0) < 0)
+		return -EINVAL;
+	/* Busy first: opening empties the file. */
+	zr_lock_shared(dev);
+	ret = zr_busy(dev, true);
+	zr_unlock(dev);
+	if (ret)
+		return ret;
+	ret = zb_open(buf, dev->backing_size, &b.new);
+	if (ret < 0)
+		return ret;
+	ret = zr_dev_replace(dev, zr_edit_backing, &b, true);
+	/* The store that used the old file is gone; the new one's too. */
+	zb_close(ret ? b.new : b.old);
+	return ret;
+}
+
+/*
+ * zr_wb_parse - zram's writeback words: "idle", "huge", "huge_idle",
+ * "incompressible" (here: huge, the pages compression could not shrink),
+ * or "type=" one of those, and up to ZR_WB_RANGES "page_index=N" and
+ * "page_indexes=LOW-HIGH" (inclusive) that limit it to those pages (a
+ * type is then optional), of a disk of @npages.  Sets *@want (flags for
+ * zr_writeback()) and @range[0..*@nranges) ([first, last) page numbers;
+ * the whole disk when none is given).  Returns 0 or -EINVAL.
+ */
+#define ZR_WB_RANGES 16
+static int zr_wb_parse(const char *text, uint64_t npages, uint32_t *want,
+		       uint64_t range[][2], unsigned int *nranges)
+{
+	static const struct { const char *name; uint32_t want; } types[] = {
+		{ "idle", ZR_WB_IDLE }, { "huge", ZR_WB_HUGE },
+		{ "huge_idle", ZR_WB_HUGE | ZR_WB_IDLE },
+		{ "incompressible", ZR_WB_HUGE },
+	};
+	char copy[ZR_DEV_ATTR_SIZE + 1], *tok, *save = NULL, *val, *dash;
+	bool typed = false;
+	struct zr_parsed p, q;
+	unsigned int i;
+
+	*want = 0;
+	*nranges = 0;
+	snprintf(copy, sizeof(copy), "%s", text);
+	for (tok = strtok_r(copy, " \t\n", &save); tok;
+	     tok = strtok_r(NULL, " \t\n", &save)) {
+		val = strchr(tok, '=');
+		if (val)
+			*val++ = '\0';
+		if (!val || !strcmp(tok, "type")) {
+			for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+				if (!strcmp(val ? val : tok, types[i].name))
+					break;
+			if (typed || i == sizeof(types) / sizeof(types[0]))
+				return -EINVAL;
+			*want = types[i].want;
+			typed = true;
+			continue;
+		}
+		if (*nranges == ZR_WB_RANGES)
+			return -EINVAL;
+		dash = strcmp(tok, "page_indexes") ? NULL : strchr(val, '-');
+		if (dash)
+			*dash++ = '\0';
+		if ((strcmp(tok, "page_index") && !dash) ||
+		    zr_parse(ZR_VAL_PAGE_INDEX, val, NULL, &p, NULL, 0) < 0 ||
+		    zr_parse(ZR_VAL_PAGE_INDEX, dash ? dash : val, NULL, &q,
+			     NULL, 0) < 0 || p.u > q.u || q.u >= npages)
+			return -EINVAL;
+		range[*nranges][0] = p.u;
+		range[(*nranges)++][1] = q.u + 1;
+	}
+	if (!typed && !*nranges)
+		return -EINVAL;
+	if (!*nranges) {
+		range[0][0] = 0;
+		range[0][1] = npages;
+		*nranges = 1;
+	}
+	return 0;
+}
+
+/*
+ * zr_wb_budget - take up to @want pages of the writeback limit, if it is
+ * on: returns what may be written (0: the limit is used up).
+ */
+static uint64_t zr_wb_budget(struct zr_dev *dev, uint64_t want)
+{
+	uint64_t have = atomic_load(&dev->wb_limit), take;
+
+	if (!atomic_load(&dev->wb_limit_on))
+		return want;
+	do {
+		take = have < want ? have : want;
+	} while (!atomic_compare_exchange_weak(&dev->wb_limit, &have,
+					       have - take));
+	return take;
+}
+
+/*
+ * writeback: move the chosen pages' compressed bytes to the backing file
+ * now (zr_writeback()), within writeback_limit when it is enabled.
+ * -ENODEV without a backing file, -EIO once the limit is used up (both
+ * as zram), -EINVAL for words it does not know, -ENOSPC when the file
+ * took none (full).  Holds init_lock shared throughout.
+ */
+static int zr_store_writeback(struct zr_dev *dev, const char *buf)
+{
+	uint64_t range[ZR_WB_RANGES][2], budget, left;
+	unsigned int i, n;
+	uint32_t want;
+	int64_t done = 0;
+
+	if (zr_wb_parse(buf, dev->disksize / ZR_PAGE_SIZE, &want, range, &n))
+		return -EINVAL;
+	if (!dev->zc.backing)
+		return -ENODEV;
+	for (i = 0; i < n; i++) {
+		budget = zr_wb_budget(dev, range[i][1] - range[i][0]);
+		if (!budget)
+			return -EIO;
+		done = zr_writeback(dev->st, want, range[i][0], range[i][1],
+				    budget);
+		left = budget - (done > 0 ? (uint64_t)done : 0);
+		if (left && atomic_load(&dev->wb_limit_on))
+			atomic_fetch_add(&dev->wb_limit, left);
+		if (done < 0)
+			return (int)done;
+	}
+	return 0;
+}
+
+/* writeback_limit: pages the writebacks may still write, when enabled. */
+static int zr_show_wb_limit(struct zr_dev *dev, char *buf, size_t size)
+{
+	return snprintf(buf, size, "%llu\n",
+			(unsigned long long)atomic_load(&dev->wb_limit));
+}
+
+static int zr_store_wb_limit(struct zr_dev *dev, const char *buf)
+{
+	struct zr_parsed p;
+
+	if (zr_parse(ZR_VAL_WB_LIMIT, buf, NULL, &p, NULL, 0) < 0)
+		return -EINVAL;
+	atomic_store(&dev->wb_limit, p.u);
+	return 0;
+}
+
+/* writeback_limit_enable: 0 or 1. */
+static int zr_show_wb_limit_enable(struct zr_dev *dev, char *buf,
+				   size_t size)
+{
+	return snprintf(buf, size, "%d\n", atomic_load(&dev->wb_limit_on));
+}
+
+static int zr_store_wb_limit_enable(struct zr_dev *dev, const char *buf)
+{
+	struct zr_parsed p;
+
+	if (zr_parse(ZR_VAL_WB_LIMIT_ENABLE, buf, NULL, &p, NULL, 0) < 0)
+		return -EINVAL;
+	atomic_store(&dev->wb_limit_on, p.u != 0);
+	return 0;
+}
+
+/* bd_stat: zram's, in 4 KiB pages: in the file, read, written. */
+static int zr_show_bd_stat(struct zr_dev *dev, char *buf, size_t size)
+{
+	struct zr_stats s;
+
+	zr_get_stats(dev->st, &s);
+	return snprintf(buf, size, "%8llu %8llu %8llu\n",
+			(unsigned long long)s.bd_count,
+			(unsigned long long)s.bd_reads,
+			(unsigned long long)s.bd_writes);
+}
+
+/* summary, the backing file's part. */
+static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
+			       const struct zr_stats *s)
+{
+	char h1[32], h2[32], h3[32];
+	struct zb_stats b;
+
+	if (!dev->zc.backing) {
+		zr_printf(t, "Backing file:   none (-o backing_dev=)\n");
+		return;
+	}
+	zb_get_stats(dev->zc.backing, &b);
+	zr_printf(t, "Backing file:   %s (%s, %s)\n"
+		  "                %llu pages written back, %s compressed, in %s of\n"
+		  "                the file (%s at most); %llu pages read back, %llu\n"
+		  "                failed segment writes, %llu failed reads\n",
+		  zb_path(dev->zc.backing),
+		  b.blockdev ? "block device" : "file",
+		  b.direct ? "direct I/O" : "page cache",
+		  (unsigned long long)s->bd_count,
+		  zr_human(s->bd_bytes, h1, sizeof(h1)),
+		  zr_human(b.bytes_allocated, h2, sizeof(h2)),
+		  zr_human(b.cap_bytes, h3, sizeof(h3)),
+		  (unsigned long long)s->bd_reads,
+		  (unsigned long long)b.failed_writes,
+		  (unsigned long long)b.failed_reads);
+}
+
 /* summary: the figures of mm_stat and the allocator's, for people. */
 static int zr_show_summary(struct zr_dev *dev, char *buf, size_t size)
 {
@@ -1246,6 +1542,7 @@ static int zr_show_summary(struct zr_dev *dev, char *buf, size_t size)
 
 	zr_get_stats(dev->st, &s);
 	zr_summary_figures(dev, &t, &s);
+	zr_summary_backing(dev, &t, &s);
 	zr_summary_process(dev, &t, &s);
 	zr_summary_classes(dev, &t);
 	return (int)t.len;
@@ -1284,6 +1581,14 @@ static const struct zr_attr_row zr_attrs[] = {
 	ZR_ATTR_RO("io_stat", zr_show_io_stat, ZR_DEV_ATTR_SIZE),
 	ZR_ATTR_RO("debug_stat", zr_show_debug_stat, ZR_DEV_ATTR_SIZE),
 	ZR_ATTR_RO("summary", zr_show_summary, ZR_DEV_SUMMARY_SIZE),
+	ZR_ATTR_RW("backing_dev", zr_show_backing_dev, zr_store_backing_dev,
+		   true),
+	ZR_ATTR_WO("writeback", zr_store_writeback, false),
+	ZR_ATTR_RW("writeback_limit", zr_show_wb_limit, zr_store_wb_limit,
+		   false),
+	ZR_ATTR_RW("writeback_limit_enable", zr_show_wb_limit_enable,
+		   zr_store_wb_limit_enable, false),
+	ZR_ATTR_RO("bd_stat", zr_show_bd_stat, ZR_DEV_ATTR_SIZE),
 };
 
 #define ZR_NATTRS (sizeof(zr_attrs) / sizeof(zr_attrs[0]))

@@ -113,6 +113,8 @@ enum zr_dev_opt {
 	ZR_OPT_MEM_LIMIT,
 	ZR_OPT_THREADS,
 	ZR_OPT_RESERVE,
+	ZR_OPT_BACKING_DEV,
+	ZR_OPT_BACKING_SIZE,
 	ZR_OPT_MAX_THREADS,
 	ZR_OPT_LIBFUSE = ZR_OPT_MAX_THREADS,
 	ZR_OPT_MAX_READ,
@@ -136,6 +138,10 @@ struct zr_dev_conf {
 	unsigned int threads;		/* compressing threads per request */
 	unsigned int max_read;		/* bytes; ZR_DEV_READ_DEFAULT if unset */
 	unsigned int max_threads;	/* FUSE workers; ZR_DEV_WORKERS_DEFAULT */
+	/* The backing file's path (the option's string, not copied), or
+	 * NULL for none; its cap in bytes, 0 for the free space. */
+	const char *backing_dev;
+	uint64_t backing_size;
 };
 
 /* zr_dev_opt_name - "disksize" for ZR_OPT_DISKSIZE; NULL out of range. */
@@ -176,11 +182,14 @@ struct zr_dev_discipline {
 
 /*
  * zr_dev_create - a device with an empty store made from @conf (as
- * zr_dev_check_opts() left it).  The store's threads start with every
- * signal blocked, so signals stay the caller's.
+ * zr_dev_check_opts() left it), and its backing file opened (zb_open():
+ * created 0600 if missing, locked, emptied) if @conf names one.  The
+ * store's threads start with every signal blocked, so signals stay the
+ * caller's.
  * Returns 0 and sets *@out (free with zr_dev_destroy()); -EINVAL for a
- * configuration the store refuses, -ENOMEM, or an error of
- * pthread_rwlock_init().
+ * configuration the store refuses, -ENOMEM, an error of
+ * pthread_rwlock_init(), or zb_open()'s (-ELOOP for a symlink, -EBUSY
+ * for a file another daemon holds, -ENOSPC, ...).
  */
 int zr_dev_create(const struct zr_dev_conf *conf, struct zr_dev **out);
 

@@ -170,6 +170,7 @@ struct zr_store {
 static void zr_stream_release(void *arg);
 static void *zr_worker(void *arg);
 static void zr_refill_kick(struct zr_store *st);
+static void zr_bd_kick(struct zr_store *st);
 
 /* Key destructors get only the value, so each stream remembers its store. */
 struct zr_stream_owner {
@@ -406,6 +407,7 @@ static void zr_release(struct zr_store *st, const struct zr_entry *e)
 		return;
 	if (zr_in_file(e->meta, e->handle)) {
 		zb_free(st->bd, e->handle & ~ZR_HANDLE_BD);
+		zr_bd_kick(st);
 		return;
 	}
 	zs_free(st->pool, e->handle, zr_meta_len(e->meta));
@@ -716,6 +718,8 @@ static void *zr_compactor(void *arg)
 			zs_refill(st->pool);
 		if (zs_fragmented(st->pool))
 			zs_compact(st->pool);
+		if (st->bd && zb_refill_wanted(st->bd))
+			zb_refill(st->bd);
 		zr_age_spill(st, &next_age);
 		pthread_mutex_lock(&st->compact_lock);
 	}
@@ -741,6 +745,20 @@ static void zr_refill_kick(struct zr_store *st)
 {
 	if (!zs_reserve_wanted(st->pool) ||
 	    atomic_load_explicit(&st->refill_kicked, memory_order_relaxed) ||
+	    atomic_exchange_explicit(&st->refill_kicked, true,
+				     memory_order_relaxed))
+		return;
+	zr_bg_wake(st);
+}
+
+/*
+ * zr_bd_kick - wake the background thread if the backing file's reserve
+ * wants a refill or a punch (zb_refill_wanted(), which takes the file's
+ * mutex: called only where the file was used, never per RAM store).
+ */
+static void zr_bd_kick(struct zr_store *st)
+{
+	if (!zb_refill_wanted(st->bd) ||
 	    atomic_exchange_explicit(&st->refill_kicked, true,
 				     memory_order_relaxed))
 		return;
@@ -905,10 +923,11 @@ void zr_store_destroy(struct zr_store *st)
 		free(s->bdbuf);
 		free((struct zr_stream_owner *)s);
 	}
+	/* Before compact_lock goes: a free may wake the (stopped) thread. */
+	zr_free_file_objects(st);
 	pthread_cond_destroy(&st->compact_cond);
 	pthread_mutex_destroy(&st->compact_lock);
 	pthread_mutex_destroy(&st->streams_lock);
-	zr_free_file_objects(st);
 	zs_pool_destroy(st->pool);
 	munmap(st->table, st->table_bytes);
 	free(st);
@@ -1323,8 +1342,10 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 			break;
 		done += (uint64_t)ret;
 	}
-	if (done)
+	if (done) {
 		zr_compact_kick(st);
+		zr_bd_kick(st);
+	}
 	/* Stopped by the file (full, failing): what moved stays moved. */
 	if (ret < 0 && !done)
 		return ret;

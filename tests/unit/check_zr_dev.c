@@ -411,7 +411,9 @@ START_TEST(test_attr_table)
 		{ "reset", 0200 }, { "idle", 0200 },
 		{ "max_comp_streams", 0444 }, { "mm_stat", 0444 },
 		{ "io_stat", 0444 }, { "debug_stat", 0444 },
-		{ "summary", 0444 },
+		{ "summary", 0444 }, { "backing_dev", 0644 },
+		{ "writeback", 0200 }, { "writeback_limit", 0644 },
+		{ "writeback_limit_enable", 0644 }, { "bd_stat", 0444 },
 	};
 	const struct zr_dev_attr *a;
 	size_t i;
@@ -703,6 +705,160 @@ START_TEST(test_attr_busy)
 }
 END_TEST
 
+/* A fresh directory under /var/tmp for backing files; removed by td_rmdir. */
+static char td_dir[64];
+
+static void td_mkdir(void)
+{
+	snprintf(td_dir, sizeof(td_dir), "/var/tmp/fusezram-dev.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(td_dir));
+}
+
+static void td_rmdir(void)
+{
+	char cmd[128];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", td_dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+/*
+ * backing_dev, writeback, writeback_limit(_enable), bd_stat: zram's
+ * interface on a file.  Everything refused changes nothing.
+ */
+START_TEST(test_attr_writeback)
+{
+	static const char *const bad_words[] = {
+		"foo", "idle huge", "type=", "type=all", "page_index=",
+		"page_index=-1", "page_indexes=3-2", "page_indexes=3",
+		"page_indexes=0-256", "page_index=256", "page_indexes=1-x",
+		"idle=1", "huge_idle type=idle",
+	};
+	struct zr_dev *dev = td_create(_i, "1M");
+	char path[128], link[128], shown[160];
+	char page[ZR_PAGE_SIZE], want[ZR_PAGE_SIZE];
+	unsigned long long bd[3];
+	size_t j;
+
+	td_mkdir();
+	snprintf(path, sizeof(path), "%s/backing", td_dir);
+	snprintf(link, sizeof(link), "%s/link", td_dir);
+	ck_assert_str_eq(td_show(dev, "backing_dev"), "none\n");
+	ck_assert_str_eq(td_show(dev, "bd_stat"), "       0        0        0\n");
+	ck_assert_int_eq(td_store(dev, "writeback", "idle"), -ENODEV);
+	td_store_junk(dev, "backing_dev");
+	td_store_bad(dev, "backing_dev", "relative/path", -EINVAL);
+	ck_assert_int_eq(symlink(path, link), 0);
+	td_store_bad(dev, "backing_dev", link, -ELOOP);
+	ck_assert_int_eq(access(path, F_OK), -1);	/* nothing created */
+	td_store_junk(dev, "writeback_limit");
+	td_store_junk(dev, "writeback_limit_enable");
+	td_store_bad(dev, "writeback_limit_enable", "2", -EINVAL);
+
+	/* Data in RAM: no file may be set (nor touched); then it may. */
+	td_fill(dev, 16);
+	ck_assert_int_eq(symlink("/", path), 0);
+	td_store_bad(dev, "backing_dev", path, -EBUSY);
+	ck_assert_int_eq(unlink(path), 0);
+	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	ck_assert_int_eq(td_store(dev, "backing_dev", path), 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	snprintf(shown, sizeof(shown), "%s\n", path);
+	ck_assert_str_eq(td_show(dev, "backing_dev"), shown);
+	for (j = 0; j < sizeof(bad_words) / sizeof(bad_words[0]); j++)
+		td_store_bad(dev, "writeback", bad_words[j], -EINVAL);
+	td_store_junk(dev, "writeback");
+
+	/* idle: everything marked goes; mm_stat is of RAM only. */
+	td_fill(dev, 16);
+	ck_assert_int_eq(td_store(dev, "idle", "all"), 0);
+	ck_assert_int_eq(td_store(dev, "writeback", "huge"), 0);
+	ck_assert_str_eq(td_show(dev, "bd_stat"), "       0        0        0\n");
+	ck_assert_int_eq(td_store(dev, "writeback", "idle\n"), 0);
+	ck_assert_int_eq(sscanf(td_show(dev, "bd_stat"), "%llu %llu %llu",
+				&bd[0], &bd[1], &bd[2]), 3);
+	ck_assert(bd[0] == 16 && bd[1] == 0 && bd[2] == 16);
+	ck_assert_uint_eq(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				     "16 pages written back"));
+	for (j = 0; j < sizeof(page); j++)
+		want[j] = "fusezram device test "[j % 21];
+	ck_assert_int_eq(zr_dev_read(dev, page, sizeof(page), 15 * 4096),
+			 (ssize_t)sizeof(page));
+	ck_assert(memcmp(page, want, sizeof(page)) == 0);
+	/* Data in the file only: still no new file, disksize, algorithm. */
+	td_store_bad(dev, "backing_dev", link, -EBUSY);
+	td_store_bad(dev, "disksize", "2M", -EBUSY);
+
+	/* The limit: pages, taken by each writeback, -EIO once used up. */
+	td_fill(dev, 16);
+	ck_assert_int_eq(td_store(dev, "writeback_limit", "3"), 0);
+	ck_assert_int_eq(td_store(dev, "writeback_limit_enable", "1"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit_enable"), "1\n");
+	ck_assert_int_eq(td_store(dev, "writeback", "page_indexes=0-9"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit"), "0\n");
+	ck_assert_int_eq(td_store(dev, "writeback", "page_index=12"), -EIO);
+	ck_assert_int_eq(td_store(dev, "writeback_limit", "100"), 0);
+	ck_assert_int_eq(td_store(dev, "writeback",
+				  "page_index=12 page_indexes=14-15"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit"), "97\n");
+	ck_assert_int_eq(sscanf(td_show(dev, "bd_stat"), "%llu %llu %llu",
+				&bd[0], &bd[1], &bd[2]), 3);
+	ck_assert(bd[0] == 6 && bd[2] == 22);
+	ck_assert_int_eq(td_store(dev, "writeback_limit_enable", "0"), 0);
+	ck_assert_int_eq(td_store(dev, "writeback", "type=idle"), 0);
+	ck_assert_int_eq(td_store(dev, "writeback", "page_indexes=0-15"), 0);
+	ck_assert_int_eq(sscanf(td_show(dev, "bd_stat"), "%llu", &bd[0]), 1);
+	ck_assert_uint_eq(bd[0], 16);
+
+	/* reset keeps the file, empty; a discard empties it too. */
+	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	ck_assert_str_eq(td_show(dev, "bd_stat"), "       0        0        0\n");
+	ck_assert_str_eq(td_show(dev, "backing_dev"), shown);
+	zr_dev_destroy(dev);
+	td_rmdir();
+}
+END_TEST
+
+/* -o backing_dev=, backing_size=: the file is opened at create. */
+START_TEST(test_opts_backing)
+{
+	struct zr_dev_opts o = { .novalue = -1 };
+	struct zr_dev_conf conf;
+	struct zr_dev *dev = NULL;
+	char msg[ZR_DEV_MSG_SIZE], path[128];
+
+	td_mkdir();
+	ck_assert_int_eq(td_check(ZR_OPT_BACKING_DEV, "rel", &conf, msg),
+			 -EINVAL);
+	ck_assert_str_eq(msg, "invalid backing_dev 'rel': expected an absolute path");
+	ck_assert_int_eq(td_check(ZR_OPT_BACKING_SIZE, "1X", &conf, msg),
+			 -EINVAL);
+	ck_assert_str_eq(msg, "invalid backing_size '1X': expected a size such as 512M or 4G, or 0 for the file system's free space");
+	snprintf(path, sizeof(path), "%s/file", td_dir);
+	o.val[ZR_OPT_DISKSIZE] = (char *)"1M";
+	o.val[ZR_OPT_BACKING_DEV] = path;
+	o.val[ZR_OPT_BACKING_SIZE] = (char *)"4M";
+	ck_assert_int_eq(zr_dev_check_opts(&o, &conf, msg, sizeof(msg)), 0);
+	ck_assert_str_eq(conf.backing_dev, path);
+	ck_assert_uint_eq(conf.backing_size, 4 << 20);
+	ck_assert_int_eq(zr_dev_create(&conf, &dev), 0);
+	/* A second device cannot share the file. */
+	{
+		struct zr_dev *dev2 = NULL;
+
+		ck_assert_int_eq(zr_dev_create(&conf, &dev2), -EBUSY);
+		ck_assert_ptr_null(dev2);
+	}
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"), path));
+	zr_dev_destroy(dev);
+	o.val[ZR_OPT_BACKING_DEV] = td_dir;	/* a directory */
+	ck_assert_int_eq(zr_dev_check_opts(&o, &conf, msg, sizeof(msg)), 0);
+	ck_assert_int_eq(zr_dev_create(&conf, &dev), -EISDIR);
+	td_rmdir();
+}
+END_TEST
+
 /* The read-only attributes' formats, kernel zram's field for field. */
 START_TEST(test_attr_formats)
 {
@@ -964,6 +1120,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_test(tp, test_opts_junk);
 	tcase_add_test(tp, test_opts_help);
 	tcase_add_test(tp, test_attr_table);
+	tcase_add_test(tp, test_opts_backing);
 	suite_add_tcase(s, tp);
 
 	tcase_add_loop_test(ta, test_attr_access, 0, n);
@@ -975,6 +1132,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_attr_compact_idle, 0, n);
 	tcase_add_loop_test(ta, test_attr_reset, 0, n);
 	tcase_add_loop_test(ta, test_attr_busy, 0, n);
+	tcase_add_loop_test(ta, test_attr_writeback, 0, n);
 	tcase_add_loop_test(ta, test_attr_formats, 0, n);
 	tcase_add_loop_test(ta, test_attr_summary, 0, n);
 	tcase_add_loop_test(ta, test_io, 0, n);
