@@ -1519,13 +1519,15 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 	}
 	zb_get_stats(dev->zc.backing, &b);
 	zr_printf(t, "Backing file:   %s (%s, %s)\n"
-		  "                %llu pages written back, %s compressed, in %s of\n"
-		  "                the file (%s at most); %llu pages read back, %llu\n"
-		  "                failed segment writes, %llu failed reads\n",
+		  "                %llu pages written back (%llu by spilling past\n"
+		  "                mem_limit), %s compressed, in %s of the file (%s\n"
+		  "                at most); %llu pages read back, %llu failed\n"
+		  "                segment writes, %llu failed reads\n",
 		  zb_path(dev->zc.backing),
 		  b.blockdev ? "block device" : "file",
 		  b.direct ? "direct I/O" : "page cache",
 		  (unsigned long long)s->bd_count,
+		  (unsigned long long)s->bd_spills,
 		  zr_human(s->bd_bytes, h1, sizeof(h1)),
 		  zr_human(b.bytes_allocated, h2, sizeof(h2)),
 		  zr_human(b.cap_bytes, h3, sizeof(h3)),

@@ -29,6 +29,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -114,6 +115,20 @@ static inline void zr_rw_lock_read(struct zr_rwlock *l)
 static inline void zr_rw_lock_write(struct zr_rwlock *l)
 {
 	zr_rw_acquire(l, ~ZR_RW_WAITERS, ZR_RW_WRITER);
+}
+
+/*
+ * zr_rw_trylock_write - take @l exclusive if nobody holds or waits for
+ * it, without waiting.  Returns true if taken.
+ */
+static inline bool zr_rw_trylock_write(struct zr_rwlock *l)
+{
+	uint32_t v = 0;
+
+	return atomic_compare_exchange_strong_explicit(&l->word, &v,
+						       ZR_RW_WRITER,
+						       memory_order_acquire,
+						       memory_order_relaxed);
 }
 
 /* zr_rw_unlock_read - drop a shared hold.  Cannot fail. */

@@ -92,6 +92,16 @@ static inline void zr_slot_lock_write(struct zr_slot *s)
 	zr_rw_lock_write(&s->lock);
 }
 
+/*
+ * zr_slot_trylock_write - take the slot exclusive if it is free, without
+ * waiting: for a thread that may hold another slot's lock (never wait
+ * for a second one).  Returns true if taken.
+ */
+static inline bool zr_slot_trylock_write(struct zr_slot *s)
+{
+	return zr_rw_trylock_write(&s->lock);
+}
+
 /* zr_slot_unlock_read - drop a shared hold.  Cannot fail. */
 static inline void zr_slot_unlock_read(struct zr_slot *s)
 {

@@ -154,6 +154,8 @@ struct zr_store {
 	_Atomic uint64_t bd_bytes;	/* their compressed bytes */
 	_Atomic uint64_t bd_reads;	/* pages read from it */
 	_Atomic uint64_t bd_writes;	/* pages written to it */
+	_Atomic uint64_t bd_spills;	/* of those, by zr_spill() */
+	_Atomic uint64_t spill_hand;	/* zr_spill()'s next window */
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
@@ -363,6 +365,88 @@ static bool zr_in_file(uint32_t meta, uint64_t handle)
 	return zr_meta_has_obj(meta) && (handle & ZR_HANDLE_BD);
 }
 
+static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
+			     uint64_t idx, uint32_t want, bool try);
+
+/*
+ * Spilling.  With a backing file, a store that would pass mem_limit
+ * writes cold pages back to the file first (zr_spill()) instead of
+ * failing: a full device spills to the file, and ENOSPC comes only when
+ * the file takes no more.  A spill looks at windows of ZR_SPILL_SCAN
+ * slots from a hand that goes round the table (as a clock), and in each
+ * writes back the pages at least half as old as the oldest it saw,
+ * until ZR_SPILL_BATCH have gone or ZR_SPILL_WINDOWS windows were seen.
+ * It takes each victim's lock by trylock only, since the storing thread
+ * may hold its own page's lock (a partial write).
+ */
+#define ZR_SPILL_SCAN 4096
+#define ZR_SPILL_BATCH 64
+#define ZR_SPILL_WINDOWS 64
+
+/*
+ * zr_spill - write back up to ZR_SPILL_BATCH cold pages (see above).
+ * Returns the pages moved, or, when none moved, the -errno of the file
+ * (-ENOSPC: full) or 0 (nothing to move).
+ */
+static int zr_spill(struct zr_store *st, struct zr_stream *s)
+{
+	uint32_t now = (uint32_t)(zr_now(st) & 0xffff), meta, age, oldest;
+	uint64_t start, idx, i, w;
+	int moved = 0, ret = 0;
+
+	for (w = 0; w < ZR_SPILL_WINDOWS && moved < ZR_SPILL_BATCH; w++) {
+		start = atomic_fetch_add_explicit(&st->spill_hand,
+						  ZR_SPILL_SCAN,
+						  memory_order_relaxed) %
+			st->npages;
+		oldest = 0;
+		for (i = 0; i < ZR_SPILL_SCAN && i < st->npages; i++) {
+			meta = zr_slot_meta(&st->table[(start + i) %
+							st->npages]);
+			age = (now - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+			if (zr_meta_has_obj(meta) && age > oldest)
+				oldest = age;
+		}
+		for (i = 0; i < ZR_SPILL_SCAN && i < st->npages &&
+		     moved < ZR_SPILL_BATCH; i++) {
+			idx = (start + i) % st->npages;
+			meta = zr_slot_meta(&st->table[idx]);
+			age = (now - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+			if (!zr_meta_has_obj(meta) || age < oldest / 2)
+				continue;
+			ret = zr_writeback_page(st, s, idx, 0, true);
+			if (ret < 0)
+				goto out;
+			moved += ret;
+		}
+	}
+out:
+	zr_stat_add(st, bd_spills, (uint64_t)moved);
+	if (moved)
+		zr_bd_kick(st);
+	return moved ? moved : ret;
+}
+
+/*
+ * zr_store_obj - zs_store(), and with a backing file, when the memory
+ * limit refuses, spill (zr_spill()) and try again, compacting once the
+ * spilled room alone does not do: returns as zs_store().
+ */
+static int zr_store_obj(struct zr_store *st, struct zr_stream *s,
+			const void *src, size_t len, uint64_t *handle)
+{
+	int ret = zs_store(st->pool, src, len, handle);
+
+	while (ret == -ENOSPC && st->bd && zr_spill(st, s) > 0) {
+		ret = zs_store(st->pool, src, len, handle);
+		if (ret == -ENOSPC) {
+			zs_compact(st->pool);
+			ret = zs_store(st->pool, src, len, handle);
+		}
+	}
+	return ret;
+}
+
 /*
  * zr_encode - compress @page and store it in the pool.
  * Returns 0 and fills @e, or -ENOSPC / -ENOMEM / -errno from the
@@ -392,7 +476,7 @@ static int zr_encode(struct zr_store *st, struct zr_stream *s,
 		src = s->cbuf;
 		e->meta = (uint32_t)len;
 	}
-	ret = zs_store(st->pool, src, (size_t)len, &e->handle);
+	ret = zr_store_obj(st, s, src, (size_t)len, &e->handle);
 	zr_refill_kick(st);
 	if (ret)
 		return ret;
@@ -1279,13 +1363,16 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
 /*
  * zr_writeback_page - move slot @idx's object to the backing file if the
  * slot holds one in the pool with every flag of @want.  Returns 1 if it
- * moved, 0 if the page is not one to move, or -errno from zb_write()
- * (the page then stays in RAM).  Holds the slot's write lock across the
- * copy into the file's segment buffer (and, when that fills a segment,
- * its write), so that the page cannot change under the copy.
+ * moved, 0 if the page is not one to move (or, with @try, its lock is
+ * taken), or -errno from zb_write() (the page then stays in RAM).  Holds
+ * the slot's write lock across the copy into the file's segment buffer
+ * (and, when that fills a segment, its write), so that the page cannot
+ * change under the copy.  Copies through @s->bdbuf, which no caller uses
+ * across this call (cbuf and page may hold the page being stored).
+ * @try: only if the lock is free (the caller may hold another slot's).
  */
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want)
+			     uint64_t idx, uint32_t want, bool try)
 {
 	struct zr_slot *slot = &st->table[idx];
 	struct zr_entry new, old;
@@ -1296,7 +1383,10 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 
 	if (zr_slot_empty(slot))	/* "Empty slots" above */
 		return 0;
-	zr_slot_lock_write(slot);
+	if (!try)
+		zr_slot_lock_write(slot);
+	else if (!zr_slot_trylock_write(slot))
+		return 0;
 	meta = zr_slot_meta(slot);
 	if (!zr_meta_has_obj(meta) || zr_in_file(meta, slot->handle) ||
 	    (meta & want) != want) {
@@ -1304,9 +1394,9 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 		return 0;
 	}
 	len = zr_meta_len(meta);
-	ret = zs_load(st->pool, slot->handle, s->cbuf, len);
+	ret = zs_load(st->pool, slot->handle, s->bdbuf, len);
 	if (!ret)
-		ret = zb_write(st->bd, s->cbuf, len, &loc);
+		ret = zb_write(st->bd, s->bdbuf, len, &loc);
 	if (ret) {
 		zr_slot_unlock_write(slot);
 		return ret;
@@ -1337,7 +1427,7 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 	if (last > st->npages)
 		last = st->npages;
 	for (idx = first; idx < last && done < max; idx++) {
-		ret = zr_writeback_page(st, s, idx, want);
+		ret = zr_writeback_page(st, s, idx, want, false);
 		if (ret < 0)
 			break;
 		done += (uint64_t)ret;
@@ -1380,6 +1470,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->bd_bytes = zr_stat_get(st, bd_bytes);
 	out->bd_reads = zr_stat_get(st, bd_reads);
 	out->bd_writes = zr_stat_get(st, bd_writes);
+	out->bd_spills = zr_stat_get(st, bd_spills);
 }
 
 void zr_set_mem_limit(struct zr_store *st, uint64_t bytes)

@@ -97,8 +97,10 @@ ssize_t zr_read(struct zr_store *st, void *buf, size_t len, uint64_t off);
  *   end (they are written; the rest is dropped);
  *   0 if @len is 0;
  *   -EFBIG if @off is at or past the end and @len > 0 (nothing written);
- *   -ENOSPC if the memory limit is reached, -ENOMEM if the OS refuses
- *   memory, -EIO if a partial page's old data is corrupt.
+ *   -ENOSPC if the memory limit is reached (with a backing file: and
+ *   spilling cold pages to it, zr_spill() in zr_store.c, made no room),
+ *   -ENOMEM if the OS refuses memory, -EIO if a partial page's old data
+ *   is corrupt.
  * These three fail the write as a whole, never with a short count: a
  * loop device would take a short count from the kernel's synchronous
  * FUSE direct I/O for a successful write and lose the rest.  After such
@@ -106,7 +108,8 @@ ssize_t zr_read(struct zr_store *st, void *buf, size_t len, uint64_t off);
  * new one, never a mix, and which pages got the new one is unspecified
  * (pages are written in parallel, and no more are started once one
  * fails); each failed page counts in failed_writes.  Takes slot locks
- * exclusive, one at a time.
+ * exclusive, one at a time (and a spill, other pages' by trylock while
+ * a partial page's is held).
  */
 ssize_t zr_write(struct zr_store *st, const void *buf, size_t len,
 		 uint64_t off);
@@ -160,6 +163,7 @@ struct zr_stats {
 	uint64_t bd_bytes;		/* their compressed bytes */
 	uint64_t bd_reads;		/* pages read from the file */
 	uint64_t bd_writes;		/* pages written to the file */
+	uint64_t bd_spills;		/* of those, to stay under mem_limit */
 };
 
 /* zr_get_stats - fill @out; each field an atomic read.  Cannot fail. */

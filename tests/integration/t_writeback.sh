@@ -7,7 +7,8 @@
 # of everything leaves under 8 MiB allocated in the file.  The file
 # unlinked while mounted changes nothing.  A second daemon cannot take
 # the same file; a symlink is refused and its target untouched; bad
-# words to writeback are EINVAL.
+# words to writeback are EINVAL.  With mem_limit=48M, 256 MiB written
+# spill to the file instead of failing, and read back.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require python3 cmp stat blkdiscard
@@ -69,15 +70,15 @@ for w in foo "idle huge" page_index=99999999 page_indexes=5-1 type=; do
 	fi
 	grep -q "Invalid argument" "$FZ_TMP/err" || fz_fail "writeback '$w': $(cat "$FZ_TMP/err")"
 done
-mkdir "$FZ_TMP/mnt2"
-fz__register "fuse|$FZ_TMP/mnt2||-"
-if timeout 30 "$FUSEZRAM" -o backing_dev="$bd" "$FZ_TMP/mnt2" 2>"$FZ_TMP/err"; then
+mkdir "$FZ_TMP/other"
+fz__register "fuse|$FZ_TMP/other||-"
+if timeout 30 "$FUSEZRAM" -o backing_dev="$bd" "$FZ_TMP/other" 2>"$FZ_TMP/err"; then
 	fz_fail "a second daemon took the backing file in use"
 fi
 grep -q "busy" "$FZ_TMP/err" || fz_fail "second daemon: $(cat "$FZ_TMP/err")"
 echo precious >"$FZ_TMP/victim"
 ln -s "$FZ_TMP/victim" "$FZ_TMP/link"
-if timeout 30 "$FUSEZRAM" -o backing_dev="$FZ_TMP/link" "$FZ_TMP/mnt2" 2>"$FZ_TMP/err"; then
+if timeout 30 "$FUSEZRAM" -o backing_dev="$FZ_TMP/link" "$FZ_TMP/other" 2>"$FZ_TMP/err"; then
 	fz_fail "a symlink was taken as backing file"
 fi
 grep -q "symbolic links" "$FZ_TMP/err" || fz_fail "symlink: $(cat "$FZ_TMP/err")"
@@ -100,4 +101,26 @@ fd=$(find "/proc/$FZ_PID/fd" -lname "$bd (deleted)" | head -n 1)
 fz_wait_until 20 eval '[ $(($(stat -L -c %b "$fd") * 512)) -lt $((8 << 20)) ]' ||
 	fz_fail "$(($(stat -L -c %b "$fd") * 512)) bytes still allocated in the file after discarding everything"
 fz_log "after the discard: $(($(stat -L -c %b "$fd") * 512)) bytes allocated in the file"
+fz_loop_detach
+fz_umount
+
+# A full device spills: 256 MiB through mem_limit=48M with a backing file,
+# no write error, the memory under the limit, every byte back.
+fz_mount -o disksize=512M,mem_limit=48M,backing_dev="$FZ_TMP/backing2"
+fz_loop "$FZ_IMG" --direct-io=on
+for i in 0 1 2 3; do
+	dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M seek=$((i * 64)) oflag=direct \
+		status=none || fz_fail "writing the data at $((i * 64)) MiB under mem_limit=48M"
+done
+max=$(fz_mm mem_used_max)
+read -r bd_count bd_reads bd_writes <"$FZ_CTL/bd_stat"
+fz_log "256 MiB through mem_limit=48M: mem_used_max $max, bd_stat $bd_count $bd_reads $bd_writes"
+[ "$max" -le $((48 << 20)) ] || fz_fail "mem_used_max $max over the 48M limit"
+[ "$bd_count" -gt 0 ] || fz_fail "nothing spilled to the file"
+for i in 0 1 2 3; do
+	dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M skip=$((i * 64)) count=64 \
+		iflag=direct status=none || fz_fail "reading back at $((i * 64)) MiB"
+	fz_expect_cmp "data at $((i * 64)) MiB after spilling" "$FZ_TMP/back" "$FZ_TMP/data"
+done
+grep -q "by spilling" "$FZ_CTL/summary" || fz_fail "summary does not count spilled pages"
 fz_log "ok"

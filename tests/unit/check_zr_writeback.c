@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,8 @@ static void wt_page(uint64_t idx, unsigned gen, uint8_t *buf)
 	}
 }
 
+static uint64_t wt_limit;	/* mem_limit of the stores made next */
+
 static void wt_open_store(int backend, struct zb_file *bd)
 {
 	const struct zcomp_backend *const *be = zcomp_backends();
@@ -66,6 +69,7 @@ static void wt_open_store(int backend, struct zb_file *bd)
 		.disksize = WT_DISK,
 		.algorithm = be[backend]->name,
 		.level = ZCOMP_LEVEL_DEFAULT,
+		.mem_limit = wt_limit,
 		.backing = bd,
 	};
 
@@ -79,6 +83,7 @@ static void setup(void)
 	snprintf(wt_path, sizeof(wt_path), "%s/backing", wt_dir);
 	wt_bd = NULL;
 	wt_st = NULL;
+	wt_limit = 0;
 }
 
 static void teardown(void)
@@ -404,7 +409,7 @@ static void *wt_owner_run(void *arg)
 	return NULL;
 }
 
-START_TEST(test_writeback_race)
+static void wt_race(int backend, bool writeback)
 {
 	static struct wt_owner own[WT_THREADS];
 	pthread_t t[WT_THREADS];
@@ -413,7 +418,7 @@ START_TEST(test_writeback_race)
 	int64_t n;
 
 	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
-	wt_open_store(_i, wt_bd);
+	wt_open_store(backend, wt_bd);
 	atomic_store(&wt_done, 0);
 	for (i = 0; i < WT_THREADS; i++) {
 		memset(&own[i], 0, sizeof(own[i]));
@@ -422,6 +427,10 @@ START_TEST(test_writeback_race)
 						&own[i]), 0);
 	}
 	while (atomic_load(&wt_done) < WT_THREADS) {
+		if (!writeback) {
+			usleep(1000);
+			continue;
+		}
 		zr_mark_idle(wt_st, 0);
 		n = zr_writeback(wt_st, ZR_WB_IDLE, 0, WT_PAGES, UINT64_MAX);
 		ck_assert_int_ge(n, 0);
@@ -432,9 +441,84 @@ START_TEST(test_writeback_race)
 		ck_assert_msg(!own[i].bad, "thread %u: check %d failed", i,
 			      own[i].bad);
 	}
-	ck_assert_uint_gt(moved, 0);
+	ck_assert_uint_gt(moved + wt_stats().bd_spills, 0);
+	ck_assert_uint_le(wt_stats().mem_used_max, wt_limit ? wt_limit :
+			  UINT64_MAX);
 	ck_assert_int_eq(zr_discard(wt_st, 0, WT_DISK), 0);
 	ck_assert_uint_eq(wt_bd_stats().objs, 0);
+}
+
+START_TEST(test_writeback_race)
+{
+	wt_race(_i, true);
+}
+END_TEST
+
+/* The same, under a memory limit: the owners' writes spill instead. */
+START_TEST(test_spill_race)
+{
+	wt_limit = 128 << 10;
+	wt_race(_i, false);
+	ck_assert_uint_gt(wt_stats().bd_spills, 0);
+}
+END_TEST
+
+/*
+ * A full device spills: 2 MiB written through a 256 KiB mem_limit with a
+ * backing file all succeed, the memory stays under the limit, and every
+ * page reads back; without room in the file either, ENOSPC, and what was
+ * written reads back.
+ */
+START_TEST(test_spill)
+{
+	wt_limit = 256 << 10;
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, WT_PAGES, 0);
+	ck_assert_uint_le(wt_stats().mem_used_max, wt_limit);
+	ck_assert_uint_gt(wt_stats().bd_spills, 0);
+	ck_assert_uint_eq(wt_stats().bd_spills, wt_stats().bd_writes);
+	wt_check(0, WT_PAGES, 0);
+	/* Overwritten, the pages leave the file; the limit still holds. */
+	wt_write(0, WT_PAGES, 1);
+	wt_check(0, WT_PAGES, 1);
+	ck_assert_uint_le(wt_stats().mem_used_max, wt_limit);
+}
+END_TEST
+
+START_TEST(test_spill_full)
+{
+	uint8_t buf[WT_PAGE], want[WT_PAGE];
+	uint64_t i, seed, written;
+	ssize_t ret = 0;
+
+	wt_limit = 256 << 10;
+	ck_assert_int_eq(zb_open(wt_path, 2 * ZB_SEG_SIZE, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	for (i = 0; i < WT_PAGES; i++) {
+		seed = i + 99;
+		tu_fill_random(buf, WT_PAGE, &seed);
+		ret = zr_write(wt_st, buf, WT_PAGE, i * WT_PAGE);
+		if (ret != WT_PAGE)
+			break;
+	}
+	ck_assert_int_eq(ret, -ENOSPC);
+	written = i;
+	/* RAM and file both full: 64 + 128 pages, give or take a span. */
+	ck_assert_uint_ge(written, 128);
+	ck_assert_uint_le(wt_stats().mem_used_max, wt_limit);
+	for (i = 0; i < written; i++) {
+		seed = i + 99;
+		tu_fill_random(want, WT_PAGE, &seed);
+		ck_assert_int_eq(zr_read(wt_st, buf, WT_PAGE, i * WT_PAGE),
+				 WT_PAGE);
+		ck_assert_msg(memcmp(buf, want, WT_PAGE) == 0,
+			      "page %llu differs", (unsigned long long)i);
+	}
+	/* A discard makes room again. */
+	ck_assert_int_eq(zr_discard(wt_st, 0, WT_DISK), 0);
+	wt_write(0, 64, 3);
+	wt_check(0, 64, 3);
 }
 END_TEST
 
@@ -454,6 +538,9 @@ Suite *zr_writeback_suite(void)
 	tcase_add_loop_test(tc, test_writeback_full, 0, n);
 	tcase_add_loop_test(tc, test_writeback_corrupt, 0, n);
 	tcase_add_loop_test(tc, test_writeback_race, 0, n);
+	tcase_add_loop_test(tc, test_spill, 0, n);
+	tcase_add_loop_test(tc, test_spill_full, 0, n);
+	tcase_add_loop_test(tc, test_spill_race, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }
