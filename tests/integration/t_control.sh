@@ -55,7 +55,8 @@ declare -A mode=(
 	[mem_limit]=644 [mem_used_max]=644
 	[compact]=200 [reset]=200 [idle]=200
 	[max_comp_streams]=444 [mm_stat]=444 [io_stat]=444 [debug_stat]=444
-	[summary]=444
+	[summary]=444 [backing_dev]=644 [writeback]=200 [writeback_limit]=644
+	[writeback_limit_enable]=644 [bd_stat]=444
 )
 for f in "${!mode[@]}"; do
 	[ -f "$C/$f" ] || fz_fail "control/$f missing"
