@@ -1067,14 +1067,9 @@ static int fz_show_summary(struct fz_data *fz, char *buf, size_t size)
 			   h1, sizeof(h1)),
 		  (unsigned long long)s.pages_compacted);
 	fz_printf(&t, "Reserve:        %s of free pages kept resident, so that stores take\n"
-		  "                no page fault (not in memory used; -o reserve=);\n"
-		  "                %s of it freed in the last seconds, kept for reuse\n",
-		  fz_human(s.reserve_bytes, h1, sizeof(h1)),
-		  fz_human(s.spill_bytes, h2, sizeof(h2)));
-	fz_printf(&t, "Allocations:    %llu mallocs by stores for the allocator's own\n"
-		  "                structures (spares made in the background\n"
-		  "                leave only each size class's first)\n",
-		  (unsigned long long)s.store_allocs);
+		  "                no page fault (not in memory used; -o reserve=\n"
+		  "                is its target; pages freed past it go within seconds)\n",
+		  fz_human(s.reserve_bytes, h1, sizeof(h1)));
 	fz_printf(&t, "Not counted:    the page table (16 bytes per page written), buffers,\n"
 		  "                the reserve and the process itself\n");
 	fz_printf(&t, "Failed I/O:     %llu reads, %llu writes\n",

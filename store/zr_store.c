@@ -26,15 +26,14 @@
  * Automatic compaction runs on a background thread, woken after discards
  * when zs_fragmented() says the pool wastes more than its threshold, and
  * otherwise every ZR_COMPACT_PERIOD seconds to look again.  The same
- * thread keeps the allocator's reserve of resident free pages filled
- * (zs_refill(), cfg->reserve bytes): it is woken, once, by the first
- * store that finds the reserve at half, and takes the page faults and
- * any wait in the page allocator that stores would otherwise take on the
- * I/O path.  The reserve is filled once before zr_store_create() returns.
- * While the allocator holds a spill (freed pages kept past the reserve,
- * see zs_arena.c), the thread also wakes every ZS_SPILL_PERIOD_MS to give
- * back what nothing reused (zs_age()); a free that begins a spill wakes
- * it the same way a store that finds the reserve at half does.
+ * thread keeps the allocator's cache of resident free pages filled to its
+ * target (zs_cache_refill(), cfg->reserve bytes): it is woken, once, by
+ * the first store or free after which zs_cache_wanted() says so, and
+ * takes the page faults and any wait in the page allocator that stores
+ * would otherwise take on the I/O path.  The cache is filled once before
+ * zr_store_create() returns.  The thread also gives back, when they are
+ * due, the freed pages the cache kept that nothing reused
+ * (zs_cache_age()).
  *
  * Locking:
  *   slot lock (zr_slot_i.h)   one per page; never two at once
@@ -358,7 +357,7 @@ static void zr_release(struct zr_store *st, const struct zr_entry *e)
 	if (!zr_meta_has_obj(e->meta))
 		return;
 	zs_free(st->pool, e->handle, zr_meta_len(e->meta));
-	/* A freed span may have begun a spill, which the thread ages. */
+	/* A freed span may have cached pages that the thread ages. */
 	zr_refill_kick(st);
 }
 
@@ -560,22 +559,21 @@ static bool zr_ts_before(const struct timespec *a, const struct timespec *b)
 }
 
 /*
- * zr_age_spill - give back, every ZS_SPILL_PERIOD_MS, the freed pages the
- * allocator kept past its reserve that nothing has reused.  @next is
- * when to age next, or zero while there is no spill.  The first call of
- * a spill only starts its period.
+ * zr_age_cache - give back the freed pages the allocator's cache kept that
+ * nothing has reused (zs_cache_age()), when they are due.  @next is when
+ * the next ones are, or zero while none are.
  */
-static void zr_age_spill(struct zr_store *st, struct timespec *next)
+static void zr_age_cache(struct zr_store *st, struct timespec *next)
 {
 	struct timespec now;
+	unsigned ms;
 
-	if (!zs_spill_bytes(st->pool) && !next->tv_sec && !next->tv_nsec)
-		return;
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	if ((next->tv_sec || next->tv_nsec) && zr_ts_before(&now, next))
 		return;
-	if (zs_age(st->pool))
-		*next = zr_ts_add_ms(now, ZS_SPILL_PERIOD_MS);
+	ms = zs_cache_age(st->pool);
+	if (ms)
+		*next = zr_ts_add_ms(now, ms);
 	else
 		*next = (struct timespec){ 0, 0 };
 }
@@ -605,11 +603,11 @@ static void *zr_compactor(void *arg)
 		 * kicks again. */
 		atomic_store_explicit(&st->refill_kicked, false,
 				      memory_order_relaxed);
-		if (zs_reserve_wanted(st->pool))
-			zs_refill(st->pool);
+		if (zs_cache_wanted(st->pool))
+			zs_cache_refill(st->pool);
 		if (zs_fragmented(st->pool))
 			zs_compact(st->pool);
-		zr_age_spill(st, &next_age);
+		zr_age_cache(st, &next_age);
 		pthread_mutex_lock(&st->compact_lock);
 	}
 	pthread_mutex_unlock(&st->compact_lock);
@@ -632,7 +630,7 @@ static void zr_bg_wake(struct zr_store *st)
  */
 static void zr_refill_kick(struct zr_store *st)
 {
-	if (!zs_reserve_wanted(st->pool) ||
+	if (!zs_cache_wanted(st->pool) ||
 	    atomic_load_explicit(&st->refill_kicked, memory_order_relaxed) ||
 	    atomic_exchange_explicit(&st->refill_kicked, true,
 				     memory_order_relaxed))
@@ -691,8 +689,8 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 	}
 	zs_set_limit(st->pool, cfg->mem_limit);
 	/* Touched before the first request, on this thread. */
-	zs_set_reserve(st->pool, cfg->reserve);
-	zs_refill(st->pool);
+	zs_set_cache(st->pool, cfg->reserve);
+	zs_cache_refill(st->pool);
 	atomic_init(&st->refill_kicked, false);
 	atomic_init(&st->big_inflight, 0);
 
@@ -1130,9 +1128,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->notify_free = zr_stat_get(st, notify_free);
 	out->miss_free = zr_stat_get(st, miss_free);
 	out->idle_pages = zr_stat_get(st, idle_pages);
-	out->reserve_bytes = zs_reserve_bytes(st->pool);
-	out->spill_bytes = zs_spill_bytes(st->pool);
-	out->store_allocs = zs_allocs(st->pool);
+	out->reserve_bytes = zs_cache_bytes(st->pool);
 	out->split_requests = zr_stat_get(st, split_requests);
 }
 

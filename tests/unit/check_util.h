@@ -46,4 +46,11 @@ static inline int tu_nbackends(void)
 extern _Atomic int tu_madvise_refuse;
 extern _Atomic unsigned long tu_madvise_refused;
 
+/*
+ * Heap allocations made by the binary's own code since it started
+ * (tests/unit/tu_malloc.c): malloc, calloc, realloc, aligned_alloc and
+ * posix_memalign, from every thread.
+ */
+extern _Atomic unsigned long tu_mallocs;
+
 #endif /* FUSEZRAM_CHECK_UTIL_H */
