@@ -2,6 +2,16 @@
  * zs_arena: the pages of zs_pool's spans and metadata (private to the
  * allocator).
  *
+ * Locking:
+ *	refill_lock: one zs_arena_refill() at a time
+ *	  -> cache.lock: leaf, held for one push or pop (the I/O path takes
+ *	     it under a class lock) or one stack's aging; guards the stacks,
+ *	     their counts and the aging flag, and is the only writer of
+ *	     cache.pages (an atomic, so that readers need no lock).
+ * Bitmap words change only by compare-and-swap or atomic and; open_words
+ * only by compare-and-swap; the other counters are hints.  Nothing here
+ * blocks except the punch and the refill's page faults.
+ *
  * One memfd, ftruncate'd to a large sparse size and mapped MAP_SHARED
  * once: one VMA however many runs come and go, an address that never
  * moves, and memory that returns to the OS at once with
@@ -52,16 +62,6 @@
  * Cached pages are resident but belong to nobody: they are not in the
  * pool's byte account (mem_used_total).
  *
- * Locking:
- *	refill_lock: one zs_arena_refill() at a time
- *	  -> cache.lock: leaf, held for one push or pop (the I/O path takes
- *	     it under a class lock) or one stack's aging; guards the stacks,
- *	     their counts and the aging flag, and is the only writer of
- *	     cache.pages (an atomic, so that readers need no lock).
- * Bitmap words change only by compare-and-swap or atomic and; open_words
- * only by compare-and-swap; the other counters are hints.  Nothing here
- * blocks except the punch and the refill's page faults.
- *
  * TODO: the arena does not grow; when its address space is used up,
  * zs_arena_get() fails with -ENOMEM.  It is sized (zs_pool.c) with ample
  * headroom, since unused address space costs nothing.
@@ -79,7 +79,8 @@
 #include "store/zs_arena_i.h"
 
 #define ZS_SCAN_WORDS 256		/* words a search looks at, at most */
-#define ZS_ARENA_MAX_PAGES (1ULL << 32)	/* runs keep 32-bit page numbers */
+/* Runs keep 32-bit page numbers, and the pool's lists end at UINT32_MAX. */
+#define ZS_ARENA_MAX_PAGES ((1ULL << 32) - ZS_WORD_PAGES)
 #define ZS_ARENA_MIN_PAGES (1ULL << 14)	/* 64 MiB: the least we settle for */
 #define ZS_REFILL_BATCH 8		/* runs faulted in by one madvise */
 
