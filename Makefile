@@ -65,8 +65,11 @@ build/$(1)/check_fusezram: $(CORE_SRCS) $(UNIT_SRCS) $(wildcard store/*.h compre
 	@mkdir -p build/$(1)
 	$$(CC) -std=gnu11 $$(WARN) -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -pthread -I. \
 		$(2) $$(COMP_CFLAGS) $$(CHECK_CFLAGS) -o $$@ $$(CORE_SRCS) $$(UNIT_SRCS) \
-		$$(COMP_LIBS) $$(CHECK_LIBS) -lm
+		$$(COMP_LIBS) $$(CHECK_LIBS) -lm $$(UNIT_WRAP)
 endef
+# tests/unit/tu_malloc.c counts the heap allocations of the binary's code.
+UNIT_WRAP := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc \
+	-Wl,--wrap=aligned_alloc,--wrap=posix_memalign
 $(eval $(call unit_variant,unit,$(CFLAGS)))
 $(eval $(call unit_variant,asan,$(SAN_FLAGS)))
 $(eval $(call unit_variant,tsan,$(TSAN_FLAGS)))

@@ -1233,20 +1233,15 @@ static void zr_summary_figures(struct zr_dev *dev, struct zr_text *t,
 			   h1, sizeof(h1)),
 		  (unsigned long long)s->pages_compacted);
 	zr_printf(t, "Reserve:        %s of free pages kept resident, so that stores take\n"
-		  "                no page fault (not in memory used; -o reserve=);\n"
-		  "                %s of it freed in the last seconds, kept for reuse\n",
-		  zr_human(s->reserve_bytes, h1, sizeof(h1)),
-		  zr_human(s->spill_bytes, h2, sizeof(h2)));
+		  "                no page fault (not in memory used; -o reserve=\n"
+		  "                is its target; pages freed past it go within seconds)\n",
+		  zr_human(s->reserve_bytes, h1, sizeof(h1)));
 }
 
 /* summary, part 2: allocations, I/O, the process, the size classes. */
 static void zr_summary_process(struct zr_dev *dev, struct zr_text *t,
 			       const struct zr_stats *s)
 {
-	zr_printf(t, "Allocations:    %llu mallocs by stores for the allocator's own\n"
-		  "                structures (spares made in the background\n"
-		  "                leave only each size class's first)\n",
-		  (unsigned long long)s->store_allocs);
 	zr_printf(t, "Not counted:    the page table (16 bytes per page written), buffers,\n"
 		  "                the reserve and the process itself\n");
 	zr_printf(t, "Failed I/O:     %llu reads, %llu writes\n",

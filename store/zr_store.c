@@ -40,24 +40,25 @@
  * as on a disk.  A slot found non-empty is locked and its meta read
  * again under the lock, since it may have been emptied in between.
  *
- * Automatic compaction runs on a background thread, woken after discards
- * when zs_fragmented() says the pool wastes more than its threshold, and
- * otherwise every ZR_COMPACT_PERIOD seconds to look again.  The same
- * thread keeps the allocator's reserve of resident free pages filled
- * (zs_refill(), cfg->reserve bytes): it is woken, once, by the first
- * store that finds the reserve at half, and takes the page faults and
- * any wait in the page allocator that stores would otherwise take on the
- * I/O path.  The reserve is filled once before zr_store_create() returns.
- * While the allocator holds a spill (freed pages kept past the reserve,
- * see zs_arena.c), the thread also wakes every ZS_SPILL_PERIOD_MS to give
- * back what nothing reused (zs_age()); a free that begins a spill wakes
- * it the same way a store that finds the reserve at half does.
+ * One background thread, the maintainer (zr_maintainer()), runs a small
+ * table of tasks (zr_tasks): keeping the allocator's cache of resident
+ * free pages at its target (zs_cache_refill(), cfg->reserve bytes), so
+ * that the page faults and any wait in the page allocator are its and not
+ * the I/O path's; giving back what that cache kept and nothing reused
+ * (zs_cache_age()); and compacting when zs_fragmented() says the pool
+ * wastes more than its threshold; and keeping the backing file's free
+ * segments ready and punching the rest (zb_refill()).  Each task says
+ * when it wants to run
+ * again; otherwise the thread sleeps until kicked.  One wake-up,
+ * zr_maint_kick(): after a store or a free when zs_cache_wanted() says
+ * so, and after a discard when the pool is fragmented.  The cache is
+ * filled once before zr_store_create() returns.
  *
  * Locking:
  *   slot lock (zr_slot_i.h)   one per page; never two at once
  *     -> zs_pool class lock   taken inside zs_store/zs_read/zs_free
  *   streams_lock              leaf; only on thread start/exit
- *   compact_lock              leaf; guards the background thread's wake-up
+ *   maint_lock                leaf; the maintainer's sleep and stop
  *   work_lock                 leaf; taken twice per large request (post,
  *                             unlink) and by idle workers, never per page
  * Statistics are relaxed atomics: each figure is exact when I/O is idle,
@@ -91,7 +92,7 @@
 #include "store/zs_pool.h"
 #include "store/zb_file.h"
 
-#define ZR_COMPACT_PERIOD 10	/* seconds between fragmentation checks */
+#define ZR_COMPACT_PERIOD_MS 10000	/* between fragmentation checks */
 
 struct zr_job;
 
@@ -130,12 +131,13 @@ struct zr_store {
 	struct zr_job *work;		/* guarded by work_lock: open jobs */
 	bool work_stop;			/* guarded by work_lock */
 
-	pthread_t compactor;
-	pthread_mutex_t compact_lock;	/* protects compact_* below */
-	pthread_cond_t compact_cond;
-	bool compact_kick;		/* guarded by compact_lock */
-	bool compact_stop;		/* guarded by compact_lock */
-	atomic_bool refill_kicked;	/* a refill wake-up is pending */
+	pthread_t maintainer;		/* zr_maintainer() */
+	pthread_mutex_t maint_lock;	/* leaf; the maintainer sleeps on it */
+	pthread_cond_t maint_cond;	/* signalled by a kick or the stop */
+	bool maint_stop;		/* guarded by maint_lock */
+	atomic_bool maint_kicked;	/* set by a kick, cleared by the
+					 * maintainer before its tasks run;
+					 * signalled under maint_lock */
 
 	/* Statistics: relaxed atomics, approximate while I/O runs. */
 	_Atomic uint64_t pages_stored;
@@ -495,7 +497,7 @@ static void zr_release(struct zr_store *st, const struct zr_entry *e)
 		return;
 	}
 	zs_free(st->pool, e->handle, zr_meta_len(e->meta));
-	/* A freed span may have begun a spill, which the thread ages. */
+	/* A freed span may have cached pages that the thread ages. */
 	zr_refill_kick(st);
 }
 
@@ -732,7 +734,57 @@ static bool zr_free_page(struct zr_store *st, uint64_t idx)
 }
 
 /* ------------------------------------------------------------------ */
-/* Background compaction                                               */
+/* The maintainer: one background thread, a table of tasks             */
+
+/*
+ * struct zr_task - one of the maintainer's tasks.  @run does the work if
+ * there is any (each checks cheaply first) and returns the milliseconds
+ * after which it wants to run again, or 0 to wait for a kick.  Tasks run
+ * in table order at every wake-up, whatever woke the thread, so each must
+ * be harmless to run early.  The tier policies (writeback to a backing
+ * file, recompression) are to join this table.
+ */
+struct zr_task {
+	const char *name;
+	unsigned (*run)(struct zr_store *st);
+};
+
+/* Keep the allocator's cache at its target (the page faults are ours). */
+static unsigned zr_task_refill(struct zr_store *st)
+{
+	if (zs_cache_wanted(st->pool))
+		zs_cache_refill(st->pool);
+	return 0;
+}
+
+/* Give back what the cache kept and nothing reused; again when due. */
+static unsigned zr_task_age(struct zr_store *st)
+{
+	return zs_cache_age(st->pool);
+}
+
+/* Compact when the pool wastes enough; look again every period. */
+static unsigned zr_task_compact(struct zr_store *st)
+{
+	if (zs_fragmented(st->pool))
+		zs_compact(st->pool);
+	return ZR_COMPACT_PERIOD_MS;
+}
+
+/* Keep the backing file's free segments ready; punch those past it. */
+static unsigned zr_task_backing(struct zr_store *st)
+{
+	if (st->bd && zb_refill_wanted(st->bd))
+		zb_refill(st->bd);
+	return 0;
+}
+
+static const struct zr_task zr_tasks[] = {
+	{ "cache refill", zr_task_refill },
+	{ "cache aging", zr_task_age },
+	{ "compaction", zr_task_compact },
+	{ "backing file", zr_task_backing },
+};
 
 /* @t plus @ms milliseconds. */
 static struct timespec zr_ts_add_ms(struct timespec t, long ms)
@@ -753,106 +805,85 @@ static bool zr_ts_before(const struct timespec *a, const struct timespec *b)
 }
 
 /*
- * zr_age_spill - give back, every ZS_SPILL_PERIOD_MS, the freed pages the
- * allocator kept past its reserve that nothing has reused.  @next is
- * when to age next, or zero while there is no spill.  The first call of
- * a spill only starts its period.
+ * zr_maintainer - the background thread: runs every task of zr_tasks at
+ * each wake-up, then sleeps until the soonest time a task asked for or
+ * until zr_maint_kick().
  */
-static void zr_age_spill(struct zr_store *st, struct timespec *next)
-{
-	struct timespec now;
-
-	if (!zs_spill_bytes(st->pool) && !next->tv_sec && !next->tv_nsec)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if ((next->tv_sec || next->tv_nsec) && zr_ts_before(&now, next))
-		return;
-	if (zs_age(st->pool))
-		*next = zr_ts_add_ms(now, ZS_SPILL_PERIOD_MS);
-	else
-		*next = (struct timespec){ 0, 0 };
-}
-
-static void *zr_compactor(void *arg)
+static void *zr_maintainer(void *arg)
 {
 	struct zr_store *st = arg;
-	struct timespec until, next_age = { 0, 0 };
+	struct timespec now, until;
+	unsigned i, ms, soonest;
 
-	pthread_mutex_lock(&st->compact_lock);
-	while (!st->compact_stop) {
-		if (!st->compact_kick) {
-			if (next_age.tv_sec || next_age.tv_nsec) {
-				until = next_age;
-			} else {
-				clock_gettime(CLOCK_MONOTONIC, &until);
-				until.tv_sec += ZR_COMPACT_PERIOD;
-			}
-			pthread_cond_timedwait(&st->compact_cond,
-					       &st->compact_lock, &until);
-		}
-		if (st->compact_stop)
-			break;
-		st->compact_kick = false;
-		pthread_mutex_unlock(&st->compact_lock);
-		/* Cleared first: a store that drains the reserve meanwhile
-		 * kicks again. */
-		atomic_store_explicit(&st->refill_kicked, false,
+	pthread_setname_np(pthread_self(), "zr-maintainer");
+	for (;;) {
+		/* Cleared first: a kick while the tasks run is not lost. */
+		atomic_store_explicit(&st->maint_kicked, false,
 				      memory_order_relaxed);
-		if (zs_reserve_wanted(st->pool))
-			zs_refill(st->pool);
-		if (zs_fragmented(st->pool))
-			zs_compact(st->pool);
-		if (st->bd && zb_refill_wanted(st->bd))
-			zb_refill(st->bd);
-		zr_age_spill(st, &next_age);
-		pthread_mutex_lock(&st->compact_lock);
+		soonest = 0;
+		for (i = 0; i < sizeof(zr_tasks) / sizeof(zr_tasks[0]); i++) {
+			ms = zr_tasks[i].run(st);
+			if (ms && (!soonest || ms < soonest))
+				soonest = ms;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		until = zr_ts_add_ms(now, soonest ? soonest :
+				     ZR_COMPACT_PERIOD_MS);
+		pthread_mutex_lock(&st->maint_lock);
+		while (!st->maint_stop &&
+		       !atomic_load_explicit(&st->maint_kicked,
+					     memory_order_relaxed) &&
+		       zr_ts_before(&now, &until)) {
+			pthread_cond_timedwait(&st->maint_cond, &st->maint_lock,
+					       &until);
+			clock_gettime(CLOCK_MONOTONIC, &now);
+		}
+		if (st->maint_stop) {
+			pthread_mutex_unlock(&st->maint_lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&st->maint_lock);
 	}
-	pthread_mutex_unlock(&st->compact_lock);
-	return NULL;
-}
-
-/* Wake the background thread; compact_lock must not be held. */
-static void zr_bg_wake(struct zr_store *st)
-{
-	pthread_mutex_lock(&st->compact_lock);
-	st->compact_kick = true;
-	pthread_cond_signal(&st->compact_cond);
-	pthread_mutex_unlock(&st->compact_lock);
 }
 
 /*
- * zr_refill_kick - wake the background thread to refill the reserve if
- * it is at half, at most once until the thread has looked: on the I/O
- * path this is one atomic load while the reserve is full.
+ * zr_maint_kick - wake the maintainer, at most once until it has looked:
+ * one atomic load while a kick is pending.  maint_lock must not be held.
  */
-static void zr_refill_kick(struct zr_store *st)
+static void zr_maint_kick(struct zr_store *st)
 {
-	if (!zs_reserve_wanted(st->pool) ||
-	    atomic_load_explicit(&st->refill_kicked, memory_order_relaxed) ||
-	    atomic_exchange_explicit(&st->refill_kicked, true,
+	if (atomic_load_explicit(&st->maint_kicked, memory_order_relaxed) ||
+	    atomic_exchange_explicit(&st->maint_kicked, true,
 				     memory_order_relaxed))
 		return;
-	zr_bg_wake(st);
+	pthread_mutex_lock(&st->maint_lock);
+	pthread_cond_signal(&st->maint_cond);
+	pthread_mutex_unlock(&st->maint_lock);
 }
 
 /*
- * zr_bd_kick - wake the background thread if the backing file's reserve
- * wants a refill or a punch (zb_refill_wanted(), which takes the file's
- * mutex: called only where the file was used, never per RAM store).
+ * zr_bd_kick - wake the maintainer if the backing file's reserve wants a
+ * refill or a punch (zb_refill_wanted(), which takes the file's mutex:
+ * called only where the file was used, never per RAM store).
  */
 static void zr_bd_kick(struct zr_store *st)
 {
-	if (!zb_refill_wanted(st->bd) ||
-	    atomic_exchange_explicit(&st->refill_kicked, true,
-				     memory_order_relaxed))
-		return;
-	zr_bg_wake(st);
+	if (zb_refill_wanted(st->bd))
+		zr_maint_kick(st);
 }
 
+/* After a store or a free: the allocator's cache wants the maintainer. */
+static void zr_refill_kick(struct zr_store *st)
+{
+	if (zs_cache_wanted(st->pool))
+		zr_maint_kick(st);
+}
+
+/* After a discard: the pool has become worth compacting. */
 static void zr_compact_kick(struct zr_store *st)
 {
 	if (zs_fragmented(st->pool))
-		zr_bg_wake(st);
+		zr_maint_kick(st);
 }
 
 /* ------------------------------------------------------------------ */
@@ -901,21 +932,21 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 	}
 	zs_set_limit(st->pool, cfg->mem_limit);
 	/* Touched before the first request, on this thread. */
-	zs_set_reserve(st->pool, cfg->reserve);
-	zs_refill(st->pool);
-	atomic_init(&st->refill_kicked, false);
+	zs_set_cache(st->pool, cfg->reserve);
+	zs_cache_refill(st->pool);
+	atomic_init(&st->maint_kicked, false);
 	atomic_init(&st->big_inflight, 0);
 
 	ret = -pthread_key_create(&st->stream_key, zr_stream_release);
 	if (ret)
 		goto out_pool;
 	pthread_mutex_init(&st->streams_lock, NULL);
-	pthread_mutex_init(&st->compact_lock, NULL);
+	pthread_mutex_init(&st->maint_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&st->compact_cond, &ca);
+	pthread_cond_init(&st->maint_cond, &ca);
 	pthread_condattr_destroy(&ca);
-	ret = -pthread_create(&st->compactor, NULL, zr_compactor, st);
+	ret = -pthread_create(&st->maintainer, NULL, zr_maintainer, st);
 	if (ret)
 		goto out_key;
 	pthread_mutex_init(&st->work_lock, NULL);
@@ -939,8 +970,8 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 	return 0;
 
 out_key:
-	pthread_cond_destroy(&st->compact_cond);
-	pthread_mutex_destroy(&st->compact_lock);
+	pthread_cond_destroy(&st->maint_cond);
+	pthread_mutex_destroy(&st->maint_lock);
 	pthread_mutex_destroy(&st->streams_lock);
 	pthread_key_delete(st->stream_key);
 out_pool:
@@ -980,11 +1011,11 @@ void zr_store_destroy(struct zr_store *st)
 
 	if (!st)
 		return;
-	pthread_mutex_lock(&st->compact_lock);
-	st->compact_stop = true;
-	pthread_cond_signal(&st->compact_cond);
-	pthread_mutex_unlock(&st->compact_lock);
-	pthread_join(st->compactor, NULL);
+	pthread_mutex_lock(&st->maint_lock);
+	st->maint_stop = true;
+	pthread_cond_signal(&st->maint_cond);
+	pthread_mutex_unlock(&st->maint_lock);
+	pthread_join(st->maintainer, NULL);
 
 	pthread_mutex_lock(&st->work_lock);
 	st->work_stop = true;
@@ -1007,10 +1038,10 @@ void zr_store_destroy(struct zr_store *st)
 		free(s->bdbuf);
 		free((struct zr_stream_owner *)s);
 	}
-	/* Before compact_lock goes: a free may wake the (stopped) thread. */
+	/* Before maint_lock goes: a free may kick the (stopped) thread. */
 	zr_free_file_objects(st);
-	pthread_cond_destroy(&st->compact_cond);
-	pthread_mutex_destroy(&st->compact_lock);
+	pthread_cond_destroy(&st->maint_cond);
+	pthread_mutex_destroy(&st->maint_lock);
 	pthread_mutex_destroy(&st->streams_lock);
 	zs_pool_destroy(st->pool);
 	munmap(st->table, st->table_bytes);
@@ -1462,9 +1493,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->notify_free = zr_stat_get(st, notify_free);
 	out->miss_free = zr_stat_get(st, miss_free);
 	out->idle_pages = zr_stat_get(st, idle_pages);
-	out->reserve_bytes = zs_reserve_bytes(st->pool);
-	out->spill_bytes = zs_spill_bytes(st->pool);
-	out->store_allocs = zs_allocs(st->pool);
+	out->reserve_bytes = zs_cache_bytes(st->pool);
 	out->split_requests = zr_stat_get(st, split_requests);
 	out->bd_count = zr_stat_get(st, bd_count);
 	out->bd_bytes = zr_stat_get(st, bd_bytes);

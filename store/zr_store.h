@@ -46,10 +46,11 @@ struct zr_config {
 	 */
 	unsigned workers;
 	/*
-	 * Bytes of free allocator pages kept resident (pre-faulted by a
-	 * background thread), so that storing a page takes no page fault
-	 * and never waits in the page allocator on the I/O path.  Not part
-	 * of mem_used_total.  0 = none.  See ZR_RESERVE_DEFAULT.
+	 * The target of the allocator's cache of resident free pages
+	 * (zs_set_cache()), kept faulted in by the background thread so
+	 * that storing a page takes no page fault and never waits in the
+	 * page allocator on the I/O path.  Not part of mem_used_total.
+	 * 0 = no cache.  See ZR_RESERVE_DEFAULT.
 	 */
 	uint64_t reserve;
 	/*
@@ -152,11 +153,9 @@ struct zr_stats {
 	uint64_t miss_free;		/* discards of already-empty pages */
 	uint64_t pages_stored;		/* non-empty slots */
 	uint64_t idle_pages;		/* stored pages marked idle */
-	uint64_t reserve_bytes;		/* resident free pages, zr_config */
-	uint64_t spill_bytes;		/* of those, freed past the reserve
-					 * in the last second or two */
-	uint64_t store_allocs;		/* heap allocations by stores for the
-					 * allocator's metadata (zs_allocs) */
+	uint64_t reserve_bytes;		/* resident free pages held by the
+					 * allocator's cache (zs_cache_bytes);
+					 * about zr_config.reserve when idle */
 	uint64_t split_requests;	/* large requests shared with helpers */
 	/* The backing file (zram's bd_stat, in pages): not in the above. */
 	uint64_t bd_count;		/* pages written back, there now */

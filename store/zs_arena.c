@@ -1,76 +1,66 @@
 /*
- * zs_arena: the pages of zs_pool's spans (private to the allocator).
+ * zs_arena: the pages of zs_pool's spans and metadata (private to the
+ * allocator).
+ *
+ * Locking:
+ *	refill_lock: one zs_arena_refill() at a time
+ *	  -> cache.lock: leaf, held for one push or pop (the I/O path takes
+ *	     it under a class lock) or one stack's aging; guards the stacks,
+ *	     their counts and the aging flag, and is the only writer of
+ *	     cache.pages (an atomic, so that readers need no lock).
+ * Bitmap words change only by compare-and-swap or atomic and; open_words
+ * only by compare-and-swap; the other counters are hints.  Nothing here
+ * blocks except the punch and the refill's page faults.
  *
  * One memfd, ftruncate'd to a large sparse size and mapped MAP_SHARED
- * once: one VMA however many spans come and go, an address that never
+ * once: one VMA however many runs come and go, an address that never
  * moves, and memory that returns to the OS at once with
  * fallocate(FALLOC_FL_PUNCH_HOLE), which (unlike MADV_DONTNEED) also works
  * when the daemon has mlockall()ed itself.  The reasoning is in the essay
  * at the top of zs_pool.c.
  *
- * Free space is a bitmap, one bit per page.  A span is a run of 1..8 set
- * bits inside one 64-bit word, so claiming it is one compare-and-swap and
- * no span crosses a 64-page boundary (at most 7 pages of a word go
- * unused, and only by spans of the longer lengths; the pages themselves
- * cost nothing, being never written).  Words are opened in order: the
- * bitmap past open_words has never been touched, and the last open word
- * is where fresh runs are cut.  Runs freed below it are found again by a
+ * Free space is a bitmap, one bit per page.  A run is 1..8 set bits
+ * inside one 64-bit word, so claiming it is one compare-and-swap and no
+ * run crosses a 64-page boundary (at most 7 pages of a word go unused,
+ * and only by runs of the longer lengths; the pages themselves cost
+ * nothing, being never written).  Words are opened in order: the bitmap
+ * past open_words has never been touched, and the last open word is
+ * where fresh runs are cut.  Runs freed below it are found again by a
  * bounded scan from a per-length cursor, skipped altogether while nothing
  * has been freed since the last full scan failed.  Freed runs are never
- * merged; none need be, since a run only has to fit in its word.
+ * merged; none need be, since a run only has to fit in its word.  The
+ * bitmap costs 32 KiB per GiB of the arena's high-water mark and is never
+ * shrunk; it is not in the pool's byte account (like the store's page
+ * table, it is touched only where pages are used).
  *
- * Memory: the arena's pages are charged by the pool, span by span; the
- * bitmap is charged here, one page per 512 words (128 MiB of arena) as
- * words are opened (those the reserve's refill opens, at the next span
- * made).  The bitmap is never shrunk: 32 KiB per GiB of the arena's
- * high-water mark.
+ * The cache.  A run given back is not punched at once: it goes into the
+ * cache, a stack per run length under one lock, while the cache has room,
+ * and the next run taken comes from there, its pages still resident, so
+ * written without a page fault.  A pool that frees and stores at the same
+ * rate (overwrites, swap slots discarded and reused) makes no syscall and
+ * takes no fault at all.  A run longer than asked for is split, and the
+ * rest stays cached, so a run of ZS_MAX_SPAN_PAGES serves any length.
  *
- * The reserve.  A freed run is not punched at once if the stack of its
- * length has room: its pages stay resident and the next span of that
- * length takes them without a page fault, so a pool that frees and
- * stores at the same rate (overwrites, swap slots freed by discard and
- * reused) makes no syscall and takes no fault at all.  zs_arena_refill(),
- * run by the store's background thread, tops the stacks up with fresh
- * runs that it faults in itself, so that a store on the I/O path finds
- * its pages present: it neither takes a fault nor waits in the page
- * allocator, which under memory pressure could mean waiting on reclaim,
- * and so on swap I/O to our own image.  Faulting in is
- * madvise(MADV_POPULATE_WRITE), which changes no byte; where the kernel
- * refuses it (a memory cgroup at its limit, Linux before 5.14) the pages
- * stay absent and the stores that use them fault them in.  Half the
- * budget given to zs_arena_set_reserve() goes to the stacks (split evenly
- * by length), half to whole words populated ahead of the open ones, where
- * fresh runs are cut (populated_to), so that a pool that grows finds its
- * new pages resident as well.  Those pages are resident but belong to no
- * span, so they are not in the pool's byte account (mem_used_total).
- *
- * The spill.  Frees and stores come in waves, and rarely of the same run
- * length at once: swap discards a 2 MiB cluster, then writes out again;
- * overwrites of one kind of data empty the spans of one class while
- * another's grows.  A stack already at its cap (the refill keeps it
- * there) would punch every run of such a wave, and the refill would then
- * fault fresh pages in for the stores that follow: a punch, a TLB
- * shootdown, a page allocation and a page clear for every page that
- * merely changed hands.  So a freed run may stay in its stack past the
- * cap, in the spill (at most spill_max pages in all, ZS_SPILL_FACTOR
- * times the reserve), where the next span of that length takes it.
- * zs_arena_age(), every ZS_SPILL_PERIOD_MS while there is a spill,
- * punches what no pop has needed for a whole period: a stack's pops come
- * off the top, so its entries below the least depth of the period (low)
- * were idle all along, and that many past the cap go.  Freed memory goes
- * back to the OS one to two periods late, or at once when the spill is
- * full.
- *
- * Locking:
- *	refill_lock: one zs_arena_refill() at a time; guards populated_to's
- *	  writes (readers load it without the lock, as a hint)
- *	  -> zs_rstack.lock (one per run length): leaf, held for one push
- *	     or pop; the I/O path takes it under a class lock.  Guards the
- *	     stack's n, low, cap and run[], and its share of spill_pages
- *	     (an atomic, so that readers need no lock).
- * Bitmap words change only by compare-and-swap or atomic and; open_words
- * only by compare-and-swap; the other counters are hints.  Nothing here
- * blocks except the punch and the refill's page faults.
+ * Three rules keep it:
+ *  - the target: zs_arena_refill(), run by the store's background thread
+ *    when a get leaves the cache's runs of ZS_MAX_SPAN_PAGES at half the
+ *    target or less, claims fresh runs of that length up to the target
+ *    and faults them in itself (madvise(MADV_POPULATE_WRITE), which
+ *    writes no byte; where the kernel refuses, as in a memory cgroup at
+ *    its limit or before Linux 5.14, the pages fault in at first use
+ *    instead).  So a store on the I/O path neither takes a fault nor
+ *    waits in the page allocator, which under memory pressure could mean
+ *    waiting on reclaim, and so on swap I/O to our own image;
+ *  - the room: frees come in waves (swap discards a 2 MiB cluster, a hog
+ *    exits, compaction empties many spans), rarely of the length the next
+ *    stores want, so the cache holds up to ZS_CACHE_ROOM_FACTOR times the
+ *    target (ZS_CACHE_MAX_PAGES at most) and punches only past that;
+ *  - aging: a run cached ZS_CACHE_AGE_MS ago and still unused is punched
+ *    by zs_arena_age(), except the target's long runs.  Stacks are LIFO,
+ *    so the oldest runs sit at the bottom, where aging looks.  Memory
+ *    freed in a wave goes back to the OS within one or two periods.
+ * Cached pages are resident but belong to nobody: they are not in the
+ * pool's byte account (mem_used_total).
  *
  * TODO: the arena does not grow; when its address space is used up,
  * zs_arena_get() fails with -ENOMEM.  It is sized (zs_pool.c) with ample
@@ -81,15 +71,18 @@
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/zs_arena_i.h"
 
-#define ZS_BITMAP_WORDS_PER_PAGE (ZS_PAGE_SIZE / sizeof(uint64_t))
 #define ZS_SCAN_WORDS 256		/* words a search looks at, at most */
-#define ZS_ARENA_MAX_PAGES (1ULL << 32)	/* spans keep 32-bit page numbers */
+/* Runs keep 32-bit page numbers, and the pool's lists end at UINT32_MAX. */
+#define ZS_ARENA_MAX_PAGES ((1ULL << 32) - ZS_WORD_PAGES)
 #define ZS_ARENA_MIN_PAGES (1ULL << 14)	/* 64 MiB: the least we settle for */
+#define ZS_REFILL_BATCH 8		/* runs faulted in by one madvise */
 
 /* Set the arena's size fields for @pages (a multiple of 64). */
 static void zs_arena_size(struct zs_arena *a, uint64_t pages)
@@ -100,35 +93,31 @@ static void zs_arena_size(struct zs_arena *a, uint64_t pages)
 			ZS_PAGE_SIZE * ZS_PAGE_SIZE;
 }
 
+
 /*
- * The stacks' arrays, in one allocation: room for the largest cap and the
- * whole spill in runs of each length.  Untouched pages of it cost nothing.
- * Returns 0 or -ENOMEM.
+ * The stacks, in one allocation: room for the whole cache in runs of each
+ * length.  Untouched pages of it cost nothing.  Returns 0 or -ENOMEM.
  */
-static int zs_rstacks_init(struct zs_arena *a)
+static int zs_cache_init(struct zs_cache *c)
 {
-	uint32_t size[ZS_MAX_SPAN_PAGES + 1], total = 0, *run;
+	size_t total = 0;
+	struct zs_crun *run;
 	unsigned l;
 
-	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
-		size[l] = ZS_RESERVE_RUNS + ZS_SPILL_MAX_PAGES / l;
-		total += size[l];
-	}
+	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
+		total += ZS_CACHE_MAX_PAGES / l;
 	run = calloc(total, sizeof(*run));
 	if (!run)
 		return -ENOMEM;
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
-		struct zs_rstack *r = &a->reserve[l];
-
-		pthread_mutex_init(&r->lock, NULL);
-		r->size = size[l];
-		r->run = run;
-		run += size[l];
+		c->run[l] = run;
+		run += ZS_CACHE_MAX_PAGES / l;
 	}
+	pthread_mutex_init(&c->lock, NULL);
 	return 0;
 }
 
-int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct)
+int zs_arena_init(struct zs_arena *a, uint64_t bytes)
 {
 	uint64_t pages = (bytes + ZS_PAGE_SIZE - 1) / ZS_PAGE_SIZE;
 	int ret;
@@ -139,7 +128,7 @@ int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct)
 	if (pages > ZS_ARENA_MAX_PAGES)
 		pages = ZS_ARENA_MAX_PAGES;
 
-	*a = (struct zs_arena){ .fd = -1, .acct = acct };
+	*a = (struct zs_arena){ .fd = -1 };
 	a->fd = memfd_create("fusezram-zs", MFD_CLOEXEC);
 	if (a->fd < 0)
 		return -errno;
@@ -166,7 +155,7 @@ int zs_arena_init(struct zs_arena *a, uint64_t bytes, struct zs_acct *acct)
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (a->bits == MAP_FAILED)
 		goto out_unmap;
-	if (zs_rstacks_init(a) < 0) {
+	if (zs_cache_init(&a->cache) < 0) {
 		munmap((void *)a->bits, a->bits_bytes);
 		errno = ENOMEM;
 		goto out_unmap;
@@ -188,23 +177,14 @@ out_close:
 
 void zs_arena_fini(struct zs_arena *a)
 {
-	uint64_t open;
-
 	if (a->fd < 0)
 		return;
-	open = atomic_load_explicit(&a->open_words, memory_order_relaxed);
-	zs_acct_uncharge(a->acct, ((open + ZS_BITMAP_WORDS_PER_PAGE - 1) /
-			 ZS_BITMAP_WORDS_PER_PAGE -
-			 atomic_load_explicit(&a->bitmap_owed,
-					      memory_order_relaxed)) *
-			 ZS_PAGE_SIZE);
 	munmap((void *)a->bits, a->bits_bytes);
 	munmap(a->base, a->map_bytes);
 	close(a->fd);
 	a->fd = -1;
-	free(a->reserve[1].run);	/* the first of one allocation */
-	for (unsigned l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
-		pthread_mutex_destroy(&a->reserve[l].lock);
+	free(a->cache.run[1]);	/* the first of one allocation */
+	pthread_mutex_destroy(&a->cache.lock);
 	pthread_mutex_destroy(&a->refill_lock);
 }
 
@@ -283,31 +263,11 @@ static int64_t zs_arena_scan(struct zs_arena *a, unsigned pages,
 	return -1;
 }
 
-/*
- * zs_arena_check_ahead - @open words are open now: ask for a refill when
- * fewer than half the wanted words past them are populated.
- */
-static void zs_arena_check_ahead(struct zs_arena *a, uint64_t open)
-{
-	uint64_t cap = atomic_load_explicit(&a->ahead_cap,
-					    memory_order_relaxed);
 
-	if (cap && atomic_load_explicit(&a->populated_to,
-					memory_order_relaxed) <= open + cap / 2)
-		atomic_fetch_or_explicit(&a->reserve_want, 1u,
-					 memory_order_relaxed);
-}
-
-/*
- * zs_arena_claim - a run from the bitmap (see zs_arena_get()).  With
- * @defer (the refill), a new bitmap page is not charged now but owed, and
- * paid by the next zs_arena_get(): a store holding nothing but its
- * reserve counts nothing, as an empty zram does.
- */
-static int64_t zs_arena_claim(struct zs_arena *a, unsigned pages, bool defer)
+/* zs_arena_claim - a run from the bitmap (see zs_arena_get()). */
+static int64_t zs_arena_claim(struct zs_arena *a, unsigned pages)
 {
 	uint64_t open, used;
-	bool newpage;
 	int64_t pg;
 
 	for (;;) {
@@ -332,27 +292,16 @@ static int64_t zs_arena_claim(struct zs_arena *a, unsigned pages, bool defer)
 				goto out;
 		}
 
-		/* Open the next word; its bitmap page may be a new one. */
+		/* Open the next word. */
 		if (open >= a->nr_words) {
 			pg = zs_arena_scan(a, pages, a->nr_words);
 			if (pg >= 0)
 				goto out;
 			return -ENOMEM;
 		}
-		newpage = open % ZS_BITMAP_WORDS_PER_PAGE == 0;
-		if (newpage && !defer &&
-		    zs_acct_charge(a->acct, ZS_PAGE_SIZE) < 0)
-			return -ENOSPC;
-		if (atomic_compare_exchange_strong_explicit(&a->open_words,
-				&open, open + 1, memory_order_acq_rel,
-				memory_order_relaxed)) {
-			if (newpage && defer)
-				atomic_fetch_add_explicit(&a->bitmap_owed, 1,
-						memory_order_relaxed);
-			zs_arena_check_ahead(a, open + 1);
-		} else if (newpage && !defer) {
-			zs_acct_uncharge(a->acct, ZS_PAGE_SIZE);
-		}
+		atomic_compare_exchange_strong_explicit(&a->open_words, &open,
+				open + 1, memory_order_acq_rel,
+				memory_order_relaxed);
 		/* Someone opened a word, us or another: try again. */
 	}
 out:
@@ -383,311 +332,184 @@ static void zs_arena_release(struct zs_arena *a, uint64_t page,
 	atomic_fetch_add_explicit(&a->free_seq, 1, memory_order_relaxed);
 }
 
-/*
- * Take one spill page slot of @l pages if the spill has room.  Needs the
- * stack's lock (for the stack's share).  Returns true if it did.
- */
-static bool zs_spill_take_locked(struct zs_arena *a, unsigned l)
-{
-	uint64_t max = atomic_load_explicit(&a->spill_max,
-					    memory_order_relaxed);
-	uint64_t cur = atomic_load_explicit(&a->spill_pages,
-					    memory_order_relaxed);
 
-	do {
-		if (cur + l > max)
-			return false;
-	} while (!atomic_compare_exchange_weak_explicit(&a->spill_pages, &cur,
-			cur + l, memory_order_relaxed, memory_order_relaxed));
-	if (!cur &&
-	    !(atomic_load_explicit(&a->reserve_want, memory_order_relaxed) &
-	      ZS_WANT_AGE))
-		atomic_fetch_or_explicit(&a->reserve_want, ZS_WANT_AGE,
-					 memory_order_relaxed);
-	return true;
+uint32_t zs_arena_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint32_t)((uint64_t)ts.tv_sec * 1000 +
+			  (uint64_t)ts.tv_nsec / 1000000);
 }
 
-/*
- * Push @page on stack @l if it is under its cap, or, with @spill, past
- * the cap while the spill has room.  Returns true if it did.
- */
-static bool zs_rstack_push(struct zs_arena *a, unsigned l, uint64_t page,
-			   bool spill)
+/* Runs of stack @l that aging leaves alone: the target's long runs. */
+static uint32_t zs_cache_kept_locked(const struct zs_cache *c, unsigned l)
 {
-	struct zs_rstack *r = &a->reserve[l];
-	bool done = false;
+	uint64_t keep;
 
-	pthread_mutex_lock(&r->lock);
-	if (r->n < r->cap ||
-	    (spill && r->n < r->size && zs_spill_take_locked(a, l))) {
-		r->run[r->n++] = (uint32_t)page;
-		done = true;
-	}
-	pthread_mutex_unlock(&r->lock);
-	if (done)
-		atomic_fetch_add_explicit(&a->reserve_pages, l,
-					  memory_order_relaxed);
-	return done;
-}
-
-/*
- * Take the top run off stack @l (it has one), for the spill's and low's
- * accounting.  Needs the stack's lock; reserve_pages is the caller's.
- */
-static uint64_t zs_rstack_take_locked(struct zs_arena *a, unsigned l)
-{
-	struct zs_rstack *r = &a->reserve[l];
-	uint64_t page = r->run[--r->n];
-
-	if (r->n >= r->cap)
-		atomic_fetch_sub_explicit(&a->spill_pages, l,
-					  memory_order_relaxed);
-	if (r->n < r->low)
-		r->low = r->n;
-	return page;
-}
-
-/*
- * Pop a run off stack @l into *@page.  Returns false if the stack is
- * empty.  Marks the length wanted when it falls below half its cap.
- */
-static bool zs_rstack_pop(struct zs_arena *a, unsigned l, uint64_t *page)
-{
-	struct zs_rstack *r = &a->reserve[l];
-	bool done = false;
-	uint32_t left, cap;
-
-	pthread_mutex_lock(&r->lock);
-	if (r->n) {
-		*page = zs_rstack_take_locked(a, l);
-		done = true;
-	}
-	left = r->n;
-	cap = r->cap;
-	pthread_mutex_unlock(&r->lock);
-	if (done)
-		atomic_fetch_sub_explicit(&a->reserve_pages, l,
-					  memory_order_relaxed);
-	if (cap && left <= cap / 2 &&
-	    !(atomic_load_explicit(&a->reserve_want, memory_order_relaxed) &
-	      (1u << l)))
-		atomic_fetch_or_explicit(&a->reserve_want, 1u << l,
-					 memory_order_relaxed);
-	return done;
-}
-
-/*
- * zs_rstack_trim - punch runs off stack @l until it holds at most @keep,
- * or @count runs are punched.  Takes the stack's lock once per run, not
- * across the punch.
- */
-static void zs_rstack_trim(struct zs_arena *a, unsigned l, uint32_t keep,
-			   uint32_t count)
-{
-	struct zs_rstack *r = &a->reserve[l];
-	uint64_t page = 0;
-	bool over;
-
-	for (; count; count--) {
-		pthread_mutex_lock(&r->lock);
-		over = r->n > keep;
-		if (over)
-			page = zs_rstack_take_locked(a, l);
-		pthread_mutex_unlock(&r->lock);
-		if (!over)
-			return;
-		atomic_fetch_sub_explicit(&a->reserve_pages, l,
-					  memory_order_relaxed);
-		zs_arena_release(a, page, l);
-	}
-}
-
-/* zs_arena_drain - punch every run in the reserve.  Cannot fail. */
-static void zs_arena_drain(struct zs_arena *a)
-{
-	unsigned l;
-
-	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++)
-		zs_rstack_trim(a, l, 0, UINT32_MAX);
-}
-
-/* Charge the bitmap pages the refill opened.  Returns 0 or -ENOSPC. */
-static int zs_arena_pay_owed(struct zs_arena *a)
-{
-	uint64_t owed;
-
-	if (!atomic_load_explicit(&a->bitmap_owed, memory_order_relaxed))
+	if (l != ZS_MAX_SPAN_PAGES)
 		return 0;
-	owed = atomic_exchange_explicit(&a->bitmap_owed, 0,
-					memory_order_relaxed);
-	if (owed && zs_acct_charge(a->acct, owed * ZS_PAGE_SIZE) < 0) {
-		atomic_fetch_add_explicit(&a->bitmap_owed, owed,
-					  memory_order_relaxed);
-		return -ENOSPC;
+	keep = atomic_load_explicit(&c->target, memory_order_relaxed) /
+	       ZS_MAX_SPAN_PAGES;
+	return keep < c->n[l] ? (uint32_t)keep : c->n[l];
+}
+
+/* Push a run on stack @l.  Needs the lock and room. */
+static void zs_cache_push_locked(struct zs_cache *c, unsigned l,
+				 uint64_t page, uint32_t stamp)
+{
+	c->run[l][c->n[l]++] = (struct zs_crun){ (uint32_t)page, stamp };
+	atomic_store_explicit(&c->pages, atomic_load_explicit(&c->pages,
+			      memory_order_relaxed) + l, memory_order_relaxed);
+}
+
+/* Pop the top run of stack @l (it has one).  Needs the lock. */
+static struct zs_crun zs_cache_pop_locked(struct zs_cache *c, unsigned l)
+{
+	atomic_store_explicit(&c->pages, atomic_load_explicit(&c->pages,
+			      memory_order_relaxed) - l, memory_order_relaxed);
+	return c->run[l][--c->n[l]];
+}
+
+/*
+ * zs_cache_want - raise the wanted signal, unless it is up.  The cache's
+ * signal is one flag; the store's background thread clears it.
+ */
+static void zs_cache_want(struct zs_cache *c)
+{
+	if (!atomic_load_explicit(&c->wanted, memory_order_relaxed))
+		atomic_store_explicit(&c->wanted, true, memory_order_relaxed);
+}
+
+/*
+ * zs_cache_get - a cached run of @l pages into *@page: from stack @l, or
+ * split off the shortest longer one.  Returns false if none is cached.
+ * Raises the signal when the long runs fall to half the target.
+ */
+static bool zs_cache_get(struct zs_cache *c, unsigned l, uint64_t *page)
+{
+	uint64_t target = atomic_load_explicit(&c->target,
+					       memory_order_relaxed);
+	struct zs_crun r;
+	bool got = false;
+	unsigned m;
+
+	if (!atomic_load_explicit(&c->pages, memory_order_relaxed) &&
+	    !target)
+		return false;
+	pthread_mutex_lock(&c->lock);
+	for (m = l; m <= ZS_MAX_SPAN_PAGES; m++) {
+		if (!c->n[m])
+			continue;
+		r = zs_cache_pop_locked(c, m);
+		if (m > l)
+			zs_cache_push_locked(c, m - l, r.page + l, r.stamp);
+		*page = r.page;
+		got = true;
+		break;
 	}
-	return 0;
+	if (target && (uint64_t)c->n[ZS_MAX_SPAN_PAGES] * ZS_MAX_SPAN_PAGES <=
+		      target / 2)
+		zs_cache_want(c);
+	pthread_mutex_unlock(&c->lock);
+	return got;
+}
+
+/*
+ * zs_cache_put - cache a run of @l pages if the room allows.  Returns
+ * false if it did not.  Raises the signal when the run will age out and
+ * the background thread does not know yet.
+ */
+static bool zs_cache_put(struct zs_cache *c, unsigned l, uint64_t page)
+{
+	uint64_t room = atomic_load_explicit(&c->room, memory_order_relaxed);
+	uint32_t stamp;
+	bool done = false;
+
+	if (!room)
+		return false;
+	stamp = zs_arena_now_ms();
+	pthread_mutex_lock(&c->lock);
+	if (atomic_load_explicit(&c->pages, memory_order_relaxed) + l <=
+	    room) {
+		zs_cache_push_locked(c, l, page, stamp);
+		if (!c->aging && c->n[l] > zs_cache_kept_locked(c, l)) {
+			c->aging = true;
+			zs_cache_want(c);
+		}
+		done = true;
+	}
+	pthread_mutex_unlock(&c->lock);
+	return done;
 }
 
 int64_t zs_arena_get(struct zs_arena *a, unsigned pages)
 {
 	uint64_t page;
-	int64_t pg;
 
 	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
-	if (zs_arena_pay_owed(a) < 0)
-		return -ENOSPC;
-	if (zs_rstack_pop(a, pages, &page))
+	if (zs_cache_get(&a->cache, pages, &page))
 		return (int64_t)page;
-	pg = zs_arena_claim(a, pages, false);
-	/* A full arena: the other lengths' reserves are the last room. */
-	if (pg == -ENOMEM &&
-	    atomic_load_explicit(&a->reserve_pages, memory_order_relaxed)) {
-		zs_arena_drain(a);
-		pg = zs_arena_claim(a, pages, false);
-	}
-	return pg;
+	return zs_arena_claim(a, pages);
 }
 
 void zs_arena_put(struct zs_arena *a, uint64_t page, unsigned pages)
 {
 	assert(pages >= 1 && pages <= ZS_MAX_SPAN_PAGES);
-	if (zs_rstack_push(a, pages, page, true))
-		return;
-	zs_arena_release(a, page, pages);
+	if (!zs_cache_put(&a->cache, pages, page))
+		zs_arena_release(a, page, pages);
 }
 
-static void zs_arena_populate(struct zs_arena *a, uint64_t page,
-			      unsigned pages);
-
-void zs_arena_set_reserve(struct zs_arena *a, uint64_t pages)
+void zs_arena_set_cache(struct zs_arena *a, uint64_t pages)
 {
-	uint64_t stacks = pages / 2, words = pages / 2 / ZS_WORD_PAGES;
+	struct zs_cache *c = &a->cache;
+	uint64_t room = pages * ZS_CACHE_ROOM_FACTOR;
 
-	uint64_t spill = pages * ZS_SPILL_FACTOR;
-	unsigned l;
-
-	atomic_store_explicit(&a->spill_max, spill < ZS_SPILL_MAX_PAGES ?
-			      spill : ZS_SPILL_MAX_PAGES,
-			      memory_order_relaxed);
-	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
-		struct zs_rstack *r = &a->reserve[l];
-		uint64_t runs = stacks / ((uint64_t)ZS_MAX_SPAN_PAGES * l);
-		uint64_t was, now;
-
-		if (runs > ZS_RESERVE_RUNS)
-			runs = ZS_RESERVE_RUNS;
-		/* What is past the new cap is spill now, and ages out. */
-		pthread_mutex_lock(&r->lock);
-		was = r->n > r->cap ? r->n - r->cap : 0;
-		r->cap = (uint32_t)runs;
-		now = r->n > r->cap ? r->n - r->cap : 0;
-		if (now > was)
-			atomic_fetch_add_explicit(&a->spill_pages, (now - was) * l,
-						  memory_order_relaxed);
-		else if (was > now)
-			atomic_fetch_sub_explicit(&a->spill_pages, (was - now) * l,
-						  memory_order_relaxed);
-		pthread_mutex_unlock(&r->lock);
-	}
-	/* One word of the half is the last open word's populated tail. */
-	atomic_store_explicit(&a->ahead_cap, words ? words - 1 : 0,
-			      memory_order_relaxed);
-	atomic_store_explicit(&a->reserve_want,
-			      (1u << (ZS_MAX_SPAN_PAGES + 1)) - 1,
-			      memory_order_relaxed);
-}
-
-uint64_t zs_arena_reserve_pages(const struct zs_arena *a)
-{
-	uint64_t open = atomic_load_explicit(&a->open_words,
-					     memory_order_relaxed);
-	uint64_t to = atomic_load_explicit(&a->populated_to,
-					   memory_order_relaxed);
-
-	return atomic_load_explicit(&a->reserve_pages, memory_order_relaxed) +
-	       (to > open ? (to - open) * ZS_WORD_PAGES : 0);
+	if (room > ZS_CACHE_MAX_PAGES)
+		room = ZS_CACHE_MAX_PAGES;
+	if (pages > room)
+		pages = room;
+	pthread_mutex_lock(&c->lock);
+	atomic_store_explicit(&c->target, pages, memory_order_relaxed);
+	atomic_store_explicit(&c->room, room, memory_order_relaxed);
+	pthread_mutex_unlock(&c->lock);
+	zs_cache_want(c);
 }
 
 /*
- * zs_arena_trim_word - punch the free pages of word @w.  They are claimed
- * first (all at once, by compare-and-swap), so nobody can take one while
- * it is punched, then freed again.  Pages in use are left alone.
+ * zs_cache_trim - punch runs off the tops of the stacks, shortest first,
+ * until the cache holds at most @keep pages.  Takes the lock per run.
  */
-static void zs_arena_trim_word(struct zs_arena *a, uint64_t w)
+static void zs_cache_trim(struct zs_arena *a, uint64_t keep)
 {
-	uint64_t v = atomic_load_explicit(&a->bits[w], memory_order_relaxed);
-	uint64_t mine;
-	unsigned i, j;
+	struct zs_cache *c = &a->cache;
+	unsigned l = 1;
+	struct zs_crun r;
 
-	do {
-		mine = ~v;
-		if (!mine)
+	while (l <= ZS_MAX_SPAN_PAGES) {
+		pthread_mutex_lock(&c->lock);
+		if (atomic_load_explicit(&c->pages, memory_order_relaxed) <=
+		    keep) {
+			pthread_mutex_unlock(&c->lock);
 			return;
-	} while (!atomic_compare_exchange_weak_explicit(&a->bits[w], &v,
-			~0ULL, memory_order_acquire, memory_order_relaxed));
-	for (i = 0; i < ZS_WORD_PAGES; i = j) {
-		if (!(mine >> i & 1)) {
-			j = i + 1;
+		}
+		if (!c->n[l]) {
+			pthread_mutex_unlock(&c->lock);
+			l++;
 			continue;
 		}
-		for (j = i + 1; j < ZS_WORD_PAGES && (mine >> j & 1); j++)
-			;
-		while (fallocate(a->fd, FALLOC_FL_PUNCH_HOLE |
-				 FALLOC_FL_KEEP_SIZE,
-				 (off_t)((w * ZS_WORD_PAGES + i) * ZS_PAGE_SIZE),
-				 (off_t)(j - i) * ZS_PAGE_SIZE) < 0 &&
-		       errno == EINTR)
-			;
-	}
-	atomic_fetch_and_explicit(&a->bits[w], ~mine, memory_order_release);
-	atomic_fetch_add_explicit(&a->free_seq, 1, memory_order_relaxed);
-}
-
-/*
- * zs_arena_ahead - populate the words from the last open one to
- * ahead_cap past it, or punch what lies beyond that (the cap was
- * lowered).  Needs refill_lock.
- */
-static void zs_arena_ahead(struct zs_arena *a)
-{
-	uint64_t open = atomic_load_explicit(&a->open_words,
-					     memory_order_acquire);
-	uint64_t cap = atomic_load_explicit(&a->ahead_cap,
-					    memory_order_relaxed);
-	uint64_t to = atomic_load_explicit(&a->populated_to,
-					   memory_order_relaxed);
-	uint64_t lo = open ? open - 1 : 0, end, w;
-
-	end = cap ? open + cap : lo;
-	if (end > a->nr_words)
-		end = a->nr_words;
-	/* Too much populated: give the free pages past @end back. */
-	for (w = to; w > end; w--)
-		zs_arena_trim_word(a, w - 1);
-	if (to > end)
-		to = end;
-	if (to < lo)
-		to = lo;
-	atomic_store_explicit(&a->populated_to, to, memory_order_relaxed);
-	/*
-	 * A word at a time, one madvise each.  The last open word holds live
-	 * spans, and stores may open the next words meanwhile: populating
-	 * changes no byte of them.  A page freed (punched) meanwhile in the
-	 * last open word comes back resident, and is the next one claimed.
-	 */
-	for (; to < end; to++) {
-		zs_arena_populate(a, to * ZS_WORD_PAGES, ZS_WORD_PAGES);
-		atomic_store_explicit(&a->populated_to, to + 1,
-				      memory_order_relaxed);
+		r = zs_cache_pop_locked(c, l);
+		pthread_mutex_unlock(&c->lock);
+		zs_arena_release(a, r.page, l);
 	}
 }
 
 /*
  * zs_arena_populate - fault in @pages pages from @page, so that writing
- * them later takes no fault.  Changes no byte: pages of live spans may be
- * in the range.  Where the kernel will not (ENOMEM in a memory cgroup at
- * its limit, EINTR, EINVAL before Linux 5.14), nothing is done and each
- * page faults in at its first write.  Cannot fail.
+ * them later takes no fault.  Changes no byte.  Where the kernel will not
+ * (ENOMEM in a memory cgroup at its limit, EINTR, EINVAL before Linux
+ * 5.14), nothing is done and each page faults in at its first write.
+ * Cannot fail.
  */
 static void zs_arena_populate(struct zs_arena *a, uint64_t page,
 			      unsigned pages)
@@ -696,76 +518,123 @@ static void zs_arena_populate(struct zs_arena *a, uint64_t page,
 		      MADV_POPULATE_WRITE);
 }
 
+/*
+ * zs_refill_batch - fault in the @n fresh runs of @got (each of
+ * ZS_MAX_SPAN_PAGES, in claim order), one madvise per contiguous stretch,
+ * then cache them; those the room no longer takes are released.  Returns
+ * the pages cached.
+ */
+static uint64_t zs_refill_batch(struct zs_arena *a, const uint64_t *got,
+				unsigned n)
+{
+	const unsigned l = ZS_MAX_SPAN_PAGES;
+	struct zs_cache *c = &a->cache;
+	uint64_t room, added = 0;
+	uint32_t stamp = zs_arena_now_ms();
+	unsigned i, j;
+
+	for (i = 0; i < n; i = j) {
+		for (j = i + 1; j < n && got[j] == got[j - 1] + l; j++)
+			;
+		zs_arena_populate(a, got[i], (j - i) * l);
+	}
+	room = atomic_load_explicit(&c->room, memory_order_relaxed);
+	pthread_mutex_lock(&c->lock);
+	for (i = 0; i < n; i++) {
+		if (atomic_load_explicit(&c->pages, memory_order_relaxed) + l >
+		    room)
+			break;
+		zs_cache_push_locked(c, l, got[i], stamp);
+		added += l;
+	}
+	pthread_mutex_unlock(&c->lock);
+	for (; i < n; i++)
+		zs_arena_release(a, got[i], l);
+	return added;
+}
+
 uint64_t zs_arena_refill(struct zs_arena *a)
 {
-	uint64_t before, after;
-	bool spill_over;
-	unsigned l;
+	const unsigned l = ZS_MAX_SPAN_PAGES;
+	struct zs_cache *c = &a->cache;
+	uint64_t got[ZS_REFILL_BATCH], added = 0, target, have, room, held;
+	unsigned n;
 	int64_t pg;
 
 	pthread_mutex_lock(&a->refill_lock);
-	before = zs_arena_reserve_pages(a);
-	/* Every stack is topped up, not just the ones that asked. */
-	atomic_store_explicit(&a->reserve_want, 0, memory_order_relaxed);
-	/* Over the spill's cap (it was lowered): no spill at all. */
-	spill_over = zs_arena_spill_pages(a) >
-		     atomic_load_explicit(&a->spill_max, memory_order_relaxed);
-	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
-		struct zs_rstack *r = &a->reserve[l];
-		uint32_t n, cap;
-
-		pthread_mutex_lock(&r->lock);
-		cap = r->cap;
-		pthread_mutex_unlock(&r->lock);
-		if (spill_over)
-			zs_rstack_trim(a, l, cap, UINT32_MAX);
-		for (;;) {
-			pthread_mutex_lock(&r->lock);
-			n = r->n;
-			pthread_mutex_unlock(&r->lock);
-			if (n >= cap)
-				break;
-			pg = zs_arena_claim(a, l, true);
+	/* Cleared first: a get that drains the cache meanwhile raises it. */
+	atomic_store_explicit(&c->wanted, false, memory_order_relaxed);
+	zs_cache_trim(a, atomic_load_explicit(&c->room, memory_order_relaxed));
+	for (;;) {
+		target = atomic_load_explicit(&c->target, memory_order_relaxed);
+		room = atomic_load_explicit(&c->room, memory_order_relaxed);
+		pthread_mutex_lock(&c->lock);
+		have = (uint64_t)c->n[l] * l;
+		held = atomic_load_explicit(&c->pages, memory_order_relaxed);
+		pthread_mutex_unlock(&c->lock);
+		/* Short runs fill the room: the long ones wait till they age. */
+		if (target > have + (room - held))
+			target = have + (room - held);
+		if (have + l > target)
+			break;
+		for (n = 0; n < ZS_REFILL_BATCH && have + (n + 1) * l <= target;
+		     n++) {
+			pg = zs_arena_claim(a, l);
 			if (pg < 0)
-				goto out;
-			zs_arena_populate(a, (uint64_t)pg, l);
-			if (!zs_rstack_push(a, l, (uint64_t)pg, false)) {
-				zs_arena_release(a, (uint64_t)pg, l);
 				break;
-			}
+			got[n] = (uint64_t)pg;
 		}
+		if (!n)
+			break;
+		added += zs_refill_batch(a, got, n);
+		if (pg < 0)
+			break;
 	}
-out:
-	/* After the stacks: their claims may have opened words. */
-	zs_arena_ahead(a);
-	atomic_fetch_and_explicit(&a->reserve_want, ~1u, memory_order_relaxed);
-	after = zs_arena_reserve_pages(a);
 	pthread_mutex_unlock(&a->refill_lock);
-	return after > before ? after - before : 0;
+	return added;
 }
 
-uint64_t zs_arena_age(struct zs_arena *a)
+unsigned zs_arena_age(struct zs_arena *a, uint32_t now_ms)
 {
+	struct zs_cache *c = &a->cache;
+	struct zs_crun buf[ZS_REFILL_BATCH * 8];
+	const uint32_t max = sizeof(buf) / sizeof(buf[0]);
+	uint32_t next = 0, kept, k, take, i, age;
+	bool more, left = false;
 	unsigned l;
 
 	for (l = 1; l <= ZS_MAX_SPAN_PAGES; l++) {
-		struct zs_rstack *r = &a->reserve[l];
-		uint32_t idle, cap;
-
-		pthread_mutex_lock(&r->lock);
-		idle = r->low < r->n ? r->low : r->n;
-		idle = idle > r->cap ? idle - r->cap : 0;
-		cap = r->cap;
-		pthread_mutex_unlock(&r->lock);
-		/* That many, not down to a depth: pushes meanwhile are new. */
-		if (idle)
-			zs_rstack_trim(a, l, cap, idle);
-		/* The next period starts here. */
-		pthread_mutex_lock(&r->lock);
-		r->low = r->n;
-		pthread_mutex_unlock(&r->lock);
+		do {
+			pthread_mutex_lock(&c->lock);
+			/* The oldest are at the bottom, over the target's. */
+			kept = zs_cache_kept_locked(c, l);
+			for (k = kept; k < c->n[l] && k - kept < max; k++) {
+				age = now_ms - c->run[l][k].stamp;
+				if (age < ZS_CACHE_AGE_MS) {
+					if (!next || ZS_CACHE_AGE_MS - age < next)
+						next = ZS_CACHE_AGE_MS - age;
+					break;
+				}
+			}
+			take = k - kept;
+			memcpy(buf, c->run[l] + kept, take * sizeof(*buf));
+			memmove(c->run[l] + kept, c->run[l] + k,
+				(c->n[l] - k) * sizeof(*buf));
+			c->n[l] -= take;
+			atomic_store_explicit(&c->pages,
+				atomic_load_explicit(&c->pages,
+				memory_order_relaxed) - (uint64_t)take * l,
+				memory_order_relaxed);
+			more = take == max;
+			if (!more)
+				left |= c->n[l] > kept;
+			pthread_mutex_unlock(&c->lock);
+			for (i = 0; i < take; i++)
+				zs_arena_release(a, buf[i].page, l);
+		} while (more);
 	}
-	atomic_fetch_and_explicit(&a->reserve_want, ~ZS_WANT_AGE,
-				  memory_order_relaxed);
-	return zs_arena_spill_pages(a);
+	pthread_mutex_lock(&c->lock);
+	c->aging = left;
+	pthread_mutex_unlock(&c->lock);
+	return left ? (next ? next : 1) : 0;
 }

@@ -2,6 +2,20 @@
  * zs_pool: a size-classed allocator for compressed pages, after the
  * kernel's zsmalloc.  The contract is in zs_pool.h; this is the design.
  *
+ * Locking:
+ *	class->lock (zr_rwlock, zr_lock_i.h; one per class)
+ *	  -> pool->spans_lock (leaf mutex but for the arena: span-struct
+ *	     pages)
+ *	    -> arena cache lock (leaf mutex), bitmap and counters
+ *	       (lock-free, never block)
+ * A thread holds at most one class lock.  zs_load()/zs_read()/
+ * zs_get_class_stats() take it shared; zs_store(), zs_free() and
+ * zs_compact() exclusive.  zs_read() calls its callback with the lock
+ * held shared: the callback must not call into the pool (a nested class
+ * lock could deadlock against a writer of that class).  Statistics are
+ * atomics written under the class lock and read without it, so they are
+ * approximate.
+ *
  * Size classes
  * ------------
  * An object of len bytes is rounded up to a multiple of 16 (ZS_ALIGN):
@@ -15,73 +29,72 @@
  * pages and objects per span) are one class, of the largest of those
  * sizes, as in zsmalloc: a span holds no more objects of the smaller
  * size, so keeping them apart would only multiply the partly-full spans.
- * That leaves 120 classes.  From 3648 bytes up no span length beats one
- * object per page, so those sizes all fall into the 4096 class, whose
- * spans are single raw pages.  That class needs no span struct at all
- * (a span is one object, full or gone): its handle entry holds the page.
+ * That leaves 120 classes, none with more than 256 objects a span.  From
+ * 3648 bytes up no span length beats one object per page, so those sizes
+ * all fall into the 4096 class, whose spans are single raw pages.  That
+ * class needs no span struct at all (a span is one object, full or
+ * gone): its handle entry holds the page.
  *
  * Unlike zsmalloc we keep no header inside the object (zsmalloc stores
  * the handle in front of each object, making it 8 bytes bigger, and so
- * often one class bigger): what compaction needs to find an object's
- * handle is kept beside the span instead (below).
+ * often one class bigger).
  *
  * The arena
  * ---------
- * Span pages come from zs_arena.c: one memfd, ftruncate'd sparse and
- * mapped MAP_SHARED once.  The daemon backs a swap device and so will
- * mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT).  That rules out the
- * obvious designs: malloc'd spans never give memory back; MADV_DONTNEED
- * fails with EINVAL on locked VMAs; and an mmap/munmap per span leaves
- * the address space in holes, a VMA per surviving run, up against
- * vm.max_map_count (65530 VMAs: 256 MiB of one-page spans).  A memfd
- * gives one VMA for the whole arena, and fallocate(PUNCH_HOLE) frees a
- * span's pages at once whether or not they are locked (a test checks
- * that RssShmem falls in a child that has mlockall()ed).  Only written
- * pages cost memory, so the arena is sized 4 * max_bytes + 64 MiB of
- * address space: data that fragments before compaction has room, and
- * the headroom costs nothing but address space (where that is short,
- * zs_arena_init() settles for less).  It does not grow (see TODO).
+ * Every page the pool uses, for objects and for its own metadata, comes
+ * from zs_arena.c: one memfd, ftruncate'd sparse and mapped MAP_SHARED
+ * once.  The daemon backs a swap device and so will mlockall(MCL_CURRENT
+ * | MCL_FUTURE | MCL_ONFAULT).  That rules out the obvious designs:
+ * malloc'd spans never give memory back; MADV_DONTNEED fails with EINVAL
+ * on locked VMAs; and an mmap/munmap per span leaves the address space in
+ * holes, a VMA per surviving run, up against vm.max_map_count (65530
+ * VMAs: 256 MiB of one-page spans).  A memfd gives one VMA for the whole
+ * arena, and fallocate(PUNCH_HOLE) frees a run's pages at once whether or
+ * not they are locked (a test checks that RssShmem falls in a child that
+ * has mlockall()ed).  Only written pages cost memory, so the arena is
+ * sized 4 * max_bytes + 64 MiB of address space: data that fragments
+ * before compaction has room, and the headroom costs nothing but address
+ * space (where that is short, zs_arena_init() settles for less).  It does
+ * not grow (see TODO).
  *
  * Free pages are found through a bitmap, one bit a page, claimed and
- * released with compare-and-swap (zs_arena.c): creating or freeing a span
- * takes no lock shared between classes, and the bitmap costs 32 KiB per
- * GiB of arena used.  We keep no page-to-span map: nothing needs to go
- * from an address to its span, because the handle table stores the span
- * itself (next paragraph).
+ * released with compare-and-swap.  Between the bitmap and the pool sits
+ * the arena's cache of free runs still resident, so that a new span is
+ * written without a page fault (zs_arena.c has its rules: a target the
+ * store's background thread keeps faulted in, a room for waves of frees,
+ * and an age after which a run goes back to the OS).
  *
- * Handles
- * -------
- * A handle is (index + 1) << 8 | class: never 0, and it never changes.
- * The index names an 8-byte entry in the class's handle table, which
- * holds the object's current place: its span's address and its slot in
- * the span, packed (a span struct is 16-byte aligned and lives below
- * 2^56, so address / 16 takes 52 bits and the slot the top 12).  Loading
- * an object is entry -> span -> arena page + slot * size.  (In the 4096
- * class the entry is (page + 1) << 16 instead.)  The table is a directory
- * of 2 KiB chunks of 256 entries, so growing it never moves an entry, and
- * a class holding few objects holds little table.  Free entries of a
- * chunk are a list threaded through the entries; chunks with free
- * entries are a list of their own.  A free handle
- * is reused before the table grows.  A chunk whose entries are all free
- * is given back at once, and the directory with the last chunk, so an
- * emptied pool holds nothing but the arena's bitmap pages.
+ * Metadata
+ * --------
+ * zsmalloc takes its handles and zspage structs from slab caches of its
+ * own; we take ours from arena pages, so that storing an object makes no
+ * malloc at all, by construction.  Two kinds of page:
  *
- * Each span ends in an array of 4-byte back-references, one per slot:
- * for a used slot, the index of its handle (so compaction can rewrite the
- * entry when it moves the object); for a free slot, the next free slot,
- * with the top bit set.  A span thus finds a free slot and knows its used
- * ones without touching its pages.
+ *  - handle pages, a class's own: a 24-byte header, then 509 entries of
+ *    8 bytes.  A handle is the entry's place in the arena, (page * 512 +
+ *    entry) << 8 | class: never 0, and it never changes.  The entry holds
+ *    the object's current place: its span struct's address and its slot,
+ *    packed (a span struct lives below 2^56 and is 64-byte aligned, so
+ *    address / 16 takes 52 bits and the slot the top 12).  Loading an
+ *    object is handle -> entry -> span -> arena page + slot * size.  (In
+ *    the 4096 class the entry is (page + 1) << 16 instead.)  Free entries
+ *    of a page are a list threaded through the entries, marked by the top
+ *    bit; pages with free entries are a list of their own, and every
+ *    handle page of the class is on a second list, which compaction
+ *    walks.  A free handle is reused before a page is added, and a page
+ *    whose entries are all free is given back at once;
+ *  - span pages, shared by all classes: 64 units of 64 bytes, the first
+ *    a header (a bitmap of free units and the links of the pool's list of
+ *    pages with free units), each other a span struct: the span's list
+ *    links, its first page, and a bitmap of its used slots (256 bits).
+ *    A page whose units are all free is given back at once.
  *
- * Metadata is therefore 12 bytes per object slot (8 for the handle entry,
- * 4 for the back-reference), 24 bytes per span (plus malloc's 8 and its
- * rounding), 1 bit per arena page, and the directory (24 bytes per 256
- * handles).  For a 2512-byte class (13 objects in 8 pages) that is 0.6%
- * of the span; for raw pages 0.2%.  All of it, and the span pages, is
- * counted in zs_total_bytes(), with malloc's overhead estimated.  With
- * compressed sizes spread over 30%..90% of a page this comes to 0.8% over
- * the span pages, and the whole is within 0.3% of what zsmalloc's pages
- * alone would be for the same objects (its 8-byte in-object header costs
- * about what our metadata does).
+ * So metadata is 8 bytes per object and 64 per span, plus at most a
+ * partly used handle page per class and the span pages' free units: for
+ * a 2512-byte class (13 objects in 8 pages) 0.5% of the span.  All of it
+ * is in whole pages, counted in zs_total_bytes() like the spans' own.
+ * Handle and span pages come and go through the same arena cache as the
+ * spans' pages.
  *
  * Fullness
  * --------
@@ -95,69 +108,48 @@
  * Compaction
  * ----------
  * Per class, under its exclusive lock: while the class has a whole span's
- * worth of free slots, take a span from the sparsest list and move its
- * objects, one memcpy each, into the fullest other spans with room,
- * rewriting each moved object's handle entry; then free the emptied span.
- * The free slots of the other spans always suffice (they number at least
- * the source's used ones), so each source empties.  The lock is dropped
- * between source spans, and the span's pages are punched while it is not
- * held, so readers and writers wait for at most one span's worth of
- * copying (32 KiB).
+ * worth of free slots, take the sparsest spans off their lists
+ * (isolated), as many as the others' free slots can absorb.  Then walk
+ * the class's handle pages: each entry that points into an isolated span
+ * has its object copied, one memcpy, into the fullest span with room,
+ * and is rewritten.  Stores never choose an isolated span, so once the
+ * walk is through, the isolated spans are empty and are freed (a store
+ * that took the room meanwhile only leaves a span isolated-then-restored).
+ * The lock is dropped every handle page or ZS_COMPACT_BATCH bytes copied,
+ * whichever comes first (the walk's page is pinned meanwhile), and the
+ * spans' pages are given back while it is not held, so readers and
+ * writers wait for at most 32 KiB of copying.  Walking the handles in
+ * place of zsmalloc's in-object handle costs a read of 8 bytes per
+ * object of the class per compaction, and saves 4 bytes per object held.
  *
  * Accounting and the limit
  * ------------------------
- * One counter (struct zs_acct) holds every byte taken from the OS for
- * data: span pages, span structs, handle chunks, directories, the bitmap.
- * Only the pool's fixed structs (about 30 KiB, allocated at create) are
- * left out, so that an empty pool counts 0, as zram's does.  Anything new
- * is charged before it is allocated, by a compare-and-swap that fails
- * with -ENOSPC rather than pass the limit, and uncharged after it is
- * freed, so the counter never undershoots the truth and never passes the
- * limit.  Only creating a span or a handle chunk can fail: storing into
- * a span with room is always allowed, even over a lowered limit.
+ * One counter (struct zs_acct) holds every page the pool holds from the
+ * arena: span pages, handle pages and span-struct pages.  The pool's
+ * fixed structs (about 30 KiB, allocated at create), the arena's bitmap
+ * (32 KiB per GiB of arena used) and its cache are left out, so that an
+ * empty pool counts 0, as zram's does.  Anything new is charged before it
+ * is allocated, by a compare-and-swap that fails with -ENOSPC rather than
+ * pass the limit, and uncharged after it is freed, so the counter never
+ * undershoots the truth and never passes the limit.  Only creating a span
+ * or a handle page can fail: storing into a span with room is always
+ * allowed, even over a lowered limit.
  *
  * Costs
  * -----
- * zs_store() and zs_load() make no syscall and zs_store() no malloc
- * unless a span or a handle chunk is created and the class has no spare
- * left.  Each class keeps spare span structs (ZS_SPARE_SPANS at first)
- * and one chunk: left by emptied spans and chunks, and, once a store has
- * taken some (the class's spares_low), made again by zs_refill() on the
- * store's background thread.  A store that finds none doubles the
- * class's number (to ZS_SPARE_MAX, or ZS_SPARE_BYTES of structs), so a
- * class that grows in bursts, as swap-out does, soon keeps enough for
- * the refill to keep up.  So steady churn mallocs nothing, nor, once
- * its spares have grown, does a growing class; a handle directory that
- * must grow is still realloc'd by the store that finds it full (its size
- * doubles each time).
- * zs_free() makes one syscall (the punch) when a span empties and the
- * reserve of its length is full.  With a reserve (zs_set_reserve()), a
- * new span's pages are resident already, so zs_store() takes no page
- * fault either while zs_refill() keeps up.  Shared state touched on the
- * hot path is the atomic byte counter and a reserve stack's mutex, and
- * only when a span or chunk comes or goes.
- *
- * Locking:
- *	class->lock (zr_rwlock, zr_lock_i.h; one per class)
- *	  -> arena reserve stacks (zs_rstack.lock, leaf mutexes), bitmap and
- *	     counters (lock-free, never block)
- *	arena refill_lock (zs_refill(), after the spares: never with a
- *	  class lock) -> arena reserve stacks
- * A thread holds at most one class lock.  zs_load()/zs_read()/
- * zs_get_class_stats() take it shared; zs_store(), zs_free() and
- * zs_compact() exclusive.  zs_read() calls its callback with the lock
- * held shared: the callback must not call into the pool (a nested class
- * lock could deadlock against a writer of that class).  Statistics are
- * atomics written under the class lock and read without it, so they are
- * approximate.
+ * zs_store() and zs_load() make no syscall and no malloc.  zs_store()
+ * takes no page fault while the arena's cache keeps up (its target is
+ * refilled in the background, and freed runs feed it).  zs_free() makes
+ * one syscall (the punch) when a span empties and the cache has no room.
+ * Shared state touched on the hot path is the atomic byte counter, the
+ * cache's lock and the span-page lock, and only when a span or a handle
+ * page comes or goes.
  *
  * TODO: the arena does not grow past its size at create; compaction does
- * not repack handle tables (a chunk with one live handle stays); span
- * structs come from malloc, whose header and rounding cost up to 24
- * bytes a span, and the first spans and chunks of a class are malloc'd
- * on the I/O path (spares make that a warm-up cost only; zs_refill()
- * tops them up, but only once a store has used them); zs_compact() has
- * no way to stop early.
+ * not repack handle pages or span-struct pages (a page with one live
+ * entry stays: with 2 of 3 objects freed at random and the rest
+ * compacted, they cost 0.7% of the data); zs_compact() has no way to
+ * stop early.
  */
 #include <assert.h>
 #include <errno.h>
@@ -174,50 +166,71 @@
 #define ZS_NR_PARTIAL 10	/* fullness lists of partly used spans */
 #define ZS_GROUP_FULL ZS_NR_PARTIAL
 #define ZS_PARTIAL_MASK ((1u << ZS_NR_PARTIAL) - 1)
+#define ZS_MAX_OBJS 256		/* per span: the span struct's bitmap */
 
-#define ZS_CLASS_BITS 8		/* handle = (index + 1) << 8 | class */
-#define ZS_MAX_HANDLES (1u << 31)	/* per class; back-refs keep 31 bits */
-
-#define ZS_HCHUNK_SHIFT 8	/* 256 entries: a 2 KiB handle chunk */
-#define ZS_HCHUNK_ENTS (1u << ZS_HCHUNK_SHIFT)
-#define ZS_HNONE UINT32_MAX	/* end of a chunk list */
-#define ZS_HENT_NONE 0xffffu	/* end of a chunk's free-entry list */
-
-#define ZS_SPARE_SPANS 8	/* span structs a class keeps for reuse, at
-				 * first; doubled each time a store finds
-				 * none, up to ZS_SPARE_MAX and about
-				 * ZS_SPARE_BYTES of structs */
-#define ZS_SPARE_MAX 256
-#define ZS_SPARE_BYTES (64 << 10)
-
-#define ZS_SLOT_FREE 0x80000000u	/* back-ref of a free slot */
-#define ZS_SLOT_NONE 0xffffu	/* end of a span's free-slot list */
+#define ZS_CLASS_BITS 8		/* handle = entry index << 8 | class */
+#define ZS_PAGE_ENTS (ZS_PAGE_SIZE / 8)	/* 8-byte entries a page */
+#define ZS_HPAGE_FIRST 3	/* entries [0, 3) hold the page's header */
+#define ZS_PNONE UINT32_MAX	/* end of a list of pages */
+#define ZS_HENT_FREE (1ULL << 63)	/* a free entry: next free | this */
+#define ZS_HENT_NONE 0xffffu	/* end of a page's free-entry list */
 #define ZS_ENT_SLOT_SHIFT 52	/* handle entry: slot << 52 | span / 16 */
+
+#define ZS_UNIT 64		/* a span struct, in a span-struct page */
+#define ZS_UNITS (ZS_PAGE_SIZE / ZS_UNIT)
+#define ZS_UNITS_ALL_FREE (~1ULL)	/* unit 0 is the header */
+
+#define ZS_COMPACT_BATCH (32 << 10)	/* bytes copied per lock hold */
 
 /* Default for max_bytes == 0 (address space only, see the essay). */
 #define ZS_DEFAULT_MAX_BYTES (16ULL << 30)
 #define ZS_ARENA_EXTRA (64ULL << 20)
 
 /*
- * struct zs_span - one span: a run of class->span_pages arena pages.
- * Allocated 16-byte aligned (handle entries store its address / 16).
+ * struct zs_acct - bytes held from the arena, and the cap on them.
+ * Lock-free: charges are compare-and-swap, so the cap is never overshot
+ * even when classes charge at once.
  */
-struct zs_span {
-	struct zs_span *prev, *next;	/* fullness list; class lock */
-	uint32_t page;			/* first arena page; fixed */
-	uint16_t inuse;			/* used slots; class lock */
-	uint16_t free_slot;		/* first free slot; class lock */
-	uint32_t slot[];		/* back-refs; class lock */
+struct zs_acct {
+	_Atomic uint64_t total;		/* bytes held now */
+	_Atomic uint64_t limit;		/* cap on total, 0 = none */
 };
 
-/* struct zs_hchunk - one directory entry of a handle table. */
-struct zs_hchunk {
-	uint64_t *ent;			/* ZS_HCHUNK_ENTS entries, or NULL */
-	uint32_t prev, next;		/* list of chunks with free entries, or
-					 * (ent == NULL) of unused entries */
+/*
+ * struct zs_span - one span: a run of class->span_pages arena pages.  One
+ * unit of a span-struct page (64-byte aligned).
+ */
+struct zs_span {
+	struct zs_span *prev, *next;	/* fullness or isolated list; class
+					 * lock */
+	uint32_t page;			/* first arena page; fixed */
+	uint16_t inuse;			/* used slots; class lock */
+	uint8_t isolated;		/* compaction is emptying it; class
+					 * lock */
+	uint8_t pad;
+	uint64_t used[ZS_MAX_OBJS / 64];	/* bit per slot; class lock */
+	uint64_t pad2;
+};
+
+/* struct zs_hpage - the header of a handle page (entries [0, 3)). */
+struct zs_hpage {
+	uint32_t prev_free, next_free;	/* class's pages with free entries */
+	uint32_t prev, next;		/* all the class's handle pages */
 	uint16_t used;			/* entries in use */
 	uint16_t free;			/* first free entry or ZS_HENT_NONE */
+	uint16_t pinned;		/* compaction's walk is here: kept */
+	uint16_t pad;
 };
+
+/* struct zs_upage - the header of a span-struct page (unit 0). */
+struct zs_upage {
+	uint64_t free;			/* bit i: unit i free; spans_lock */
+	uint32_t prev, next;		/* pages with free units; spans_lock */
+};
+
+_Static_assert(sizeof(struct zs_span) == ZS_UNIT, "span struct: one unit");
+_Static_assert(sizeof(struct zs_hpage) == ZS_HPAGE_FIRST * 8,
+	       "handle page header");
 
 /* struct zs_classdef - the shape of a class (computed once, shared). */
 struct zs_classdef {
@@ -229,11 +242,11 @@ struct zs_classdef {
 struct zs_class {
 	/*
 	 * lock: guards every field below marked "lock" and the spans and
-	 * handle chunks of the class, including the object bytes (so
+	 * handle pages of the class, including the object bytes (so
 	 * compaction never moves a half-written object).  A zr_rwlock
 	 * (spin briefly, then futex; see zr_lock_i.h for why not glibc's
-	 * rwlock).  Held for one memcpy of an object, or one span's worth
-	 * when compacting.
+	 * rwlock).  Held for one memcpy of an object, or up to
+	 * ZS_COMPACT_BATCH bytes' worth when compacting.
 	 * Measured, one thread on a 2-CPU VM, 1.2..3.7 KiB objects: zs_load
 	 * 0.22 us, zs_free 0.22 us, zs_store 1.6 us (of which ~1.4 us are
 	 * the page faults of fresh span pages, taken under the lock).
@@ -243,26 +256,13 @@ struct zs_class {
 	unsigned id;			/* index in pool->classes */
 	unsigned size, span_pages, objs;
 	int huge;			/* 1 object a page, no span struct */
-	uint64_t span_cost;		/* bytes charged per span */
+	uint64_t span_bytes;		/* bytes charged per span's pages */
 	/* lock: */
 	struct zs_span *group[ZS_GROUP_FULL + 1];	/* fullness lists */
 	unsigned gmask;			/* bit g: group[g] non-empty */
-	struct zs_hchunk *hdir;		/* handle-table directory */
-	uint32_t hdir_cap, hdir_len;	/* directory entries allocated, used */
-	uint32_t hfree;			/* chunks with free entries */
-	uint32_t hunused;		/* directory entries without a chunk */
-	uint32_t hchunks;		/* chunks allocated; 0: no directory */
-	/*
-	 * Spares, so that a steady workload mallocs nothing: span structs
-	 * (linked by next) and one handle chunk's entries, freed but kept.
-	 * Not charged (like malloc's own free lists).
-	 */
-	struct zs_span *spare;		/* lock */
-	unsigned nspare;		/* lock: at most spare_target */
-	unsigned spare_target;		/* lock: ZS_SPARE_SPANS and up */
-	uint64_t *spare_chunk;		/* lock */
-	_Atomic bool spares_low;	/* a store used spares: zs_refill()
-					 * tops them up (lock-free flag) */
+	struct zs_span *isolated;	/* spans compaction is emptying */
+	uint32_t hfree;			/* first handle page with free entries */
+	uint32_t hpages;		/* first of all handle pages */
 	/* Written under lock (exclusive), read anywhere (approximate): */
 	_Atomic uint64_t nr_spans;
 	_Atomic uint64_t nr_used;
@@ -270,13 +270,20 @@ struct zs_class {
 
 struct zs_pool {
 	struct zs_acct acct;		/* lock-free */
-	_Atomic uint64_t allocs;	/* heap allocations by stores */
-	_Atomic bool spares_want;	/* some class's spares_low is set */
-	struct zs_arena arena;		/* lock-free */
+	struct zs_arena arena;		/* see zs_arena_i.h */
+	/*
+	 * spans_lock: guards the span-struct pages' headers and uspans.
+	 * Taken when a span is created or freed, under a class lock or
+	 * none; takes the arena's cache lock for a page.
+	 */
+	pthread_mutex_t spans_lock;
+	uint32_t uspans;		/* first span-struct page with a free
+					 * unit; spans_lock */
 	_Atomic uint64_t pages_compacted;
 	unsigned nr_classes;		/* fixed */
 	struct zs_class *classes;	/* fixed array, [nr_classes] */
 };
+
 
 /* The class table, the same for every pool; built once. */
 static struct zs_classdef zs_defs[ZS_NR_SIZES];	/* ascending size */
@@ -312,6 +319,7 @@ static void zs_defs_init(void)
 		raw[i].pages = (uint16_t)zs_span_pages_for(raw[i].size);
 		raw[i].objs = (uint16_t)(raw[i].pages * ZS_PAGE_SIZE /
 					 raw[i].size);
+		assert(raw[i].objs <= ZS_MAX_OBJS);
 	}
 	/* Merge downwards into the largest size of each alike run. */
 	for (i = ZS_NR_SIZES; i-- > 0;) {
@@ -343,20 +351,7 @@ static unsigned zs_class_index(size_t len)
 	return zs_class_of[(len + ZS_ALIGN - 1) / ZS_ALIGN - 1];
 }
 
-/* What a malloc of @n bytes costs in glibc: header and 16-byte rounding. */
-static uint64_t zs_malloc_cost(size_t n)
-{
-	uint64_t c = (n + sizeof(size_t) + 15) & ~(uint64_t)15;
 
-	return c < 32 ? 32 : c;
-}
-
-static size_t zs_span_struct_size(unsigned objs)
-{
-	size_t n = sizeof(struct zs_span) + objs * sizeof(uint32_t);
-
-	return (n + 15) & ~(size_t)15;	/* aligned_alloc wants a multiple */
-}
 
 /* Class lock wrappers, so the lock can change without touching callers. */
 static void zs_class_lock(struct zs_class *c)
@@ -379,26 +374,6 @@ static void zs_class_unlock_shared(struct zs_class *c)
 	zr_rw_unlock_read(&c->lock);
 }
 
-/* zs_count_alloc - one more heap allocation by a store (zs_allocs()). */
-static void zs_count_alloc(struct zs_pool *pool)
-{
-	atomic_fetch_add_explicit(&pool->allocs, 1, memory_order_relaxed);
-}
-
-/*
- * zs_spares_used - a store took a spare or had none: ask zs_refill() to
- * top @c's up.  Lock-free; two loads while already asked.
- */
-static void zs_spares_used(struct zs_pool *pool, struct zs_class *c)
-{
-	if (!atomic_load_explicit(&c->spares_low, memory_order_relaxed))
-		atomic_store_explicit(&c->spares_low, true,
-				      memory_order_relaxed);
-	if (!atomic_load_explicit(&pool->spares_want, memory_order_relaxed))
-		atomic_store_explicit(&pool->spares_want, true,
-				      memory_order_relaxed);
-}
-
 /* Statistics counters: written only with the class lock held exclusive. */
 static void zs_stat_add(_Atomic uint64_t *v, int64_t d)
 {
@@ -411,7 +386,48 @@ static uint64_t zs_stat(const _Atomic uint64_t *v)
 	return atomic_load_explicit(v, memory_order_relaxed);
 }
 
-/* ---- Handle entries ---------------------------------------------------- */
+/* ---- The byte account ------------------------------------------------- */
+
+/*
+ * zs_charge - add @bytes to the account unless that would pass the limit.
+ * Returns 0 or -ENOSPC (nothing charged).  Lock-free.
+ */
+static int zs_charge(struct zs_pool *pool, uint64_t bytes)
+{
+	struct zs_acct *ac = &pool->acct;
+	uint64_t cur = atomic_load_explicit(&ac->total, memory_order_relaxed);
+	uint64_t lim;
+
+	do {
+		lim = atomic_load_explicit(&ac->limit, memory_order_relaxed);
+		if (lim && cur + bytes > lim)
+			return -ENOSPC;
+	} while (!atomic_compare_exchange_weak_explicit(&ac->total, &cur,
+			cur + bytes, memory_order_relaxed,
+			memory_order_relaxed));
+	return 0;
+}
+
+/* zs_uncharge - give back @bytes charged before.  Cannot fail. */
+static void zs_uncharge(struct zs_pool *pool, uint64_t bytes)
+{
+	atomic_fetch_sub_explicit(&pool->acct.total, bytes,
+				  memory_order_relaxed);
+}
+
+/* ---- Handle pages ------------------------------------------------------ */
+
+static struct zs_hpage *zs_hpage(const struct zs_pool *pool, uint32_t page)
+{
+	return (struct zs_hpage *)zs_arena_addr(&pool->arena, page);
+}
+
+/* The entry of handle index @idx (page * 512 + entry). */
+static uint64_t *zs_hent(const struct zs_pool *pool, uint64_t idx)
+{
+	assert(idx % ZS_PAGE_ENTS >= ZS_HPAGE_FIRST);
+	return (uint64_t *)zs_arena_addr(&pool->arena, 0) + idx;
+}
 
 static uint64_t zs_ent_pack(const struct zs_span *s, unsigned slot)
 {
@@ -441,166 +457,206 @@ static uint64_t zs_ent_huge_page(uint64_t e)
 	return (e >> 16) - 1;
 }
 
-static uint64_t *zs_hent_locked(struct zs_class *c, uint32_t idx)
+/* Take handle page @p off the class's list of pages with free entries. */
+static void zs_hfree_del_locked(struct zs_pool *pool, struct zs_class *c,
+				uint32_t p)
 {
-	struct zs_hchunk *ch = &c->hdir[idx >> ZS_HCHUNK_SHIFT];
+	struct zs_hpage *h = zs_hpage(pool, p);
 
-	assert((idx >> ZS_HCHUNK_SHIFT) < c->hdir_len && ch->ent);
-	return &ch->ent[idx & (ZS_HCHUNK_ENTS - 1)];
-}
-
-static uint64_t zs_hchunk_cost(void)
-{
-	return zs_malloc_cost(ZS_HCHUNK_ENTS * sizeof(uint64_t));
-}
-
-/* Bytes a new chunk would cost now, its directory's growth included. */
-static uint64_t zs_hchunk_need_locked(const struct zs_class *c,
-				      uint32_t *newcap)
-{
-	uint64_t cost = zs_hchunk_cost();
-
-	*newcap = c->hdir_cap;
-	if (c->hunused == ZS_HNONE && c->hdir_len == c->hdir_cap) {
-		*newcap = c->hdir_cap ? c->hdir_cap * 2 : 4;
-		cost += zs_malloc_cost(*newcap * sizeof(struct zs_hchunk));
-		if (c->hdir_cap)
-			cost -= zs_malloc_cost(c->hdir_cap *
-					       sizeof(struct zs_hchunk));
-	}
-	return cost;
-}
-
-static void zs_hlist_del_locked(struct zs_class *c, uint32_t ci)
-{
-	struct zs_hchunk *ch = &c->hdir[ci];
-
-	if (ch->prev != ZS_HNONE)
-		c->hdir[ch->prev].next = ch->next;
+	if (h->prev_free != ZS_PNONE)
+		zs_hpage(pool, h->prev_free)->next_free = h->next_free;
 	else
-		c->hfree = ch->next;
-	if (ch->next != ZS_HNONE)
-		c->hdir[ch->next].prev = ch->prev;
+		c->hfree = h->next_free;
+	if (h->next_free != ZS_PNONE)
+		zs_hpage(pool, h->next_free)->prev_free = h->prev_free;
 }
 
-static void zs_hlist_add_locked(struct zs_class *c, uint32_t ci)
+static void zs_hfree_add_locked(struct zs_pool *pool, struct zs_class *c,
+				uint32_t p)
 {
-	struct zs_hchunk *ch = &c->hdir[ci];
+	struct zs_hpage *h = zs_hpage(pool, p);
 
-	ch->prev = ZS_HNONE;
-	ch->next = c->hfree;
-	if (c->hfree != ZS_HNONE)
-		c->hdir[c->hfree].prev = ci;
-	c->hfree = ci;
+	h->prev_free = ZS_PNONE;
+	h->next_free = c->hfree;
+	if (c->hfree != ZS_PNONE)
+		zs_hpage(pool, c->hfree)->prev_free = p;
+	c->hfree = p;
 }
 
 /*
- * Add an empty handle chunk, growing the directory to @newcap if needed.
- * The caller has charged zs_hchunk_need_locked().  Returns 0 or -ENOMEM.
+ * Make arena page @p (charged by the caller) an empty handle page of @c,
+ * first on both lists.  Cannot fail.
  */
-static int zs_hchunk_add_locked(struct zs_pool *pool, struct zs_class *c,
-				uint32_t newcap)
+static void zs_hpage_init_locked(struct zs_pool *pool, struct zs_class *c,
+				 uint32_t p)
 {
-	struct zs_hchunk *ch;
-	uint64_t *ent;
-	uint32_t ci, i;
+	struct zs_hpage *h = zs_hpage(pool, p);
+	uint64_t *ent = (uint64_t *)h;
+	unsigned i;
 
-	if (c->hunused == ZS_HNONE &&
-	    (uint64_t)c->hdir_len * ZS_HCHUNK_ENTS >= ZS_MAX_HANDLES)
-		return -ENOMEM;
-	ent = c->spare_chunk;
-	c->spare_chunk = NULL;
-	zs_spares_used(pool, c);
-	if (!ent) {
-		ent = malloc(ZS_HCHUNK_ENTS * sizeof(uint64_t));
-		if (!ent)
-			return -ENOMEM;
-		zs_count_alloc(pool);
-	}
-	if (newcap != c->hdir_cap) {
-		ch = realloc(c->hdir, newcap * sizeof(*ch));
-		if (!ch) {
-			c->spare_chunk = ent;
-			return -ENOMEM;
+	for (i = ZS_HPAGE_FIRST; i < ZS_PAGE_ENTS; i++)
+		ent[i] = ZS_HENT_FREE |
+			 (i + 1 < ZS_PAGE_ENTS ? i + 1 : ZS_HENT_NONE);
+	*h = (struct zs_hpage){ .prev = ZS_PNONE, .next = c->hpages,
+				.free = ZS_HPAGE_FIRST };
+	if (c->hpages != ZS_PNONE)
+		zs_hpage(pool, c->hpages)->prev = p;
+	c->hpages = p;
+	zs_hfree_add_locked(pool, c, p);
+}
+
+/*
+ * Take empty handle page @p off both lists.  The caller gives the page
+ * back to the arena and uncharges it (after unlocking, if it likes).
+ */
+static void zs_hpage_drop_locked(struct zs_pool *pool, struct zs_class *c,
+				 uint32_t p)
+{
+	struct zs_hpage *h = zs_hpage(pool, p);
+
+	assert(!h->used && !h->pinned);
+	zs_hfree_del_locked(pool, c, p);
+	if (h->prev != ZS_PNONE)
+		zs_hpage(pool, h->prev)->next = h->next;
+	else
+		c->hpages = h->next;
+	if (h->next != ZS_PNONE)
+		zs_hpage(pool, h->next)->prev = h->prev;
+}
+
+/* Give back a dropped handle page, or a run, and uncharge it. */
+static void zs_page_release(struct zs_pool *pool, uint64_t page,
+			    unsigned pages)
+{
+	zs_arena_put(&pool->arena, page, pages);
+	zs_uncharge(pool, (uint64_t)pages * ZS_PAGE_SIZE);
+}
+
+/* Take a free handle entry; one must exist.  Returns its index. */
+static uint64_t zs_hent_alloc_locked(struct zs_pool *pool, struct zs_class *c)
+{
+	uint32_t p = c->hfree;
+	struct zs_hpage *h = zs_hpage(pool, p);
+	uint64_t *ent = (uint64_t *)h;
+	unsigned e = h->free;
+
+	assert(p != ZS_PNONE && e != ZS_HENT_NONE &&
+	       (ent[e] & ZS_HENT_FREE));
+	h->free = (uint16_t)ent[e];
+	h->used++;
+	if (h->free == ZS_HENT_NONE)
+		zs_hfree_del_locked(pool, c, p);
+	return (uint64_t)p * ZS_PAGE_ENTS + e;
+}
+
+/*
+ * Free handle entry @idx.  Returns the handle page if it emptied and was
+ * dropped (the caller releases it), else ZS_PNONE.
+ */
+static uint32_t zs_hent_free_locked(struct zs_pool *pool, struct zs_class *c,
+				    uint64_t idx)
+{
+	uint32_t p = (uint32_t)(idx / ZS_PAGE_ENTS);
+	struct zs_hpage *h = zs_hpage(pool, p);
+	unsigned e = (unsigned)(idx % ZS_PAGE_ENTS);
+
+	((uint64_t *)h)[e] = ZS_HENT_FREE | h->free;
+	if (h->free == ZS_HENT_NONE)
+		zs_hfree_add_locked(pool, c, p);
+	h->free = (uint16_t)e;
+	if (--h->used || h->pinned)
+		return ZS_PNONE;
+	zs_hpage_drop_locked(pool, c, p);
+	return p;
+}
+
+/* ---- Span structs ------------------------------------------------------ */
+
+static struct zs_upage *zs_upage(const struct zs_pool *pool, uint32_t page)
+{
+	return (struct zs_upage *)zs_arena_addr(&pool->arena, page);
+}
+
+static void zs_uspans_del_locked(struct zs_pool *pool, uint32_t p)
+{
+	struct zs_upage *u = zs_upage(pool, p);
+
+	if (u->prev != ZS_PNONE)
+		zs_upage(pool, u->prev)->next = u->next;
+	else
+		pool->uspans = u->next;
+	if (u->next != ZS_PNONE)
+		zs_upage(pool, u->next)->prev = u->prev;
+}
+
+static void zs_uspans_add_locked(struct zs_pool *pool, uint32_t p)
+{
+	struct zs_upage *u = zs_upage(pool, p);
+
+	u->prev = ZS_PNONE;
+	u->next = pool->uspans;
+	if (pool->uspans != ZS_PNONE)
+		zs_upage(pool, pool->uspans)->prev = p;
+	pool->uspans = p;
+}
+
+/*
+ * zs_span_struct_alloc - a span struct from a span-struct page, adding a
+ * page (charged here) if none has a free unit.  Returns it, or NULL with
+ * *@err set to -ENOSPC or -ENOMEM.  Takes spans_lock.
+ */
+static struct zs_span *zs_span_struct_alloc(struct zs_pool *pool, int *err)
+{
+	struct zs_upage *u;
+	int64_t page = -1;
+	unsigned i;
+	uint32_t p;
+
+	pthread_mutex_lock(&pool->spans_lock);
+	if (pool->uspans == ZS_PNONE) {
+		pthread_mutex_unlock(&pool->spans_lock);
+		*err = zs_charge(pool, ZS_PAGE_SIZE);
+		if (*err)
+			return NULL;
+		page = zs_arena_get(&pool->arena, 1);
+		if (page < 0) {
+			zs_uncharge(pool, ZS_PAGE_SIZE);
+			*err = (int)page;
+			return NULL;
 		}
-		zs_count_alloc(pool);
-		c->hdir = ch;
-		c->hdir_cap = newcap;
+		pthread_mutex_lock(&pool->spans_lock);
+		zs_upage(pool, (uint32_t)page)->free = ZS_UNITS_ALL_FREE;
+		zs_uspans_add_locked(pool, (uint32_t)page);
 	}
-	if (c->hunused != ZS_HNONE) {
-		ci = c->hunused;
-		c->hunused = c->hdir[ci].next;
-	} else {
-		ci = c->hdir_len++;
-	}
-	ch = &c->hdir[ci];
-	for (i = 0; i < ZS_HCHUNK_ENTS; i++)
-		ent[i] = i + 1 < ZS_HCHUNK_ENTS ? i + 1 : ZS_HENT_NONE;
-	ch->ent = ent;
-	ch->used = 0;
-	ch->free = 0;
-	zs_hlist_add_locked(c, ci);
-	c->hchunks++;
-	return 0;
+	p = pool->uspans;
+	u = zs_upage(pool, p);
+	i = (unsigned)__builtin_ctzll(u->free);
+	u->free &= ~(1ULL << i);
+	if (!u->free)
+		zs_uspans_del_locked(pool, p);
+	pthread_mutex_unlock(&pool->spans_lock);
+	return (struct zs_span *)((char *)u + i * ZS_UNIT);
 }
 
-/*
- * Give back empty chunk @ci, and the directory with the last chunk.
- * Returns the bytes freed, for the caller to uncharge.
- */
-static uint64_t zs_hchunk_drop_locked(struct zs_class *c, uint32_t ci)
+/* zs_span_struct_free - give a span struct back.  Takes spans_lock. */
+static void zs_span_struct_free(struct zs_pool *pool, struct zs_span *s)
 {
-	struct zs_hchunk *ch = &c->hdir[ci];
-	uint64_t freed = zs_hchunk_cost();
+	uintptr_t off = (uintptr_t)((char *)s - zs_arena_addr(&pool->arena, 0));
+	uint32_t p = (uint32_t)(off / ZS_PAGE_SIZE);
+	struct zs_upage *u = zs_upage(pool, p);
+	unsigned i = (unsigned)(off % ZS_PAGE_SIZE / ZS_UNIT);
+	bool empty;
 
-	assert(ch->used == 0);
-	zs_hlist_del_locked(c, ci);
-	if (!c->spare_chunk)
-		c->spare_chunk = ch->ent;
-	else
-		free(ch->ent);
-	ch->ent = NULL;
-	ch->next = c->hunused;
-	c->hunused = ci;
-	if (--c->hchunks)
-		return freed;
-	freed += zs_malloc_cost(c->hdir_cap * sizeof(struct zs_hchunk));
-	free(c->hdir);
-	c->hdir = NULL;
-	c->hdir_cap = c->hdir_len = 0;
-	c->hunused = ZS_HNONE;
-	return freed;
-}
-
-/* Take a free handle entry; one must exist.  Cannot fail. */
-static uint32_t zs_hent_alloc_locked(struct zs_class *c)
-{
-	uint32_t ci = c->hfree;
-	struct zs_hchunk *ch = &c->hdir[ci];
-	unsigned e = ch->free;
-
-	assert(ci != ZS_HNONE && e != ZS_HENT_NONE);
-	ch->free = (uint16_t)ch->ent[e];
-	ch->used++;
-	if (ch->free == ZS_HENT_NONE)
-		zs_hlist_del_locked(c, ci);
-	return ci << ZS_HCHUNK_SHIFT | e;
-}
-
-/* Free handle entry @idx; returns the bytes given back (an empty chunk). */
-static uint64_t zs_hent_free_locked(struct zs_class *c, uint32_t idx)
-{
-	uint32_t ci = idx >> ZS_HCHUNK_SHIFT;
-	struct zs_hchunk *ch = &c->hdir[ci];
-	unsigned e = idx & (ZS_HCHUNK_ENTS - 1);
-
-	ch->ent[e] = ch->free;
-	if (ch->free == ZS_HENT_NONE)
-		zs_hlist_add_locked(c, ci);
-	ch->free = (uint16_t)e;
-	if (--ch->used)
-		return 0;
-	return zs_hchunk_drop_locked(c, ci);
+	pthread_mutex_lock(&pool->spans_lock);
+	if (!u->free)
+		zs_uspans_add_locked(pool, p);
+	u->free |= 1ULL << i;
+	empty = u->free == ZS_UNITS_ALL_FREE;
+	if (empty)
+		zs_uspans_del_locked(pool, p);
+	pthread_mutex_unlock(&pool->spans_lock);
+	if (empty)
+		zs_page_release(pool, p, 1);
 }
 
 /* ---- Spans --------------------------------------------------------------- */
@@ -650,23 +706,14 @@ static void zs_regroup_locked(struct zs_class *c, struct zs_span *s,
 	}
 }
 
-/* The fullest partly used span other than @not, or NULL. */
-static struct zs_span *zs_fullest_locked(struct zs_class *c,
-					 const struct zs_span *not)
+/* The fullest partly used span, or NULL. */
+static struct zs_span *zs_fullest_locked(struct zs_class *c)
 {
 	unsigned mask = c->gmask & ZS_PARTIAL_MASK;
 
-	while (mask) {
-		unsigned g = 31 - (unsigned)__builtin_clz(mask);
-		struct zs_span *s = c->group[g];
-
-		if (s == not)
-			s = s->next;
-		if (s)
-			return s;
-		mask &= ~(1u << g);
-	}
-	return NULL;
+	if (!mask)
+		return NULL;
+	return c->group[31 - (unsigned)__builtin_clz(mask)];
 }
 
 static char *zs_obj_addr(const struct zs_pool *pool, const struct zs_class *c,
@@ -675,173 +722,130 @@ static char *zs_obj_addr(const struct zs_pool *pool, const struct zs_class *c,
 	return zs_arena_addr(&pool->arena, s->page) + (size_t)slot * c->size;
 }
 
-/* The most spares @c may keep: ZS_SPARE_MAX, and about ZS_SPARE_BYTES. */
-static unsigned zs_spare_max(const struct zs_class *c)
-{
-	size_t n = ZS_SPARE_BYTES / zs_span_struct_size(c->objs);
-
-	if (n < ZS_SPARE_SPANS)
-		return ZS_SPARE_SPANS;
-	return n < ZS_SPARE_MAX ? (unsigned)n : ZS_SPARE_MAX;
-}
-
 /*
  * Create an empty span and put it on the lowest fullness list.  The caller
- * has charged c->span_cost.  Returns 0, -ENOMEM or -ENOSPC (arena).
+ * has charged c->span_bytes.  Returns 0, -ENOSPC (a span-struct page over
+ * the limit) or -ENOMEM (the arena is full).
  */
 static int zs_span_create_locked(struct zs_pool *pool, struct zs_class *c)
 {
 	struct zs_span *s;
 	int64_t page;
-	unsigned i;
+	int ret;
 
 	page = zs_arena_get(&pool->arena, c->span_pages);
 	if (page < 0)
 		return (int)page;
-	s = c->spare;
-	if (c->nspare <= c->spare_target / 2 + 1)
-		zs_spares_used(pool, c);
-	if (s) {
-		c->spare = s->next;
-		c->nspare--;
-	} else {
-		/* The refill did not keep up: keep more from now on. */
-		if (c->spare_target * 2 <= zs_spare_max(c))
-			c->spare_target *= 2;
-		s = aligned_alloc(16, zs_span_struct_size(c->objs));
-		if (!s) {
-			zs_arena_put(&pool->arena, (uint64_t)page,
-				     c->span_pages);
-			return -ENOMEM;
-		}
-		zs_count_alloc(pool);
+	s = zs_span_struct_alloc(pool, &ret);
+	if (!s) {
+		zs_arena_put(&pool->arena, (uint64_t)page, c->span_pages);
+		return ret;
 	}
 	/* The handle entry keeps address / 16 in 52 bits. */
-	assert(((uintptr_t)s & 15) == 0 &&
-	       (uint64_t)(uintptr_t)s >> (ZS_ENT_SLOT_SHIFT + 4) == 0);
+	assert((uint64_t)(uintptr_t)s >> (ZS_ENT_SLOT_SHIFT + 4) == 0);
+	memset(s, 0, sizeof(*s));
 	s->page = (uint32_t)page;
-	s->inuse = 0;
-	s->free_slot = 0;
-	for (i = 0; i < c->objs; i++)
-		s->slot[i] = ZS_SLOT_FREE |
-			     (i + 1 < c->objs ? i + 1 : ZS_SLOT_NONE);
 	zs_group_add_locked(c, s);
 	zs_stat_add(&c->nr_spans, 1);
 	return 0;
 }
 
-/*
- * zs_span_retire_locked - @s has emptied and is off its list: keep its
- * struct as a spare if there is room.  Returns @s if the caller must free
- * it (after zs_span_release()), NULL if it was kept.
- */
-static struct zs_span *zs_span_retire_locked(struct zs_class *c,
-					     struct zs_span *s)
-{
-	if (c->nspare >= c->spare_target)
-		return s;
-	s->next = c->spare;
-	c->spare = s;
-	c->nspare++;
-	return NULL;
-}
-
-/*
- * zs_span_release - give back the pages of a retired span that began at
- * arena page @page, and its struct @s unless it was kept (NULL).  No lock
- * needed.  Cannot fail.
- */
+/* zs_span_release - give back an empty span taken off its lists. */
 static void zs_span_release(struct zs_pool *pool, struct zs_class *c,
-			    uint64_t page, struct zs_span *s)
+			    struct zs_span *s)
 {
-	zs_arena_put(&pool->arena, page, c->span_pages);
-	free(s);
-	zs_acct_uncharge(&pool->acct, c->span_cost);
+	uint32_t page = s->page;
+
+	zs_span_struct_free(pool, s);
+	zs_page_release(pool, page, c->span_pages);
 }
 
-/* Put handle @idx in a free slot of @s.  Returns the slot. */
-static unsigned zs_slot_alloc_locked(struct zs_class *c, struct zs_span *s,
-				     uint32_t idx)
+/* Put handle @idx's object in a free slot of @s.  Returns the slot. */
+static unsigned zs_slot_alloc_locked(struct zs_class *c, struct zs_span *s)
 {
-	unsigned slot = s->free_slot;
+	unsigned w, slot;
 
-	assert(slot != ZS_SLOT_NONE && (s->slot[slot] & ZS_SLOT_FREE));
-	s->free_slot = (uint16_t)(s->slot[slot] & ~ZS_SLOT_FREE);
-	s->slot[slot] = idx;
+	for (w = 0; ~s->used[w] == 0; w++)
+		assert(w + 1 < ZS_MAX_OBJS / 64);
+	slot = w * 64 + (unsigned)__builtin_ctzll(~s->used[w]);
+	assert(slot < c->objs && !s->isolated);
+	s->used[w] |= 1ULL << (slot % 64);
 	s->inuse++;
 	zs_regroup_locked(c, s, s->inuse - 1u);
 	return slot;
 }
 
 /*
- * Free @slot of @s.  Returns true if @s is now empty, in which case it has
- * been taken off its list and counted out: the caller releases it.
+ * Free @slot of @s.  Returns true if @s is now empty and not isolated, in
+ * which case it has been taken off its list and counted out: the caller
+ * releases it.  An isolated span is left to compaction.
  */
-static int zs_slot_free_locked(struct zs_class *c, struct zs_span *s,
-			       unsigned slot)
+static bool zs_slot_free_locked(struct zs_class *c, struct zs_span *s,
+				unsigned slot)
 {
-	assert(!(s->slot[slot] & ZS_SLOT_FREE) && s->inuse);
-	s->slot[slot] = ZS_SLOT_FREE | s->free_slot;
-	s->free_slot = (uint16_t)slot;
-	if (--s->inuse) {
+	assert((s->used[slot / 64] >> (slot % 64) & 1) && s->inuse);
+	s->used[slot / 64] &= ~(1ULL << (slot % 64));
+	s->inuse--;
+	if (s->isolated)
+		return false;
+	if (s->inuse) {
 		zs_regroup_locked(c, s, s->inuse + 1u);
-		return 0;
+		return false;
 	}
 	zs_group_del_locked(c, s, zs_group_of(c, 1));
 	zs_stat_add(&c->nr_spans, -1);
-	return 1;
+	return true;
 }
 
 /*
  * Make sure the class has a free handle entry and a span with room,
  * charging first what must be created; for the huge class, take the page
  * the object will have to itself and return it in *@page.  On failure
- * nothing new is left behind (a grown directory may stay, charged).
- * Returns 0, -ENOSPC or -ENOMEM.
+ * nothing new is left behind.  Returns 0, -ENOSPC or -ENOMEM.
  */
-static int zs_reserve_locked(struct zs_pool *pool, struct zs_class *c,
+static int zs_prepare_locked(struct zs_pool *pool, struct zs_class *c,
 			     int64_t *page)
 {
-	int need_h = c->hfree == ZS_HNONE;
-	int need_s = c->huge || !(c->gmask & ZS_PARTIAL_MASK);
-	uint64_t hcost = 0, cost;
-	uint32_t newcap = 0;
+	bool need_h = c->hfree == ZS_PNONE;
+	bool need_s = c->huge || !(c->gmask & ZS_PARTIAL_MASK);
+	uint64_t cost = (need_h ? ZS_PAGE_SIZE : 0) +
+			(need_s ? c->span_bytes : 0);
+	int64_t hp = -1;
 	int ret;
 
-	if (!need_h && !need_s)
+	if (!cost)
 		return 0;
-	if (need_h)
-		hcost = zs_hchunk_need_locked(c, &newcap);
-	cost = hcost + (need_s ? c->span_cost : 0);
-	ret = zs_acct_charge(&pool->acct, cost);
+	ret = zs_charge(pool, cost);
 	if (ret)
 		return ret;
 	if (need_h) {
-		ret = zs_hchunk_add_locked(pool, c, newcap);
-		if (ret)
+		hp = zs_arena_get(&pool->arena, 1);
+		if (hp < 0) {
+			ret = (int)hp;
 			goto out_uncharge;
+		}
+		zs_hpage_init_locked(pool, c, (uint32_t)hp);
 	}
 	if (c->huge) {
 		*page = zs_arena_get(&pool->arena, 1);
 		if (*page < 0) {
 			ret = (int)*page;
-			goto out_drop_chunk;
+			goto out_drop_hpage;
 		}
 	} else if (need_s) {
 		ret = zs_span_create_locked(pool, c);
 		if (ret)
-			goto out_drop_chunk;
+			goto out_drop_hpage;
 	}
 	return 0;
 
-out_drop_chunk:
-	if (need_h) {
-		/* A grown directory stays, and stays charged, unless freed. */
-		cost -= hcost;
-		cost += zs_hchunk_drop_locked(c, c->hfree);
+out_drop_hpage:
+	if (hp >= 0) {
+		zs_hpage_drop_locked(pool, c, (uint32_t)hp);
+		zs_arena_put(&pool->arena, (uint64_t)hp, 1);
 	}
 out_uncharge:
-	zs_acct_uncharge(&pool->acct, cost);
+	zs_uncharge(pool, cost);
 	return ret;
 }
 
@@ -868,8 +872,10 @@ struct zs_pool *zs_pool_create(uint64_t max_bytes)
 	if (max_bytes > (1ULL << 42))
 		max_bytes = 1ULL << 42;	/* the arena caps itself at 16 TiB */
 	arena = 4 * max_bytes + ZS_ARENA_EXTRA;
-	if (zs_arena_init(&pool->arena, arena, &pool->acct) < 0)
+	if (zs_arena_init(&pool->arena, arena) < 0)
 		goto out_free_classes;
+	pthread_mutex_init(&pool->spans_lock, NULL);
+	pool->uspans = ZS_PNONE;
 
 	for (i = 0; i < zs_nr_defs; i++) {
 		struct zs_class *c = &pool->classes[i];
@@ -879,13 +885,9 @@ struct zs_pool *zs_pool_create(uint64_t max_bytes)
 		c->span_pages = zs_defs[i].pages;
 		c->objs = zs_defs[i].objs;
 		c->huge = c->objs == 1;
-		c->span_cost = (uint64_t)c->span_pages * ZS_PAGE_SIZE;
-		if (!c->huge)
-			c->span_cost += zs_malloc_cost(zs_span_struct_size(
-								c->objs));
-		c->hfree = ZS_HNONE;
-		c->hunused = ZS_HNONE;
-		c->spare_target = ZS_SPARE_SPANS;
+		c->span_bytes = (uint64_t)c->span_pages * ZS_PAGE_SIZE;
+		c->hfree = ZS_PNONE;
+		c->hpages = ZS_PNONE;
 		atomic_init(&c->lock.word, 0);
 	}
 	return pool;
@@ -899,35 +901,11 @@ out_free_pool:
 
 void zs_pool_destroy(struct zs_pool *pool)
 {
-	unsigned i, g;
-	uint32_t ci;
-
 	if (!pool)
 		return;
-	/* Closing the memfd frees every span page at once: no punching. */
-	for (i = 0; i < pool->nr_classes; i++) {
-		struct zs_class *c = &pool->classes[i];
-
-		for (g = 0; g <= ZS_GROUP_FULL; g++) {
-			while (c->group[g]) {
-				struct zs_span *s = c->group[g];
-
-				c->group[g] = s->next;
-				free(s);
-			}
-		}
-		for (ci = 0; ci < c->hdir_len; ci++)
-			free(c->hdir[ci].ent);
-		free(c->hdir);
-		while (c->spare) {
-			struct zs_span *s = c->spare;
-
-			c->spare = s->next;
-			free(s);
-		}
-		free(c->spare_chunk);
-	}
+	/* Everything lives in the arena: closing it frees it all at once. */
 	zs_arena_fini(&pool->arena);
+	pthread_mutex_destroy(&pool->spans_lock);
 	free(pool->classes);
 	free(pool);
 }
@@ -952,9 +930,9 @@ static struct zs_class *zs_handle_class(struct zs_pool *pool, uint64_t handle,
 	return &pool->classes[id];
 }
 
-static uint32_t zs_handle_index(uint64_t handle)
+static uint64_t zs_handle_index(uint64_t handle)
 {
-	return (uint32_t)((handle >> ZS_CLASS_BITS) - 1);
+	return handle >> ZS_CLASS_BITS;
 }
 
 int zs_store(struct zs_pool *pool, const void *src, size_t len,
@@ -962,8 +940,7 @@ int zs_store(struct zs_pool *pool, const void *src, size_t len,
 {
 	struct zs_class *c;
 	int64_t page = -1;
-	uint32_t idx;
-	uint64_t e;
+	uint64_t idx, e;
 	char *dst;
 	int ret;
 
@@ -972,25 +949,25 @@ int zs_store(struct zs_pool *pool, const void *src, size_t len,
 	c = &pool->classes[zs_class_index(len)];
 
 	zs_class_lock(c);
-	ret = zs_reserve_locked(pool, c, &page);
+	ret = zs_prepare_locked(pool, c, &page);
 	if (ret)
 		goto out_unlock;
-	idx = zs_hent_alloc_locked(c);
+	idx = zs_hent_alloc_locked(pool, c);
 	if (c->huge) {
 		dst = zs_arena_addr(&pool->arena, (uint64_t)page);
 		e = zs_ent_huge((uint64_t)page);
 		zs_stat_add(&c->nr_spans, 1);
 	} else {
-		struct zs_span *s = zs_fullest_locked(c, NULL);
-		unsigned slot = zs_slot_alloc_locked(c, s, idx);
+		struct zs_span *s = zs_fullest_locked(c);
+		unsigned slot = zs_slot_alloc_locked(c, s);
 
 		dst = zs_obj_addr(pool, c, s, slot);
 		e = zs_ent_pack(s, slot);
 	}
 	memcpy(dst, src, len);
-	*zs_hent_locked(c, idx) = e;
+	*zs_hent(pool, idx) = e;
 	zs_stat_add(&c->nr_used, 1);
-	*handle = ((uint64_t)idx + 1) << ZS_CLASS_BITS | c->id;
+	*handle = idx << ZS_CLASS_BITS | c->id;
 out_unlock:
 	zs_class_unlock(c);
 	return ret;
@@ -1010,7 +987,7 @@ int zs_load(struct zs_pool *pool, uint64_t handle, void *dst, size_t len)
 	struct zs_class *c = zs_handle_class(pool, handle, len);
 
 	zs_class_lock_shared(c);
-	memcpy(dst, zs_ent_addr(pool, c, *zs_hent_locked(c,
+	memcpy(dst, zs_ent_addr(pool, c, *zs_hent(pool,
 				zs_handle_index(handle))), len);
 	zs_class_unlock_shared(c);
 	return 0;
@@ -1023,7 +1000,7 @@ int zs_read(struct zs_pool *pool, uint64_t handle, size_t len,
 	int ret;
 
 	zs_class_lock_shared(c);
-	ret = fn(zs_ent_addr(pool, c, *zs_hent_locked(c,
+	ret = fn(zs_ent_addr(pool, c, *zs_hent(pool,
 				zs_handle_index(handle))), len, arg);
 	zs_class_unlock_shared(c);
 	return ret;
@@ -1032,38 +1009,30 @@ int zs_read(struct zs_pool *pool, uint64_t handle, size_t len,
 void zs_free(struct zs_pool *pool, uint64_t handle, size_t len)
 {
 	struct zs_class *c = zs_handle_class(pool, handle, len);
-	uint32_t idx = zs_handle_index(handle);
+	uint64_t idx = zs_handle_index(handle), e;
 	struct zs_span *s = NULL;
-	uint64_t e, freed, page = 0;
-	int empty = 0;
+	uint32_t hp;
+	bool empty = false;
 
 	zs_class_lock(c);
-	e = *zs_hent_locked(c, idx);
-	freed = zs_hent_free_locked(c, idx);
+	e = *zs_hent(pool, idx);
+	assert(!(e & ZS_HENT_FREE));
+	hp = zs_hent_free_locked(pool, c, idx);
 	if (c->huge) {
 		zs_stat_add(&c->nr_spans, -1);
 	} else {
-		unsigned slot = zs_ent_slot(e);
-
 		s = zs_ent_span(e);
-		assert(s->slot[slot] == idx);
-		empty = zs_slot_free_locked(c, s, slot);
-		if (empty) {
-			page = s->page;
-			s = zs_span_retire_locked(c, s);
-		}
+		empty = zs_slot_free_locked(c, s, zs_ent_slot(e));
 	}
 	zs_stat_add(&c->nr_used, -1);
 	zs_class_unlock(c);
 
-	if (freed)
-		zs_acct_uncharge(&pool->acct, freed);
-	if (c->huge) {
-		zs_arena_put(&pool->arena, zs_ent_huge_page(e), 1);
-		zs_acct_uncharge(&pool->acct, c->span_cost);
-	} else if (empty) {
-		zs_span_release(pool, c, page, s);
-	}
+	if (hp != ZS_PNONE)
+		zs_page_release(pool, hp, 1);
+	if (c->huge)
+		zs_page_release(pool, zs_ent_huge_page(e), 1);
+	else if (empty)
+		zs_span_release(pool, c, s);
 }
 
 void zs_set_limit(struct zs_pool *pool, uint64_t bytes)
@@ -1081,11 +1050,13 @@ uint64_t zs_total_bytes(const struct zs_pool *pool)
 	return atomic_load_explicit(&pool->acct.total, memory_order_relaxed);
 }
 
+/* ---- Compaction ------------------------------------------------------- */
+
 /*
  * A whole span's worth of slots is free: compaction can free a span.
  * Exact under the class lock, a hint without it.
  */
-static int zs_can_compact(const struct zs_class *c)
+static bool zs_can_compact(const struct zs_class *c)
 {
 	uint64_t slots = zs_stat(&c->nr_spans) * c->objs;
 
@@ -1093,53 +1064,169 @@ static int zs_can_compact(const struct zs_class *c)
 }
 
 /*
- * Move the object in @slot of @src to the fullest other span with room.
- * Returns true when @src has emptied (see zs_slot_free_locked()).
+ * Isolate the sparsest spans, as many as the other spans' free slots can
+ * take the objects of.  Returns how many.
  */
-static int zs_move_locked(struct zs_pool *pool, struct zs_class *c,
-			  struct zs_span *src, unsigned slot)
+static unsigned zs_isolate_locked(struct zs_class *c)
 {
-	struct zs_span *dst = zs_fullest_locked(c, src);
-	uint32_t idx = src->slot[slot];
-	unsigned dslot;
+	uint64_t spare = zs_stat(&c->nr_spans) * c->objs -
+			 zs_stat(&c->nr_used);
+	unsigned n = 0;
 
-	assert(dst);	/* the free slots elsewhere outnumber src's objects */
-	dslot = zs_slot_alloc_locked(c, dst, idx);
+	/* Each span isolated and emptied leaves a span's worth fewer. */
+	while (spare >= c->objs && (c->gmask & ZS_PARTIAL_MASK)) {
+		unsigned g = (unsigned)__builtin_ctz(c->gmask &
+						     ZS_PARTIAL_MASK);
+		struct zs_span *s = c->group[g];
+
+		zs_group_del_locked(c, s, g);
+		s->isolated = 1;
+		s->prev = NULL;
+		s->next = c->isolated;
+		if (s->next)
+			s->next->prev = s;
+		c->isolated = s;
+		spare -= c->objs;
+		n++;
+	}
+	return n;
+}
+
+/* Take @s off the isolated list; back on its fullness list if @keep. */
+static void zs_unisolate_locked(struct zs_class *c, struct zs_span *s,
+				bool keep)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		c->isolated = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->isolated = 0;
+	if (keep)
+		zs_group_add_locked(c, s);
+}
+
+/*
+ * Move the object of handle entry @ent (in isolated span @src) into the
+ * fullest span with room.  Returns the bytes copied; 0 if no span had
+ * room, in which case @src is put back on its list and keeps its objects.
+ */
+static unsigned zs_move_locked(struct zs_pool *pool, struct zs_class *c,
+			       uint64_t *ent, struct zs_span *src)
+{
+	struct zs_span *dst = zs_fullest_locked(c);
+	unsigned slot = zs_ent_slot(*ent), dslot;
+
+	if (!dst) {
+		zs_unisolate_locked(c, src, true);
+		return 0;
+	}
+	dslot = zs_slot_alloc_locked(c, dst);
 	memcpy(zs_obj_addr(pool, c, dst, dslot),
 	       zs_obj_addr(pool, c, src, slot), c->size);
-	*zs_hent_locked(c, idx) = zs_ent_pack(dst, dslot);
-	return zs_slot_free_locked(c, src, slot);
+	*ent = zs_ent_pack(dst, dslot);
+	zs_slot_free_locked(c, src, slot);
+	return c->size;
+}
+
+/*
+ * zs_walk_page_locked - move the objects of isolated spans named in
+ * handle page @p from entry *@e on, until the page ends or
+ * ZS_COMPACT_BATCH bytes are copied.  Advances *@e.
+ */
+static void zs_walk_page_locked(struct zs_pool *pool, struct zs_class *c,
+				uint32_t p, unsigned *e)
+{
+	uint64_t *ent = (uint64_t *)zs_hpage(pool, p);
+	unsigned copied = 0;
+
+	for (; *e < ZS_PAGE_ENTS && copied < ZS_COMPACT_BATCH; (*e)++) {
+		struct zs_span *s;
+
+		if (ent[*e] & ZS_HENT_FREE)
+			continue;
+		s = zs_ent_span(ent[*e]);
+		if (s->isolated)
+			copied += zs_move_locked(pool, c, &ent[*e], s);
+	}
+}
+
+/*
+ * Free the isolated spans that emptied, put the others back.  Returns the
+ * emptied ones, linked by next, for zs_span_release() without the lock.
+ */
+static struct zs_span *zs_isolated_done_locked(struct zs_class *c)
+{
+	struct zs_span *s, *done = NULL;
+
+	while ((s = c->isolated)) {
+		zs_unisolate_locked(c, s, s->inuse != 0);
+		if (!s->inuse) {
+			zs_stat_add(&c->nr_spans, -1);
+			s->next = done;
+			done = s;
+		}
+	}
+	return done;
 }
 
 /* Compact one class; returns the pages freed. */
 static uint64_t zs_compact_class(struct zs_pool *pool, struct zs_class *c)
 {
-	uint64_t pages = 0;
+	uint64_t pages = 0, freed;
+	struct zs_span *done;
+	uint32_t p, next, drop;
+	unsigned e;
 
 	/* Look before locking: most classes need nothing, leave them be. */
 	while (zs_can_compact(c)) {
-		struct zs_span *src;
-		uint64_t page;
-		unsigned slot;
-		int empty = 0;
-
 		zs_class_lock(c);
-		if (!zs_can_compact(c)) {
+		if (!zs_isolate_locked(c)) {
 			zs_class_unlock(c);
 			break;
 		}
-		/* The sparsest span; there are at least two partial ones. */
-		src = c->group[__builtin_ctz(c->gmask & ZS_PARTIAL_MASK)];
-		for (slot = 0; !empty; slot++) {
-			assert(slot < c->objs);
-			if (!(src->slot[slot] & ZS_SLOT_FREE))
-				empty = zs_move_locked(pool, c, src, slot);
+		/* Walk every handle page, pinned while the lock is dropped. */
+		p = c->hpages;
+		if (p != ZS_PNONE)
+			zs_hpage(pool, p)->pinned = 1;
+		e = ZS_HPAGE_FIRST;
+		while (p != ZS_PNONE) {
+			zs_walk_page_locked(pool, c, p, &e);
+			drop = ZS_PNONE;
+			if (e == ZS_PAGE_ENTS) {
+				struct zs_hpage *h = zs_hpage(pool, p);
+
+				next = h->next;
+				if (next != ZS_PNONE)
+					zs_hpage(pool, next)->pinned = 1;
+				h->pinned = 0;
+				if (!h->used) {
+					zs_hpage_drop_locked(pool, c, p);
+					drop = p;
+				}
+				p = next;
+				e = ZS_HPAGE_FIRST;
+			}
+			zs_class_unlock(c);
+			if (drop != ZS_PNONE)
+				zs_page_release(pool, drop, 1);
+			zs_class_lock(c);
 		}
-		page = src->page;
-		src = zs_span_retire_locked(c, src);
+		done = zs_isolated_done_locked(c);
 		zs_class_unlock(c);
-		zs_span_release(pool, c, page, src);
-		pages += c->span_pages;
+
+		freed = 0;
+		while (done) {
+			struct zs_span *s = done;
+
+			done = s->next;
+			zs_span_release(pool, c, s);
+			freed += c->span_pages;
+		}
+		pages += freed;
+		if (!freed)
+			break;	/* stores took the room: another time */
 	}
 	return pages;
 }
@@ -1176,96 +1263,34 @@ int zs_fragmented(const struct zs_pool *pool)
 	       pages >= ZS_AUTO_COMPACT_MIN_PAGES;
 }
 
-void zs_set_reserve(struct zs_pool *pool, uint64_t bytes)
+/* ---- The cache ---------------------------------------------------------- */
+
+void zs_set_cache(struct zs_pool *pool, uint64_t bytes)
 {
-	zs_arena_set_reserve(&pool->arena, bytes / ZS_PAGE_SIZE);
+	zs_arena_set_cache(&pool->arena, bytes / ZS_PAGE_SIZE);
 }
 
-/*
- * zs_refill_spares - bring the spares of the classes whose stores used
- * them back to spare_target span structs and one handle chunk.  The
- * mallocs happen outside the class lock, which is taken twice per class.
- */
-static void zs_refill_spares(struct zs_pool *pool)
+int zs_cache_wanted(const struct zs_pool *pool)
 {
-	struct zs_span *got[ZS_SPARE_MAX];
-	unsigned i, k, need, n;
-	uint64_t *chunk;
-	bool want_chunk;
-
-	if (!atomic_exchange_explicit(&pool->spares_want, false,
-				      memory_order_relaxed))
-		return;
-	for (i = 0; i < pool->nr_classes; i++) {
-		struct zs_class *c = &pool->classes[i];
-
-		if (!atomic_load_explicit(&c->spares_low,
-					  memory_order_relaxed) ||
-		    !atomic_exchange_explicit(&c->spares_low, false,
-					      memory_order_relaxed))
-			continue;
-		zs_class_lock(c);
-		need = c->huge ? 0 : c->spare_target - c->nspare;
-		want_chunk = !c->spare_chunk;
-		zs_class_unlock(c);
-
-		for (n = 0; n < need; n++) {
-			got[n] = aligned_alloc(16, zs_span_struct_size(c->objs));
-			if (!got[n])
-				break;
-		}
-		chunk = want_chunk ? malloc(ZS_HCHUNK_ENTS * sizeof(uint64_t))
-				   : NULL;
-
-		zs_class_lock(c);
-		for (k = 0; k < n && c->nspare < c->spare_target; k++) {
-			got[k]->next = c->spare;
-			c->spare = got[k];
-			c->nspare++;
-		}
-		if (chunk && !c->spare_chunk) {
-			c->spare_chunk = chunk;
-			chunk = NULL;
-		}
-		zs_class_unlock(c);
-		/* Stores that freed spans meanwhile filled the room. */
-		for (; k < n; k++)
-			free(got[k]);
-		free(chunk);
-	}
+	return zs_arena_cache_wanted(&pool->arena);
 }
 
-uint64_t zs_refill(struct zs_pool *pool)
+uint64_t zs_cache_refill(struct zs_pool *pool)
 {
-	zs_refill_spares(pool);
-	return zs_arena_refill(&pool->arena);
+	return zs_arena_refill(&pool->arena) * ZS_PAGE_SIZE;
 }
 
-int zs_reserve_wanted(const struct zs_pool *pool)
+unsigned zs_cache_age(struct zs_pool *pool)
 {
-	return zs_arena_reserve_wanted(&pool->arena) ||
-	       atomic_load_explicit(&pool->spares_want, memory_order_relaxed);
+	return zs_arena_age(&pool->arena, zs_arena_now_ms());
 }
 
-uint64_t zs_age(struct zs_pool *pool)
+uint64_t zs_cache_bytes(const struct zs_pool *pool)
 {
-	return zs_arena_age(&pool->arena) * ZS_PAGE_SIZE;
+	return zs_arena_cache_pages(&pool->arena) * ZS_PAGE_SIZE;
 }
 
-uint64_t zs_spill_bytes(const struct zs_pool *pool)
-{
-	return zs_arena_spill_pages(&pool->arena) * ZS_PAGE_SIZE;
-}
-
-uint64_t zs_reserve_bytes(const struct zs_pool *pool)
-{
-	return zs_arena_reserve_pages(&pool->arena) * ZS_PAGE_SIZE;
-}
-
-uint64_t zs_allocs(const struct zs_pool *pool)
-{
-	return atomic_load_explicit(&pool->allocs, memory_order_relaxed);
-}
+/* ---- Statistics -------------------------------------------------------- */
 
 uint64_t zs_pages_compacted(const struct zs_pool *pool)
 {

@@ -55,10 +55,12 @@ void zs_pool_destroy(struct zs_pool *pool);
 
 /*
  * zs_store - allocate an object of @len bytes (1..ZS_MAX_ALLOC) and copy
- * @src into it, atomically with respect to compaction.
+ * @src into it, atomically with respect to compaction.  Makes no malloc
+ * and no syscall; takes no page fault while the cache keeps up.
  * Returns 0 and sets *@handle, -EINVAL for a bad length, -ENOSPC if the
- * memory limit would be exceeded, -ENOMEM if the OS refuses memory.  On
- * error nothing is allocated.  Takes the class lock exclusive.
+ * memory limit would be exceeded, -ENOMEM if the arena is full.  On
+ * error nothing is allocated.  Takes the class lock exclusive, and when a
+ * span or handle page is made, the span-struct lock and the cache lock.
  */
 int zs_store(struct zs_pool *pool, const void *src, size_t len,
 	     uint64_t *handle);
@@ -81,8 +83,9 @@ int zs_read(struct zs_pool *pool, uint64_t handle, size_t len,
 
 /*
  * zs_free - free object @handle (stored with length @len).  Frees its span
- * at once if it becomes empty.  Cannot fail.  Takes the class lock
- * exclusive.
+ * at once if it becomes empty (its pages go to the cache, or are punched
+ * if the cache has no room).  Cannot fail.  Takes the class lock
+ * exclusive, then the span-struct and cache locks if a span emptied.
  */
 void zs_free(struct zs_pool *pool, uint64_t handle, size_t len);
 
@@ -101,9 +104,9 @@ void zs_set_limit(struct zs_pool *pool, uint64_t bytes);
 uint64_t zs_get_limit(const struct zs_pool *pool);
 
 /*
- * zs_total_bytes - memory the pool holds from the OS for data: span pages
- * plus span and handle metadata.  Approximate (atomic read).
- * Cannot fail.
+ * zs_total_bytes - memory the pool holds for data: span pages plus the
+ * pages of span structs and handles, in whole pages.  0 for an empty
+ * pool.  Approximate (atomic read).  Cannot fail.
  */
 uint64_t zs_total_bytes(const struct zs_pool *pool);
 
@@ -126,61 +129,41 @@ uint64_t zs_compact(struct zs_pool *pool);
 int zs_fragmented(const struct zs_pool *pool);
 
 /*
- * The reserve: up to about @bytes of free pages kept resident, so that
- * new spans are made without a page fault (see zs_arena.c).  Its pages
+ * The cache: free pages of the arena kept resident, so that a new span is
+ * written without a page fault (zs_arena.c has the rules).  Its pages
  * belong to no span and are not in zs_total_bytes(); they are in the
- * process's RSS.  A pool starts with none.
+ * process's RSS.  A pool starts with a target of 0: no cache.
  *
- * Freed spans may also stay resident past the budget for a short time,
- * in the spill (up to ZS_SPILL_FACTOR times the budget, 64 MiB at most),
- * so that a wave of frees feeds the stores that follow instead of being
- * punched and faulted in again; zs_age() gives back what sat unused.
- *
- * zs_set_reserve - set the budget (0: free pages are punched at once, as
- * without a reserve; no spill either); the reserve follows at the next
- * zs_refill().  Cannot fail.
- * zs_refill - fill the reserve up to its budget (faulting the pages in
- * here); what a lowered budget leaves over counts as spill, punched here
- * if the spill is over its cap (a budget of 0: everything), else aged out
- * by zs_age(); first, make new spare span structs and handle chunks
- * (malloc) for the classes whose stores used theirs, so that the next
- * stores need not.  May sleep in the page allocator: call
- * it from a thread that serves no I/O.  Takes each class lock that needs
- * spares twice, briefly (never across a malloc), then the arena's refill
- * lock and its reserve stack locks briefly; calls from several threads
- * run one after another.  Returns the pages added.
- * zs_reserve_wanted - true when a zs_refill() or zs_age() has work: some
- * run length's stack is at or below half its share, fewer than half the
- * words ahead are populated, a spill has begun, or a class's spares are
- * down to half.  Two atomic loads.
- * zs_reserve_bytes - bytes held in the reserve now, the spill included.
- * Approximate.
- * zs_age - punch the spilled pages that no new span has taken since the
- * last call; call it every ZS_SPILL_PERIOD_MS (1 s) while
- * zs_spill_bytes() is not 0, from a thread that serves no I/O.  Takes the
- * reserve stack locks briefly.  Returns the bytes still spilled.
- * zs_spill_bytes - bytes spilled past the budget now.  Approximate.
+ * zs_set_cache - the target: @bytes (rounded down to pages) kept in runs
+ * of 8 pages, faulted in by zs_cache_refill(); freed spans may stay past
+ * it, up to ZS_CACHE_ROOM_FACTOR times it (64 MiB at most), until they
+ * age out.  0 turns the cache off: freed pages are punched at once.
+ * Takes effect at the next zs_cache_refill().  Cannot fail.
+ * zs_cache_wanted - true when the background thread has work: the long
+ * runs are down to half the target, or a run was cached that will age
+ * out and zs_cache_age() has not been told.  One atomic load; the store
+ * checks it after each zs_store() and zs_free().
+ * zs_cache_refill - clear the wanted signal, punch what a lowered target
+ * left past the room, and fill the target with fresh runs faulted in here
+ * (so the I/O path does not have to; where the kernel refuses to fault
+ * them in ahead, they fault in at first use).  May sleep in the page
+ * allocator: call it from a thread that serves no I/O.  Takes the
+ * arena's refill lock and its cache lock briefly; calls from several
+ * threads run one after another.  Returns the bytes added.
+ * zs_cache_age - punch the runs cached ZS_CACHE_AGE_MS ago or more and
+ * not used since, but the target's.  Call it from a thread that serves no
+ * I/O, when zs_cache_wanted() says so and then when it asks: returns the
+ * milliseconds until the next run ages out, 0 if none will.  Takes the
+ * cache lock per run length.
+ * zs_cache_bytes - bytes held in the cache now.  Approximate.
  */
-#define ZS_SPILL_FACTOR 4		/* spill: at most this times the budget */
-#define ZS_SPILL_PERIOD_MS 1000		/* zs_age() every this */
-void zs_set_reserve(struct zs_pool *pool, uint64_t bytes);
-uint64_t zs_refill(struct zs_pool *pool);
-int zs_reserve_wanted(const struct zs_pool *pool);
-uint64_t zs_reserve_bytes(const struct zs_pool *pool);
-uint64_t zs_age(struct zs_pool *pool);
-uint64_t zs_spill_bytes(const struct zs_pool *pool);
-
-/*
- * zs_allocs - heap allocations stores have made for the pool's metadata
- * since it was created (span structs, handle chunks, directory growth);
- * not those of zs_refill().  Freed span structs (a few per class) and one
- * handle chunk per class are kept for reuse, and zs_refill() makes new
- * ones once stores have used them, so a workload that stores and frees at
- * a steady rate, such as swap, stops adding to it once warm, and so does
- * a growing one that calls zs_refill() when zs_reserve_wanted() says so.
- * Approximate.  Cannot fail.
- */
-uint64_t zs_allocs(const struct zs_pool *pool);
+#define ZS_CACHE_ROOM_FACTOR 4		/* room: this times the target */
+#define ZS_CACHE_AGE_MS 1000		/* a run unused this long goes */
+void zs_set_cache(struct zs_pool *pool, uint64_t bytes);
+int zs_cache_wanted(const struct zs_pool *pool);
+uint64_t zs_cache_refill(struct zs_pool *pool);
+unsigned zs_cache_age(struct zs_pool *pool);
+uint64_t zs_cache_bytes(const struct zs_pool *pool);
 
 /* zs_pages_compacted - total pages freed by compaction so far. */
 uint64_t zs_pages_compacted(const struct zs_pool *pool);

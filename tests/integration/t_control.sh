@@ -89,7 +89,7 @@ fz_expect_eq "mm_stat fields" "${#f[@]}" 9
 read -r -a f <"$C/io_stat"
 fz_expect_eq "io_stat fields" "${#f[@]}" 4
 fz_expect_eq "debug_stat line 1" "$(head -n 1 "$C/debug_stat")" "version: 1"
-for w in "Data stored" "Compressed to" "Memory used" "Memory saved" "Size classes" "Allocations" "freed in the last seconds"; do
+for w in "Data stored" "Compressed to" "Memory used" "Memory saved" "Size classes" "Reserve" "pages freed past it"; do
 	grep -q "$w" "$C/summary" || fz_fail "summary lacks '$w': $(cat "$C/summary")"
 done
 # The default reserve (4M) is faulted in before the mount answers.

@@ -3,8 +3,9 @@
 # change nothing.  The daemon runs under build/madvise_shim.so, whose
 # madvise() refuses MADV_POPULATE_WRITE with ENOMEM (as the kernel does
 # when the daemon's memory cgroup is at its limit, and as older kernels
-# refuse it always), so that every refill of the reserve (default 4M) is
-# refused, also while stores fill the words it populates.  On a 512M
+# refuse it always), so that every refill of the allocator's cache (its
+# target is -o reserve=, default 4M) is refused, and the stores fault its
+# pages in themselves.  On a 512M
 # image behind a direct-I/O loop device, fio (libaio, direct=1, bs=4k,
 # rw=randwrite, iodepth=32, FZ_FIO_JOBS (4) jobs of FZ_FIO_MIB (64) MiB
 # each) writes every block once with a crc32c header and reads it all

@@ -100,4 +100,11 @@ static inline void tu_run_child(int (*check)(int), int arg, const char *what)
 		      " (mlockall: run as root)" : "");
 }
 
+/*
+ * Heap allocations made by the binary's own code since it started
+ * (tests/unit/tu_malloc.c): malloc, calloc, realloc, aligned_alloc and
+ * posix_memalign, from every thread.
+ */
+extern _Atomic unsigned long tu_mallocs;
+
 #endif /* FUSEZRAM_CHECK_UTIL_H */

@@ -412,9 +412,9 @@ START_TEST(test_fullness)
 		ck_assert_uint_eq(stats(pool, i).objs_used, 0);
 		ck_assert_uint_eq(stats(pool, i).objs_total, 0);
 	}
-	/* What is left: the bitmap page the arena touched. */
+	/* Nothing is left: handle and span-struct pages went back too. */
 	ck_assert_uint_eq(base, 0);
-	ck_assert_uint_eq(zs_total_bytes(pool), 4096);
+	ck_assert_uint_eq(zs_total_bytes(pool), 0);
 	ck_assert(!zs_fragmented(pool));
 	free(h);
 	free(len);
@@ -563,8 +563,10 @@ static void *cc_compactor(void *p)
 	unsigned i = 0;
 
 	while (!atomic_load(&a->cc->stop)) {
-		if (zs_reserve_wanted(pool))
-			zs_refill(pool);
+		if (zs_cache_wanted(pool)) {
+			zs_cache_refill(pool);
+			zs_cache_age(pool);
+		}
 		zs_compact(pool);
 		(void)zs_fragmented(pool);
 		zs_get_class_stats(pool, i++ % zs_class_count(pool), &st);
@@ -574,10 +576,11 @@ static void *cc_compactor(void *p)
 }
 
 /*
- * Writers, readers and a compactor at once; with @reserve the compactor
- * also refills the reserve, which the writers drain and feed.
+ * Writers, readers and a compactor at once; with a @cache target the
+ * compactor also refills and ages the cache, which the writers drain and
+ * feed.
  */
-static void compact_concurrent(uint64_t reserve)
+static void compact_concurrent(uint64_t cache)
 {
 	struct cc_ctx *cc = calloc(1, sizeof(*cc));
 	pthread_t w[CC_WRITERS], r[CC_READERS], c;
@@ -585,7 +588,7 @@ static void compact_concurrent(uint64_t reserve)
 	uint64_t seed = 3;
 	unsigned i;
 
-	zs_set_reserve(pool, reserve);
+	zs_set_cache(pool, cache);
 	for (i = 0; i < CC_SHARED; i++) {
 		cc->len[i] = rnd(&seed, 1, 4096);
 		cc->h[i] = store_pat(pool, cc->len[i], i);
@@ -618,131 +621,129 @@ static void compact_concurrent(uint64_t reserve)
 		zs_free(pool, cc->h[i], cc->len[i]);
 	}
 	ck_assert_uint_eq(total_spans(pool), 0);
-	ck_assert_uint_le(zs_reserve_bytes(pool),
-			  reserve * (1 + ZS_SPILL_FACTOR));
-	/* Two periods without stores: the spill is gone. */
-	zs_age(pool);
-	ck_assert_uint_eq(zs_age(pool), 0);
-	ck_assert_uint_le(zs_reserve_bytes(pool), reserve);
+	ck_assert_uint_eq(zs_total_bytes(pool), 0);
+	ck_assert_uint_le(zs_cache_bytes(pool), cache * ZS_CACHE_ROOM_FACTOR);
 	free(cc);
 }
 
 START_TEST(test_compact_concurrent)
 {
 	compact_concurrent(0);
-	ck_assert_uint_eq(zs_reserve_bytes(pool), 0);
+	ck_assert_uint_eq(zs_cache_bytes(pool), 0);
 }
 END_TEST
 
-START_TEST(test_reserve_concurrent)
+START_TEST(test_cache_concurrent)
 {
 	compact_concurrent(1 * MiB);
 }
 END_TEST
 
+/* Heap allocations made inside @call (not by the test's assertions). */
+#define COUNT_MALLOCS(n, call) do { \
+	unsigned long b_ = atomic_load(&tu_mallocs); \
+	call; \
+	(n) += atomic_load(&tu_mallocs) - b_; \
+} while (0)
+
 /*
- * Steady churn, as swap makes: a ring of live objects, the oldest freed
- * as each new one is stored.  Once warm, it must not malloc (span structs
- * and handle chunks are reused), and it must still read back.
+ * No heap allocation at all once the pool exists, by construction, not
+ * after a warm-up: a fresh pool's first stores of every kind of class,
+ * growth into new spans and handle pages, churn as swap makes it (a ring
+ * of live objects, the oldest freed as each new one is stored),
+ * compaction, and the cache's refill and aging, counted by the binary's
+ * wrapped malloc around each call into the pool.
  */
-static void churn(struct zs_pool *p, uint64_t *h, unsigned *len, unsigned n,
-		  unsigned steps, uint64_t *seed, unsigned *pos)
+START_TEST(test_no_malloc)
 {
-	static const unsigned sizes[] = { 700, 1500, 2100, 2900, 3600, 4096 };
-	unsigned i, k;
+	enum { N = 4096, RING = 512 };
+	static uint64_t h[N];
+	static unsigned len[N];
+	unsigned char buf[ZS_MAX_ALLOC];
+	uint64_t seed = 17;
+	unsigned long n = 0, sane = 0;
+	unsigned i, k, bad = 0, failed = 0;
+	struct zs_pool *p = zs_pool_create(256 * MiB);
 
-	for (i = 0; i < steps; i++, (*pos)++) {
-		k = *pos % n;
-		if (h[k]) {
-			ck_assert(load_ok(p, h[k], len[k], *pos - n));
-			zs_free(p, h[k], len[k]);
-		}
-		len[k] = sizes[splitmix(seed) % 6];
-		h[k] = store_pat(p, len[k], *pos);
+	ck_assert_ptr_nonnull(p);
+	/* The counter sees this binary's mallocs. */
+	COUNT_MALLOCS(sane, { void *volatile q = malloc(16); free(q); });
+	ck_assert_uint_eq(sane, 1);
+	COUNT_MALLOCS(n, zs_set_cache(p, 1 * MiB));
+	COUNT_MALLOCS(n, zs_cache_refill(p));
+	for (k = 0; k < N; k++) {
+		len[k] = rnd(&seed, 1, 4096);
+		pattern(buf, len[k], k);
+		COUNT_MALLOCS(n, failed += !!zs_store(p, buf, len[k], &h[k]));
 	}
-}
-
-START_TEST(test_no_alloc_when_warm)
-{
-	enum { N = 512 };
-	uint64_t h[N] = { 0 }, seed = 17, warm;
-	unsigned len[N], pos = 0, k;
-
-	churn(pool, h, len, N, 20000, &seed, &pos);
-	warm = zs_allocs(pool);
-	ck_assert_uint_gt(warm, 0);
-	churn(pool, h, len, N, 20000, &seed, &pos);
-	ck_assert_msg(zs_allocs(pool) == warm,
-		      "%llu heap allocations after warm-up",
-		      (unsigned long long)(zs_allocs(pool) - warm));
-	for (k = 0; k < N; k++)
-		zs_free(pool, h[k], len[k]);
-	ck_assert_uint_eq(total_spans(pool), 0);
-	ck_assert_uint_le(zs_total_bytes(pool), 4096);
+	for (k = 0; k < N; k++) {
+		COUNT_MALLOCS(n, zs_load(p, h[k], buf, len[k]));
+		bad += !pattern_ok(buf, len[k], k);
+		COUNT_MALLOCS(n, zs_free(p, h[k], len[k]));
+		h[k] = 0;
+	}
+	for (i = 0; i < 40000; i++) {
+		k = i % RING;
+		if (i == 20000) {
+			COUNT_MALLOCS(n, zs_compact(p));
+			COUNT_MALLOCS(n, zs_cache_refill(p));
+			COUNT_MALLOCS(n, zs_cache_age(p));
+		}
+		if (h[k]) {
+			COUNT_MALLOCS(n, zs_load(p, h[k], buf, len[k]));
+			bad += !pattern_ok(buf, len[k], i - RING);
+			COUNT_MALLOCS(n, zs_free(p, h[k], len[k]));
+		}
+		len[k] = rnd(&seed, 1, 4096);
+		pattern(buf, len[k], i);
+		COUNT_MALLOCS(n, failed += !!zs_store(p, buf, len[k], &h[k]));
+		if (i % 7 == 0 && i < 20000) {	/* fragment, for compaction */
+			COUNT_MALLOCS(n, zs_free(p, h[k], len[k]));
+			h[k] = 0;
+		}
+	}
+	ck_assert_uint_eq(failed, 0);
+	ck_assert_uint_eq(bad, 0);
+	ck_assert_msg(n == 0, "%lu heap allocations by the pool", n);
+	for (k = 0; k < RING; k++)
+		if (h[k])
+			zs_free(p, h[k], len[k]);
+	ck_assert_uint_eq(total_spans(p), 0);
+	ck_assert_uint_eq(zs_total_bytes(p), 0);
+	zs_pool_destroy(p);
 }
 END_TEST
 
 /*
- * grow - store @n objects of @len into @p in batches of @batch, running
- * zs_refill() after a batch when zs_reserve_wanted() asks if @refill (as
- * the store's background thread does).  Returns the stores' heap
- * allocations after the first @warm objects.
+ * Metadata is whole arena pages, charged like span pages: a class's first
+ * object costs its span, a handle page and (the pool's first span) a
+ * span-struct page; another class's first shares the span-struct page;
+ * the raw class has no span struct.  All of it goes when they are freed.
  */
-static uint64_t grow(struct zs_pool *p, uint64_t *h, unsigned n,
-		     unsigned len, unsigned batch, unsigned warm, int refill)
+START_TEST(test_metadata_bytes)
 {
-	uint64_t before = 0;
-	unsigned i;
+	struct zs_class_stats a = stats(pool, class_of(pool, 1000));
+	struct zs_class_stats b = stats(pool, class_of(pool, 2000));
+	uint64_t ha, hb, hr, hr2;
 
-	for (i = 0; i < n; i++) {
-		if (i == warm)
-			before = zs_allocs(p);
-		h[i] = store_pat(p, len, i);
-		if (refill && i % batch == batch - 1 && zs_reserve_wanted(p))
-			zs_refill(p);
-	}
-	return zs_allocs(p) - before;
-}
-
-/*
- * A growing class whose spares zs_refill() tops up: after its first span
- * and chunk, its stores malloc nothing (4 chunks: no directory growth).
- * Without the refills every new span is malloc'd by its store.  Bursts
- * larger than the spares: the first few malloc, and the class keeps more
- * spares from then on, so that the later ones do not.
- */
-START_TEST(test_no_alloc_growing)
-{
-	enum { LEN = 1000, N = 4 * 256 };
-	static uint64_t h[N];
-	struct zs_class_stats st;
-	struct zs_pool *q;
-	uint64_t n;
-	unsigned i;
-
-	ck_assert_uint_eq(grow(pool, h, N, LEN, 8, 8, 1), 0);
-	for (i = 0; i < N; i++) {
-		ck_assert(load_ok(pool, h[i], LEN, i));
-		zs_free(pool, h[i], LEN);
-	}
-	q = zs_pool_create(64 * MiB);
-	ck_assert_ptr_nonnull(q);
-	n = grow(q, h, N, LEN, 8, 8, 0);
-	zs_get_class_stats(q, class_of(q, LEN), &st);
-	ck_assert_uint_gt(st.spans, 8);
-	ck_assert_uint_ge(n, st.spans - 8);
-	for (i = 0; i < N; i++)
-		zs_free(q, h[i], LEN);
-	zs_pool_destroy(q);
-
-	q = zs_pool_create(64 * MiB);
-	ck_assert_ptr_nonnull(q);
-	ck_assert_uint_eq(grow(q, h, N, LEN, 128, N / 2, 1), 0);
-	for (i = 0; i < N; i++) {
-		ck_assert(load_ok(q, h[i], LEN, i));
-		zs_free(q, h[i], LEN);
-	}
-	zs_pool_destroy(q);
+	ck_assert_uint_eq(zs_total_bytes(pool), 0);
+	ha = store_pat(pool, 1000, 1);
+	ck_assert_uint_eq(zs_total_bytes(pool),
+			  (a.span_pages + 1 + 1) * 4096ULL);
+	hb = store_pat(pool, 2000, 2);
+	ck_assert_uint_eq(zs_total_bytes(pool),
+			  (a.span_pages + b.span_pages + 3) * 4096ULL);
+	hr = store_pat(pool, 4096, 3);
+	hr2 = store_pat(pool, 4000, 4);
+	ck_assert_uint_eq(zs_total_bytes(pool),
+			  (a.span_pages + b.span_pages + 3 + 3) * 4096ULL);
+	zs_free(pool, hr, 4096);
+	zs_free(pool, ha, 1000);
+	ck_assert_uint_eq(zs_total_bytes(pool),
+			  (b.span_pages + 2 + 2) * 4096ULL);
+	zs_free(pool, hb, 2000);
+	zs_free(pool, hr2, 4000);
+	ck_assert_uint_eq(zs_total_bytes(pool), 0);
 }
 END_TEST
 
@@ -1010,28 +1011,29 @@ END_TEST
 
 /*
  * Pre-faulting never writes to the arena: with MADV_POPULATE_WRITE
- * refused (ENOMEM, as in a memory cgroup at its limit), a refill leaves
- * every stored byte as it was.  Raw objects (a page each) outrun the
- * words populated ahead, and some are freed back into their stack, so
- * that the next refill claims nothing and starts populating at the last
- * open word, among live spans.
+ * refused (ENOMEM, as in a memory cgroup at its limit), refills still
+ * fill the cache, with pages that fault in at first use, and every
+ * stored byte, before and after, reads back as it was.
  */
 START_TEST(test_refill_populate_refused)
 {
-	enum { N = 16 * 64 + 20, FREED = 64 };
+	enum { N = 2 * 1024 + 20, FREED = 64 };
 	static uint64_t h[N];
 	unsigned char buf[ZS_MAX_ALLOC];
 	unsigned i, bad = 0;
 
-	zs_set_reserve(pool, 4 * MiB);
+	zs_set_cache(pool, 4 * MiB);
 	atomic_store(&tu_madvise_refused, 0);
 	atomic_store(&tu_madvise_refuse, 1);
-	zs_refill(pool);
-	for (i = 0; i < N; i++)
+	ck_assert_uint_eq(zs_cache_refill(pool), 4 * MiB);
+	for (i = 0; i < N; i++) {
 		h[i] = store_pat(pool, ZS_MAX_ALLOC, i);
+		if (zs_cache_wanted(pool))
+			zs_cache_refill(pool);
+	}
 	for (i = 0; i < FREED; i++)
 		zs_free(pool, h[i], ZS_MAX_ALLOC);
-	zs_refill(pool);
+	zs_cache_refill(pool);
 	atomic_store(&tu_madvise_refuse, 0);
 	ck_assert_uint_gt(atomic_load(&tu_madvise_refused), 0);
 	for (i = FREED; i < N; i++) {
@@ -1126,15 +1128,15 @@ static long huge_store_kib(struct zs_pool *p, uint64_t *h, unsigned n)
 }
 
 /*
- * The reserve's checks, in a child; returns the number of the one that
- * failed, or 0.  A refilled reserve is resident and outside the byte
- * account; stores served from it bring in no memory (without a reserve
- * each new page is faulted in by its store); freed spans go back to it up to its budget
- * and the rest to the OS; a zero budget gives it all back.
+ * The cache's target, in a child; returns the number of the check that
+ * failed, or 0.  A refilled cache is resident and outside the byte
+ * account; stores served from it bring in no memory (without a cache
+ * each new page is faulted in by its store); draining it raises the
+ * signal; a zero target gives it all back.
  */
-static int reserve_child(int unused)
+static int cache_child(int unused)
 {
-	enum { N = 96 };	/* raw objects: under the 1-page share of 4 MiB */
+	enum { N = 96 };	/* raw objects: a part of the 4 MiB target */
 	static uint64_t h[N], h2[N];
 	struct zs_pool *p, *q;
 	long s0, s1, s2, s3, k_res, k_none;
@@ -1149,32 +1151,31 @@ static int reserve_child(int unused)
 	if (!p || !q)
 		return 2;
 	s0 = rss_shmem_kib();
-	zs_set_reserve(p, 4 * MiB);
-	if (!zs_reserve_wanted(p))
+	zs_set_cache(p, 4 * MiB);
+	if (!zs_cache_wanted(p))
 		return 3;
-	added = zs_refill(p);
+	added = zs_cache_refill(p);
 	s1 = rss_shmem_kib();
-	if (!added || added * ZS_PAGE_SIZE > 4 * MiB ||
-	    zs_reserve_bytes(p) != added * ZS_PAGE_SIZE)
+	if (added != 4 * MiB || zs_cache_bytes(p) != added)
 		return 4;
 	/* Resident, and not in the account: an empty pool counts 0. */
-	if ((uint64_t)(s1 - s0) * 1024 < added * ZS_PAGE_SIZE)
+	if ((uint64_t)(s1 - s0) * 1024 < added)
 		return 5;
-	if (zs_total_bytes(p) != 0 || zs_reserve_wanted(p))
-		return 11;
+	if (zs_total_bytes(p) != 0 || zs_cache_wanted(p))
+		return 6;
 
 	k_res = huge_store_kib(p, h, N);
 	k_none = huge_store_kib(q, h2, N);
 	if (k_res < 0 || k_none < 0)
-		return 6;
-	/* From the reserve: nothing new; without one: a page each. */
-	if (k_res != 0 || k_none < N * 4)
 		return 7;
+	/* From the cache: nothing new; without one: a page each. */
+	if (k_res != 0 || k_none < N * 4)
+		return 8;
 	for (i = 0; i < N; i++)
 		zs_free(q, h2[i], ZS_MAX_ALLOC);
 	zs_pool_destroy(q);
 
-	/* Churn: spans of every length freed back into the reserve. */
+	/* Churn: spans of every length come from and go to the cache. */
 	for (i = 0; i < N; i++)
 		zs_free(p, h[i], ZS_MAX_ALLOC);
 	for (i = 0; i < 4000; i++) {
@@ -1182,107 +1183,105 @@ static int reserve_child(int unused)
 
 		h[i % N] = store_pat(p, len, i);
 		if (!h[i % N] || !load_ok(p, h[i % N], len, i))
-			return 8;
+			return 9;
 		zs_free(p, h[i % N], len);
-		if (zs_reserve_wanted(p))
-			zs_refill(p);
+		if (zs_cache_wanted(p))
+			zs_cache_refill(p);
 	}
-	/* Two periods without stores: the spill is gone. */
-	zs_age(p);
-	zs_age(p);
 	s2 = rss_shmem_kib();
-	if (zs_total_bytes(p) >= 2 * MiB ||
-	    zs_reserve_bytes(p) > 4 * MiB ||
-	    (uint64_t)(s2 - s0) * 1024 > 4 * MiB + 64 * 1024)
-		return 9;
-	/* A zero budget gives everything back at the next refill. */
-	zs_set_reserve(p, 0);
-	zs_refill(p);
-	s3 = rss_shmem_kib();
-	if (zs_reserve_bytes(p) != 0 || s3 - s0 > 64)
+	if (zs_total_bytes(p) != 0 ||
+	    zs_cache_bytes(p) > 4 * MiB * ZS_CACHE_ROOM_FACTOR ||
+	    (uint64_t)(s2 - s0) * 1024 > zs_cache_bytes(p) + 64 * 1024)
 		return 10;
+	/* A zero target gives everything back at the next refill. */
+	zs_set_cache(p, 0);
+	zs_cache_refill(p);
+	s3 = rss_shmem_kib();
+	if (zs_cache_bytes(p) != 0 || s3 - s0 > 64)
+		return 11;
 	zs_pool_destroy(p);
 	return 0;
 }
 
-START_TEST(test_reserve)
+START_TEST(test_cache)
 {
-	tu_run_child(reserve_child, 0, "reserve");
+	tu_run_child(cache_child, 0, "cache");
 }
 END_TEST
 
 /*
- * The spill's checks, in a child; returns the number of the one that
- * failed, or 0.  A wave of frees past the reserve's cap stays resident;
- * the stores that follow take it back without new memory; zs_age() keeps
- * what a period used and punches what sat idle through a whole period.
+ * The cache's room and aging, in a child; returns the number of the check
+ * that failed, or 0.  A wave of frees past the target stays resident, up
+ * to the room; the stores that follow take it back without new memory;
+ * what sits unused ZS_CACHE_AGE_MS goes back to the OS, but the target.
  */
-static int spill_child(int unused)
+static int age_child(int unused)
 {
-	enum { N = 1024 };	/* raw objects, 4 MiB: far past the 1-page cap */
+	enum { N = 4096 };	/* raw objects, 16 MiB: the room of 4 MiB */
 	static uint64_t h[N];
 	struct zs_pool *p;
 	long base, s0, s1, s2, s3;
-	uint64_t spill;
-	unsigned i;
+	uint64_t held, room = 4 * MiB * ZS_CACHE_ROOM_FACTOR;
+	unsigned i, ms;
 
 	(void)unused;
 	base = rss_shmem_kib();
 	p = zs_pool_create(64 * MiB);
 	if (!p)
 		return 1;
-	zs_set_reserve(p, 4 * MiB);
-	zs_refill(p);
+	zs_set_cache(p, 4 * MiB);
+	zs_cache_refill(p);
 	if (huge_store_kib(p, h, N) < 0)
 		return 2;
 	s0 = rss_shmem_kib();
 	for (i = 0; i < N; i++)
 		zs_free(p, h[i], ZS_MAX_ALLOC);
 	s1 = rss_shmem_kib();
-	spill = zs_spill_bytes(p);
-	/* Nothing punched: what is past the cap is spilled. */
-	if (s1 != s0 || spill < (N - 64) * ZS_PAGE_SIZE ||
-	    spill > ZS_SPILL_FACTOR * 4 * MiB || !zs_reserve_wanted(p))
+	held = zs_cache_bytes(p);
+	/* Kept up to the room, the rest punched; the thread is called. */
+	if (held != room || !zs_cache_wanted(p) ||
+	    (uint64_t)(s0 - s1) * 1024 < (uint64_t)N * ZS_PAGE_SIZE - room)
 		return 3;
-	/* The first call only starts a period. */
-	if (zs_age(p) != spill || rss_shmem_kib() != s1)
+	zs_cache_refill(p);
+	/* Nothing is old yet: nothing goes, and aging asks to be called. */
+	ms = zs_cache_age(p);
+	if (!ms || ms > ZS_CACHE_AGE_MS || zs_cache_bytes(p) != held)
 		return 4;
-	/* The next wave of stores takes the spill back: no new memory. */
-	if (huge_store_kib(p, h, N) != 0 || zs_spill_bytes(p) != 0)
+	/* The next wave of stores takes it back: no new memory. */
+	if (huge_store_kib(p, h, 1024) != 0)
 		return 5;
-	for (i = 0; i < N; i++)
+	for (i = 0; i < 1024; i++)
 		zs_free(p, h[i], ZS_MAX_ALLOC);
-	spill = zs_spill_bytes(p);
-	if (spill < (N - 64) * ZS_PAGE_SIZE)
+	/* Unused for a whole age: all of it goes (short runs only). */
+	usleep((ZS_CACHE_AGE_MS + 100) * 1000);
+	if (zs_cache_age(p) != 0 || zs_cache_bytes(p) != 0)
 		return 6;
-	/* This period's stores went down to the cap: nothing sat idle. */
-	if (zs_age(p) != spill || rss_shmem_kib() != s1)
-		return 7;
-	/* A whole period with no store: the spill goes back to the OS. */
-	if (zs_age(p) != 0 || zs_spill_bytes(p) != 0)
-		return 8;
 	s2 = rss_shmem_kib();
-	if ((uint64_t)(s1 - s2) * 1024 < spill ||
-	    zs_reserve_bytes(p) > 4 * MiB)
+	if ((uint64_t)(s1 - s2) * 1024 < room - 64 * 1024)
+		return 7;
+	/* The target's long runs are refilled, and never age. */
+	if (zs_cache_refill(p) != 4 * MiB)
+		return 8;
+	usleep((ZS_CACHE_AGE_MS + 100) * 1000);
+	if (zs_cache_age(p) != 0 || zs_cache_bytes(p) != 4 * MiB)
 		return 9;
-	/* Without a reserve there is no spill: a freed span is punched. */
-	zs_set_reserve(p, 0);
-	zs_refill(p);
+	/* Without a cache, a freed span is punched at once. */
+	zs_set_cache(p, 0);
+	zs_cache_refill(p);
 	if (huge_store_kib(p, h, 64) < 0)
 		return 10;
 	for (i = 0; i < 64; i++)
 		zs_free(p, h[i], ZS_MAX_ALLOC);
 	s3 = rss_shmem_kib();
-	if (zs_spill_bytes(p) != 0 || zs_reserve_bytes(p) != 0 ||
-	    s3 - base > 64)
+	if (zs_cache_bytes(p) != 0 || s3 - base > 64)
 		return 11;
 	zs_pool_destroy(p);
 	return 0;
 }
 
-START_TEST(test_spill)
+START_TEST(test_cache_age)
 {
-	tu_run_child(spill_child, 0, "spill");
+	tu_run_child(age_child, 0, "cache aging");
 }
 END_TEST
 
@@ -1317,8 +1316,8 @@ Suite *zs_pool_suite(void)
 	tcase_add_test(tc, test_efficiency);
 	tcase_add_test(tc, test_arena_reuse);
 	tcase_add_test(tc, test_refill_populate_refused);
-	tcase_add_test(tc, test_no_alloc_when_warm);
-	tcase_add_test(tc, test_no_alloc_growing);
+	tcase_add_test(tc, test_no_malloc);
+	tcase_add_test(tc, test_metadata_bytes);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("compaction");
@@ -1326,15 +1325,15 @@ Suite *zs_pool_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_compact_stable);
 	tcase_add_test(tc, test_compact_concurrent);
-	tcase_add_test(tc, test_reserve_concurrent);
+	tcase_add_test(tc, test_cache_concurrent);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("memory");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_rss_returns);
 	tcase_add_test(tc, test_rss_returns_mlocked);
-	tcase_add_test(tc, test_reserve);
-	tcase_add_test(tc, test_spill);
+	tcase_add_test(tc, test_cache);
+	tcase_add_test(tc, test_cache_age);
 	suite_add_tcase(s, tc);
 	return s;
 }
