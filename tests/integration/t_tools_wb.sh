@@ -45,7 +45,8 @@ BD_COLS=BACKING,BD-DATA,BD-TOTAL,BD-READS,BD-WRITES,WB-AGE
 # The age is a newer daemon's: tested where it is there, said loudly
 # where not.
 HAS_AGE=0
-if "$FUSEZRAM" -h 2>&1 | grep -q writeback_age; then
+help=$("$FUSEZRAM" -h 2>&1) || :
+if [[ $help == *writeback_age* ]]; then
 	HAS_AGE=1
 else
 	fz_log "*** $FUSEZRAM has no writeback_age: WB-AGE is checked as '-', and start refusing the key ***"
