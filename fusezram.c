@@ -85,10 +85,9 @@
 #define FZ_USAGE "usage: " FZ_PROG " [-o OPTIONS] [SOURCE] MOUNTPOINT"
 
 /*
- * The connection's defaults where -o leaves them (the limits are the
- * device's, ZR_DEV_*).  max_write is below ZR_DEV_IO_MAX so that a loop
- * device's 1 MiB direct I/O comes as 8 requests that several workers
- * compress at once (413 against 368 MB/s, 2 CPUs; bench/RESULTS.md).
+ * The connection's defaults where -o leaves them (limits: ZR_DEV_*).
+ * max_write is below ZR_DEV_IO_MAX so that a loop device's 1 MiB direct
+ * I/O comes as 8 requests that several workers compress at once.
  */
 #define FZ_DEFAULT_MAX_WRITE (128u << 10)
 #define FZ_STR_(x) #x
@@ -915,6 +914,7 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FZ_OPT("reserve", ZR_OPT_RESERVE),
 	FZ_OPT("backing_dev", ZR_OPT_BACKING_DEV),
 	FZ_OPT("backing_size", ZR_OPT_BACKING_SIZE),
+	FZ_OPT("writeback_age", ZR_OPT_WRITEBACK_AGE),
 	FUSE_OPT_KEY("nomlock", FZ_KEY_NOMLOCK),
 	FUSE_OPT_KEY("no_async_dio", FZ_KEY_NO_ASYNC_DIO),
 	FZ_LOPT("max_threads", ZR_OPT_MAX_THREADS),

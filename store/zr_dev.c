@@ -91,9 +91,9 @@ struct zr_dev {
 	 * file set through control/backing_dev gets this cap.
 	 */
 	uint64_t backing_size;
-	/* zram's writeback_limit (pages) and writeback_limit_enable. */
-	_Atomic uint64_t wb_limit;
-	atomic_bool wb_limit_on;
+	/* zram's writeback_limit and writeback_limit_enable; every store's
+	 * zc.wb_limit points here. */
+	struct zr_wb_limit wb;
 };
 
 /* ---- parsers -------------------------------------------------------------- */
@@ -287,6 +287,9 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 				  ZR_DEV_SIZE_MAX, ZR_SIZE_WORDS
 				  ", or 0 for the file system's free space",
 				  "too large", NULL },
+	[ZR_OPT_WRITEBACK_AGE] = { "writeback_age", ZR_KIND_COUNT, 0,
+				   ZR_WB_AGE_MAX, "a number of seconds",
+				   NULL, NULL },
 	[ZR_OPT_MAX_THREADS] = { "max_threads", ZR_KIND_COUNT,
 				 1, ZR_DEV_THREADS_MAX, "an integer",
 				 NULL, NULL },
@@ -554,6 +557,11 @@ int zr_dev_check_opts(const struct zr_dev_opts *o, struct zr_dev_conf *conf,
 		return -EINVAL;
 	if (o->val[ZR_OPT_BACKING_SIZE])
 		conf->backing_size = p.u;
+	conf->zc.writeback_age = conf->backing_dev ? ZR_DEV_WB_AGE_DEFAULT : 0;
+	if (ZR_OPT_PARSE(ZR_OPT_WRITEBACK_AGE, NULL))
+		return -EINVAL;
+	if (o->val[ZR_OPT_WRITEBACK_AGE])
+		conf->zc.writeback_age = (unsigned int)p.u;
 #undef ZR_OPT_PARSE
 
 	if (zr_check_libfuse(o, num, msg, msgsize) < 0)
@@ -590,10 +598,13 @@ void zr_dev_opts_help(char *buf, size_t size)
 		  "    -o backing_dev=PATH    a file (created 0600) or block device that pages\n"
 		  "                           are written back to (control/writeback)\n"
 		  "    -o backing_size=SIZE   the most the backing file may take (default:\n"
-		  "                           the file system's free space)\n",
+		  "                           the file system's free space)\n"
+		  "    -o writeback_age=SECS  write back pages unused for that long, 0 for\n"
+		  "                           never (default with a backing file: %d)\n",
 		  ZR_PAGE_SIZE, ZR_DEV_THREADS_MAX, sysconf(_SC_NPROCESSORS_ONLN),
 		  ZR_DEV_RESERVE_MAX_MIB,
-		  (unsigned long long)(ZR_RESERVE_DEFAULT >> 20));
+		  (unsigned long long)(ZR_RESERVE_DEFAULT >> 20),
+		  ZR_DEV_WB_AGE_DEFAULT);
 }
 
 /* ---- the device ---------------------------------------------------------------- */
@@ -627,6 +638,9 @@ int zr_dev_create(const struct zr_dev_conf *conf, struct zr_dev **out)
 	if (ret)
 		goto out_free;
 	dev->zc = conf->zc;
+	dev->zc.wb_limit = &dev->wb;
+	atomic_init(&dev->wb.pages, 0);
+	atomic_init(&dev->wb.on, false);
 	dev->backing_size = conf->backing_size;
 	if (conf->backing_dev) {
 		ret = zb_open(conf->backing_dev, conf->backing_size,
@@ -818,6 +832,7 @@ static struct zr_config zr_cur_config(struct zr_dev *dev)
 
 	zr_get_stats(dev->st, &s);
 	zc.mem_limit = s.mem_limit;
+	zc.writeback_age = (unsigned int)s.wb_age;
 	return zc;
 }
 
@@ -1406,23 +1421,6 @@ static int zr_wb_parse(const char *text, uint64_t npages, uint32_t *want,
 }
 
 /*
- * zr_wb_budget - take up to @want pages of the writeback limit, if it is
- * on: returns what may be written (0: the limit is used up).
- */
-static uint64_t zr_wb_budget(struct zr_dev *dev, uint64_t want)
-{
-	uint64_t have = atomic_load(&dev->wb_limit), take;
-
-	if (!atomic_load(&dev->wb_limit_on))
-		return want;
-	do {
-		take = have < want ? have : want;
-	} while (!atomic_compare_exchange_weak(&dev->wb_limit, &have,
-					       have - take));
-	return take;
-}
-
-/*
  * writeback: move the chosen pages' compressed bytes to the backing file
  * now (zr_writeback()), within writeback_limit when it is enabled.
  * -ENODEV without a backing file, -EIO once the limit is used up (both
@@ -1441,14 +1439,14 @@ static int zr_store_writeback(struct zr_dev *dev, const char *buf)
 	if (!dev->zc.backing)
 		return -ENODEV;
 	for (i = 0; i < n; i++) {
-		budget = zr_wb_budget(dev, range[i][1] - range[i][0]);
+		budget = zr_wb_limit_take(&dev->wb,
+					  range[i][1] - range[i][0]);
 		if (!budget)
 			return -EIO;
 		done = zr_writeback(dev->st, want, range[i][0], range[i][1],
 				    budget);
 		left = budget - (done > 0 ? (uint64_t)done : 0);
-		if (left && atomic_load(&dev->wb_limit_on))
-			atomic_fetch_add(&dev->wb_limit, left);
+		zr_wb_limit_give(&dev->wb, left);
 		if (done < 0)
 			return (int)done;
 	}
@@ -1459,7 +1457,7 @@ static int zr_store_writeback(struct zr_dev *dev, const char *buf)
 static int zr_show_wb_limit(struct zr_dev *dev, char *buf, size_t size)
 {
 	return snprintf(buf, size, "%llu\n",
-			(unsigned long long)atomic_load(&dev->wb_limit));
+			(unsigned long long)atomic_load(&dev->wb.pages));
 }
 
 static int zr_store_wb_limit(struct zr_dev *dev, const char *buf)
@@ -1468,7 +1466,7 @@ static int zr_store_wb_limit(struct zr_dev *dev, const char *buf)
 
 	if (zr_parse(ZR_VAL_WB_LIMIT, buf, NULL, &p, NULL, 0) < 0)
 		return -EINVAL;
-	atomic_store(&dev->wb_limit, p.u);
+	atomic_store(&dev->wb.pages, p.u);
 	return 0;
 }
 
@@ -1476,7 +1474,7 @@ static int zr_store_wb_limit(struct zr_dev *dev, const char *buf)
 static int zr_show_wb_limit_enable(struct zr_dev *dev, char *buf,
 				   size_t size)
 {
-	return snprintf(buf, size, "%d\n", atomic_load(&dev->wb_limit_on));
+	return snprintf(buf, size, "%d\n", atomic_load(&dev->wb.on));
 }
 
 static int zr_store_wb_limit_enable(struct zr_dev *dev, const char *buf)
@@ -1485,7 +1483,26 @@ static int zr_store_wb_limit_enable(struct zr_dev *dev, const char *buf)
 
 	if (zr_parse(ZR_VAL_WB_LIMIT_ENABLE, buf, NULL, &p, NULL, 0) < 0)
 		return -EINVAL;
-	atomic_store(&dev->wb_limit_on, p.u != 0);
+	atomic_store(&dev->wb.on, p.u != 0);
+	return 0;
+}
+
+/* writeback_age: seconds, 0 off; as -o writeback_age=, at once. */
+static int zr_show_wb_age(struct zr_dev *dev, char *buf, size_t size)
+{
+	struct zr_stats s;
+
+	zr_get_stats(dev->st, &s);
+	return snprintf(buf, size, "%llu\n", (unsigned long long)s.wb_age);
+}
+
+static int zr_store_wb_age(struct zr_dev *dev, const char *buf)
+{
+	struct zr_parsed p;
+
+	if (zr_parse(ZR_OPT_WRITEBACK_AGE, buf, NULL, &p, NULL, 0) < 0)
+		return -EINVAL;
+	zr_set_writeback_age(dev->st, (unsigned int)p.u);
 	return 0;
 }
 
@@ -1529,6 +1546,15 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 		  (unsigned long long)s->bd_reads,
 		  (unsigned long long)b.failed_writes,
 		  (unsigned long long)b.failed_reads);
+	if (!s->wb_age)
+		zr_printf(t, "Writeback:      by age off (writeback_age 0)\n");
+	else
+		zr_printf(t, "Writeback:      pages unused for %llu s go to the file, huge ones\n"
+			  "                first: %llu so far; the last sweep left pages up\n"
+			  "                to %llu s old in RAM\n",
+			  (unsigned long long)s->wb_age,
+			  (unsigned long long)s->bd_aged,
+			  (unsigned long long)s->wb_oldest);
 }
 
 /* summary: the figures of mm_stat and the allocator's, for people. */
@@ -1586,6 +1612,7 @@ static const struct zr_attr_row zr_attrs[] = {
 	ZR_ATTR_RW("writeback_limit_enable", zr_show_wb_limit_enable,
 		   zr_store_wb_limit_enable, false),
 	ZR_ATTR_RO("bd_stat", zr_show_bd_stat, ZR_DEV_ATTR_SIZE),
+	ZR_ATTR_RW("writeback_age", zr_show_wb_age, zr_store_wb_age, false),
 };
 
 #define ZR_NATTRS (sizeof(zr_attrs) / sizeof(zr_attrs[0]))

@@ -69,6 +69,13 @@
  * could never be reached; it is refused rather than marking nothing.
  */
 #define ZR_DEV_IDLE_MAX_AGE 65535
+/*
+ * writeback_age with a backing file, unless told otherwise: pages left
+ * alone for half an hour are rarely wanted soon (swap reads them back on
+ * the next use of a process that slept that long), and 30 minutes keeps
+ * the file's writes to what has settled.
+ */
+#define ZR_DEV_WB_AGE_DEFAULT 1800
 /* A control file's content, at most one page, as sysfs ... */
 #define ZR_DEV_ATTR_SIZE 4096
 /* ... except summary: one line per size class in use. */
@@ -115,6 +122,7 @@ enum zr_dev_opt {
 	ZR_OPT_RESERVE,
 	ZR_OPT_BACKING_DEV,
 	ZR_OPT_BACKING_SIZE,
+	ZR_OPT_WRITEBACK_AGE,
 	ZR_OPT_MAX_THREADS,
 	ZR_OPT_LIBFUSE = ZR_OPT_MAX_THREADS,
 	ZR_OPT_MAX_READ,

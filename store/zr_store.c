@@ -157,6 +157,14 @@ struct zr_store {
 	_Atomic uint64_t bd_reads;	/* pages read from it */
 	_Atomic uint64_t bd_writes;	/* pages written to it */
 	_Atomic uint64_t bd_spills;	/* of those, by zr_spill() */
+	_Atomic uint64_t bd_aged;	/* of those, by zr_task_writeback() */
+	struct zr_wb_limit *wb_limit;	/* the device's; may be NULL */
+	_Atomic unsigned wb_age;	/* the age policy's age, s; 0 off */
+	_Atomic uint64_t wb_oldest;	/* see zr_stats */
+	/* The age policy's sweep; the maintainer's alone, no lock. */
+	uint64_t wb_hand;		/* next slot to look at */
+	bool wb_huge_done;		/* this sweep's huge pass is done */
+	uint32_t wb_sweep_oldest;	/* oldest in RAM seen so far */
 	_Atomic uint64_t spill_hand;	/* zr_spill()'s next window */
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
@@ -175,6 +183,7 @@ static void zr_stream_release(void *arg);
 static void *zr_worker(void *arg);
 static void zr_refill_kick(struct zr_store *st);
 static void zr_bd_kick(struct zr_store *st);
+static void zr_compact_kick(struct zr_store *st);
 
 /* Key destructors get only the value, so each stream remembers its store. */
 struct zr_stream_owner {
@@ -312,6 +321,12 @@ static uint32_t zr_now16(const struct zr_store *st)
 	return (uint32_t)(zr_now(st) & 0xffff) << ZR_META_TIME_SHIFT;
 }
 
+/* zr_meta_age - seconds since the access recorded in @meta (mod 2^16). */
+static uint32_t zr_meta_age(const struct zr_store *st, uint32_t meta)
+{
+	return ((uint32_t)zr_now(st) - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+}
+
 /*
  * zr_touch_locked - record an access: set the time, clear IDLE.  Needs
  * the slot's lock, shared is enough (compare-and-swap on meta).
@@ -368,7 +383,8 @@ static bool zr_in_file(uint32_t meta, uint64_t handle)
 }
 
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want, bool try);
+			     uint64_t idx, uint32_t want, bool try,
+			     uint32_t min_age);
 
 /*
  * Spilling.  With a backing file, a store that would pass mem_limit
@@ -392,7 +408,7 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
  */
 static int zr_spill(struct zr_store *st, struct zr_stream *s)
 {
-	uint32_t now = (uint32_t)(zr_now(st) & 0xffff), meta, age, oldest;
+	uint32_t meta, age, oldest;
 	uint64_t start, idx, i, w;
 	int moved = 0, ret = 0;
 
@@ -405,7 +421,7 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s)
 		for (i = 0; i < ZR_SPILL_SCAN && i < st->npages; i++) {
 			meta = zr_slot_meta(&st->table[(start + i) %
 							st->npages]);
-			age = (now - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+			age = zr_meta_age(st, meta);
 			if (zr_meta_has_obj(meta) && age > oldest)
 				oldest = age;
 		}
@@ -413,10 +429,10 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s)
 		     moved < ZR_SPILL_BATCH; i++) {
 			idx = (start + i) % st->npages;
 			meta = zr_slot_meta(&st->table[idx]);
-			age = (now - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+			age = zr_meta_age(st, meta);
 			if (!zr_meta_has_obj(meta) || age < oldest / 2)
 				continue;
-			ret = zr_writeback_page(st, s, idx, 0, true);
+			ret = zr_writeback_page(st, s, idx, 0, true, 0);
 			if (ret < 0)
 				goto out;
 			moved += ret;
@@ -779,11 +795,98 @@ static unsigned zr_task_backing(struct zr_store *st)
 	return 0;
 }
 
+/*
+ * The age policy (zr_config.writeback_age).  The maintainer sweeps the
+ * table, in runs of at most ZR_WB_RUN_SLOTS slots and ZR_WB_RUN_PAGES
+ * pages written back, ZR_WB_RUN_GAP_MS apart while a sweep lasts, so
+ * that it takes a bounded share of a CPU and of the file's bandwidth
+ * (about 8 MiB of pages, a few ms of copying, per 20 ms) and foreground
+ * I/O keeps its speed.  Each sweep takes the huge pages first (they
+ * free a whole page each and need no decompression to read back), then
+ * the rest; pages not read or written for the age go, within
+ * writeback_limit when it is on.  Between sweeps it sleeps a quarter of
+ * the age (1 s to ZR_WB_SLEEP_MAX_MS), so a page goes at most about
+ * 1.25 ages after its last access.
+ */
+#define ZR_WB_RUN_SLOTS (1u << 16)
+#define ZR_WB_RUN_PAGES 2048
+#define ZR_WB_RUN_GAP_MS 20
+#define ZR_WB_SLEEP_MAX_MS 60000
+
+/* One run of a sweep; returns true when the sweep is over. */
+static bool zr_wb_run(struct zr_store *st, struct zr_stream *s,
+		      uint32_t age)
+{
+	uint32_t want = st->wb_huge_done ? 0 : ZR_WB_HUGE, meta, a;
+	uint64_t budget, done = 0, end, idx;
+	int ret = 0;
+
+	budget = zr_wb_limit_take(st->wb_limit, ZR_WB_RUN_PAGES);
+	end = st->wb_hand + ZR_WB_RUN_SLOTS;
+	if (end > st->npages)
+		end = st->npages;
+	for (idx = st->wb_hand; idx < end && done < budget && ret >= 0;
+	     idx++) {
+		meta = zr_slot_meta(&st->table[idx]);
+		if (!zr_meta_has_obj(meta))
+			continue;
+		a = zr_meta_age(st, meta);
+		if (a < age) {
+			if (st->wb_huge_done && a > st->wb_sweep_oldest)
+				st->wb_sweep_oldest = a;
+			continue;
+		}
+		if ((meta & want) != want)
+			continue;
+		ret = zr_writeback_page(st, s, idx, want, false, age);
+		if (ret > 0)
+			done++;
+	}
+	zr_wb_limit_give(st->wb_limit, budget - done);
+	zr_stat_add(st, bd_aged, done);
+	st->wb_hand = idx;
+	if (done)
+		zr_compact_kick(st);
+	/* The file full or failing, or the limit used up: sweep later. */
+	if (ret < 0 || (done == budget && budget < ZR_WB_RUN_PAGES))
+		idx = st->npages;
+	if (idx < st->npages)
+		return false;
+	st->wb_hand = 0;
+	if (!st->wb_huge_done) {
+		st->wb_huge_done = true;
+		st->wb_sweep_oldest = 0;
+		return false;
+	}
+	st->wb_huge_done = false;
+	atomic_store_explicit(&st->wb_oldest, st->wb_sweep_oldest,
+			      memory_order_relaxed);
+	return true;
+}
+
+/* Write back what has not been used for the age: see zr_wb_run(). */
+static unsigned zr_task_writeback(struct zr_store *st)
+{
+	uint32_t age = atomic_load_explicit(&st->wb_age, memory_order_relaxed);
+	struct zr_stream *s;
+	uint64_t ms;
+
+	if (!st->bd || !age)
+		return 0;
+	s = zr_stream_get(st);
+	if (s && !zr_wb_run(st, s, age))
+		return ZR_WB_RUN_GAP_MS;
+	ms = (uint64_t)age * 1000 / 4;
+	return ms < 1000 ? 1000 : ms > ZR_WB_SLEEP_MAX_MS ?
+		ZR_WB_SLEEP_MAX_MS : (unsigned)ms;
+}
+
 static const struct zr_task zr_tasks[] = {
 	{ "cache refill", zr_task_refill },
 	{ "cache aging", zr_task_age },
 	{ "compaction", zr_task_compact },
 	{ "backing file", zr_task_backing },
+	{ "writeback by age", zr_task_writeback },
 };
 
 /* @t plus @ms milliseconds. */
@@ -917,6 +1020,9 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &st->epoch);
 	st->disksize = cfg->disksize;
 	st->bd = cfg->backing;
+	st->wb_limit = cfg->wb_limit;
+	atomic_init(&st->wb_age, cfg->writeback_age > ZR_WB_AGE_MAX ?
+		    ZR_WB_AGE_MAX : cfg->writeback_age);
 	st->npages = cfg->disksize / ZR_PAGE_SIZE;
 	st->table_bytes = st->npages * sizeof(struct zr_slot);
 	st->table = mmap(NULL, st->table_bytes, PROT_READ | PROT_WRITE,
@@ -1401,9 +1507,11 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
  * change under the copy.  Copies through @s->bdbuf, which no caller uses
  * across this call (cbuf and page may hold the page being stored).
  * @try: only if the lock is free (the caller may hold another slot's).
+ * @min_age: only if not read or written for that many seconds (0: any).
  */
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want, bool try)
+			     uint64_t idx, uint32_t want, bool try,
+			     uint32_t min_age)
 {
 	struct zr_slot *slot = &st->table[idx];
 	struct zr_entry new, old;
@@ -1420,7 +1528,7 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 		return 0;
 	meta = zr_slot_meta(slot);
 	if (!zr_meta_has_obj(meta) || zr_in_file(meta, slot->handle) ||
-	    (meta & want) != want) {
+	    (meta & want) != want || zr_meta_age(st, meta) < min_age) {
 		zr_slot_unlock_write(slot);
 		return 0;
 	}
@@ -1458,7 +1566,7 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 	if (last > st->npages)
 		last = st->npages;
 	for (idx = first; idx < last && done < max; idx++) {
-		ret = zr_writeback_page(st, s, idx, want, false);
+		ret = zr_writeback_page(st, s, idx, want, false, 0);
 		if (ret < 0)
 			break;
 		done += (uint64_t)ret;
@@ -1500,6 +1608,36 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->bd_reads = zr_stat_get(st, bd_reads);
 	out->bd_writes = zr_stat_get(st, bd_writes);
 	out->bd_spills = zr_stat_get(st, bd_spills);
+	out->bd_aged = zr_stat_get(st, bd_aged);
+	out->wb_age = atomic_load_explicit(&st->wb_age, memory_order_relaxed);
+	out->wb_oldest = zr_stat_get(st, wb_oldest);
+}
+
+uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want)
+{
+	uint64_t have, take;
+
+	if (!l || !atomic_load(&l->on))
+		return want;
+	have = atomic_load(&l->pages);
+	do {
+		take = have < want ? have : want;
+	} while (!atomic_compare_exchange_weak(&l->pages, &have,
+					       have - take));
+	return take;
+}
+
+void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n)
+{
+	if (l && n && atomic_load(&l->on))
+		atomic_fetch_add(&l->pages, n);
+}
+
+void zr_set_writeback_age(struct zr_store *st, unsigned secs)
+{
+	atomic_store_explicit(&st->wb_age, secs > ZR_WB_AGE_MAX ?
+			      ZR_WB_AGE_MAX : secs, memory_order_relaxed);
+	zr_maint_kick(st);
 }
 
 void zr_set_mem_limit(struct zr_store *st, uint64_t bytes)

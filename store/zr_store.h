@@ -18,6 +18,8 @@
 #ifndef FUSEZRAM_ZR_STORE_H
 #define FUSEZRAM_ZR_STORE_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -33,6 +35,26 @@
 
 struct zr_store;
 struct zb_file;
+
+/*
+ * zram's writeback_limit: while @on, each page written back to the
+ * backing file takes one of @pages, and writeback stops at 0.  Owned by
+ * the device, shared by its stores' writebacks (control/writeback and
+ * the age policy); lock-free.
+ */
+struct zr_wb_limit {
+	_Atomic uint64_t pages;
+	atomic_bool on;
+};
+
+/*
+ * zr_wb_limit_take - take up to @want pages of @l (NULL: no limit):
+ * returns what may be written, @want if the limit is off, 0 when it is
+ * used up.  zr_wb_limit_give - give back what was taken and not written.
+ * Cannot fail.
+ */
+uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want);
+void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n);
 
 struct zr_config {
 	uint64_t disksize;	/* bytes; multiple of ZR_PAGE_SIZE, > 0 */
@@ -59,7 +81,17 @@ struct zr_config {
 	 * its objects in it at zr_store_destroy() and never closes it.
 	 */
 	struct zb_file *backing;
+	/* The device's writeback_limit (borrowed, may be NULL). */
+	struct zr_wb_limit *wb_limit;
+	/*
+	 * Seconds: pages not read or written for that long are written back
+	 * to the backing file in the background, huge ones first; 0 = off.
+	 * At most ZR_WB_AGE_MAX (ages are kept modulo 65536 s).
+	 */
+	unsigned writeback_age;
 };
+
+#define ZR_WB_AGE_MAX 65535
 
 /* What the daemon reserves unless told otherwise (-o reserve=). */
 #define ZR_RESERVE_DEFAULT (4ULL << 20)
@@ -163,6 +195,10 @@ struct zr_stats {
 	uint64_t bd_reads;		/* pages read from the file */
 	uint64_t bd_writes;		/* pages written to the file */
 	uint64_t bd_spills;		/* of those, to stay under mem_limit */
+	uint64_t bd_aged;		/* of those, by the age policy */
+	uint64_t wb_age;		/* the policy's age, seconds; 0 off */
+	uint64_t wb_oldest;		/* age of the oldest page in RAM seen
+					 * by the policy's last sweep, s */
 };
 
 /* zr_get_stats - fill @out; each field an atomic read.  Cannot fail. */
@@ -213,6 +249,12 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
  */
 int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 		     uint64_t last, uint64_t max);
+
+/*
+ * zr_set_writeback_age - the age policy's age in seconds (see
+ * zr_config.writeback_age), at once; 0 turns it off.  Cannot fail.
+ */
+void zr_set_writeback_age(struct zr_store *st, unsigned secs);
 
 /* zr_algorithm / zr_level - what the store compresses with.  Cannot fail;
  * the string is static. */

@@ -56,7 +56,7 @@ declare -A mode=(
 	[compact]=200 [reset]=200 [idle]=200
 	[max_comp_streams]=444 [mm_stat]=444 [io_stat]=444 [debug_stat]=444
 	[summary]=444 [backing_dev]=644 [writeback]=200 [writeback_limit]=644
-	[writeback_limit_enable]=644 [bd_stat]=444
+	[writeback_limit_enable]=644 [bd_stat]=444 [writeback_age]=644
 )
 for f in "${!mode[@]}"; do
 	[ -f "$C/$f" ] || fz_fail "control/$f missing"

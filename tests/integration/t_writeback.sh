@@ -8,7 +8,8 @@
 # unlinked while mounted changes nothing.  A second daemon cannot take
 # the same file; a symlink is refused and its target untouched; bad
 # words to writeback are EINVAL.  With mem_limit=48M, 256 MiB written
-# spill to the file instead of failing, and read back.
+# spill to the file instead of failing, and read back.  With
+# writeback_age=3 pages left alone go to the file on their own.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require python3 cmp stat blkdiscard
@@ -123,4 +124,24 @@ for i in 0 1 2 3; do
 	fz_expect_cmp "data at $((i * 64)) MiB after spilling" "$FZ_TMP/back" "$FZ_TMP/data"
 done
 grep -q "by spilling" "$FZ_CTL/summary" || fz_fail "summary does not count spilled pages"
+fz_loop_detach
+fz_umount
+
+# The age policy on its own: with writeback_age=3, 64 MiB left alone go
+# to the file and mem_used_total falls by 80% (bounded wait: 60 s).
+fz_mount -o disksize=128M,writeback_age=3,backing_dev="$FZ_TMP/backing3"
+[ "$(cat "$FZ_CTL/writeback_age")" = 3 ] || fz_fail "writeback_age shows $(cat "$FZ_CTL/writeback_age")"
+fz_loop "$FZ_IMG" --direct-io=on
+dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M oflag=direct status=none ||
+	fz_fail "writing 64 MiB"
+used=$(fz_mm mem_used_total)
+t0=$(date +%s)
+fz_wait_until 60 eval '[ "$(fz_mm mem_used_total)" -le $((used / 5)) ]' ||
+	fz_fail "mem_used_total $(fz_mm mem_used_total) after 60 s with writeback_age=3 (was $used)"
+fz_log "writeback_age=3: mem_used_total $used -> $(fz_mm mem_used_total) in about $(($(date +%s) - t0)) s; bd_stat $(cat "$FZ_CTL/bd_stat")"
+dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M count=64 iflag=direct status=none ||
+	fz_fail "reading back after the age policy"
+fz_expect_cmp "data after the age policy" "$FZ_TMP/back" "$FZ_TMP/data"
+grep -q "pages unused for 3 s go to the file" "$FZ_CTL/summary" ||
+	fz_fail "summary does not show the age policy"
 fz_log "ok"

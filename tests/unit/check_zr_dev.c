@@ -414,6 +414,7 @@ START_TEST(test_attr_table)
 		{ "summary", 0444 }, { "backing_dev", 0644 },
 		{ "writeback", 0200 }, { "writeback_limit", 0644 },
 		{ "writeback_limit_enable", 0644 }, { "bd_stat", 0444 },
+		{ "writeback_age", 0644 },
 	};
 	const struct zr_dev_attr *a;
 	size_t i;
@@ -842,6 +843,8 @@ START_TEST(test_opts_backing)
 	ck_assert_int_eq(zr_dev_check_opts(&o, &conf, msg, sizeof(msg)), 0);
 	ck_assert_str_eq(conf.backing_dev, path);
 	ck_assert_uint_eq(conf.backing_size, 4 << 20);
+	/* The age policy: on with a file unless told otherwise. */
+	ck_assert_uint_eq(conf.zc.writeback_age, ZR_DEV_WB_AGE_DEFAULT);
 	ck_assert_int_eq(zr_dev_create(&conf, &dev), 0);
 	/* A second device cannot share the file. */
 	{
@@ -851,7 +854,26 @@ START_TEST(test_opts_backing)
 		ck_assert_ptr_null(dev2);
 	}
 	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"), path));
+	ck_assert_str_eq(td_show(dev, "writeback_age"), "1800\n");
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				     "pages unused for 1800 s go"));
+	td_store_junk(dev, "writeback_age");
+	td_store_bad(dev, "writeback_age", "65536", -EINVAL);
+	ck_assert_int_eq(td_store(dev, "writeback_age", "0"), 0);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				     "by age off"));
+	ck_assert_int_eq(td_store(dev, "writeback_age", "65535"), 0);
+	/* A reset keeps it, as it keeps mem_limit. */
+	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_age"), "65535\n");
 	zr_dev_destroy(dev);
+	o.val[ZR_OPT_WRITEBACK_AGE] = (char *)"60";
+	ck_assert_int_eq(zr_dev_check_opts(&o, &conf, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(conf.zc.writeback_age, 60);
+	ck_assert_int_eq(td_check(ZR_OPT_WRITEBACK_AGE, "65536", &conf, msg),
+			 -EINVAL);
+	ck_assert_str_eq(msg, "invalid writeback_age '65536': expected a number of seconds from 0 to 65535");
+	o.val[ZR_OPT_WRITEBACK_AGE] = NULL;
 	o.val[ZR_OPT_BACKING_DEV] = td_dir;	/* a directory */
 	ck_assert_int_eq(zr_dev_check_opts(&o, &conf, msg, sizeof(msg)), 0);
 	ck_assert_int_eq(zr_dev_create(&conf, &dev), -EISDIR);

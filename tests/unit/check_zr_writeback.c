@@ -61,6 +61,8 @@ static void wt_page(uint64_t idx, unsigned gen, uint8_t *buf)
 }
 
 static uint64_t wt_limit;	/* mem_limit of the stores made next */
+static unsigned wt_age;		/* their writeback_age */
+static struct zr_wb_limit wt_wbl;	/* their writeback_limit */
 
 static void wt_open_store(int backend, struct zb_file *bd)
 {
@@ -71,6 +73,8 @@ static void wt_open_store(int backend, struct zb_file *bd)
 		.level = ZCOMP_LEVEL_DEFAULT,
 		.mem_limit = wt_limit,
 		.backing = bd,
+		.writeback_age = wt_age,
+		.wb_limit = &wt_wbl,
 	};
 
 	ck_assert_int_eq(zr_store_create(&cfg, &wt_st), 0);
@@ -84,6 +88,9 @@ static void setup(void)
 	wt_bd = NULL;
 	wt_st = NULL;
 	wt_limit = 0;
+	wt_age = 0;
+	atomic_store(&wt_wbl.pages, 0);
+	atomic_store(&wt_wbl.on, false);
 }
 
 static void teardown(void)
@@ -522,6 +529,52 @@ START_TEST(test_spill_full)
 }
 END_TEST
 
+/* wt_wait_bd - wait (10 s at most) until @n pages are in the file. */
+static bool wt_wait_bd(uint64_t n)
+{
+	int i;
+
+	for (i = 0; i < 1000 && wt_stats().bd_count < n; i++)
+		usleep(10000);
+	return wt_stats().bd_count >= n;
+}
+
+/*
+ * The age policy: pages left alone for writeback_age go to the file on
+ * their own, within writeback_limit; pages in use stay; 0 turns it off.
+ */
+START_TEST(test_writeback_age)
+{
+	uint64_t objs = wt_objects(WT_PAGES);
+
+	wt_age = 1;
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	atomic_store(&wt_wbl.pages, 10);
+	atomic_store(&wt_wbl.on, true);
+	wt_write(0, WT_PAGES, 0);
+	ck_assert(wt_wait_bd(10));
+	usleep(1500000);		/* a sweep or more: no more than 10 */
+	ck_assert_uint_eq(wt_stats().bd_count, 10);
+	ck_assert_uint_eq(wt_stats().bd_aged, 10);
+	ck_assert_uint_eq(atomic_load(&wt_wbl.pages), 0);
+	atomic_store(&wt_wbl.on, false);
+	zr_set_writeback_age(wt_st, 1);	/* a kick */
+	ck_assert_msg(wt_wait_bd(objs), "%llu of %llu pages written back",
+		      (unsigned long long)wt_stats().bd_count,
+		      (unsigned long long)objs);
+	ck_assert_uint_eq(wt_stats().pages_stored, WT_PAGES - objs);
+	wt_check(0, WT_PAGES, 0);
+	/* Off: rewritten pages stay in RAM however old they get. */
+	zr_set_writeback_age(wt_st, 0);
+	wt_write(0, WT_PAGES, 1);
+	usleep(2500000);
+	ck_assert_uint_eq(wt_stats().bd_count, 0);
+	ck_assert_uint_eq(wt_stats().wb_age, 0);
+	wt_check(0, WT_PAGES, 1);
+}
+END_TEST
+
 Suite *zr_writeback_suite(void)
 {
 	Suite *s = suite_create("zr_writeback");
@@ -541,6 +594,7 @@ Suite *zr_writeback_suite(void)
 	tcase_add_loop_test(tc, test_spill, 0, n);
 	tcase_add_loop_test(tc, test_spill_full, 0, n);
 	tcase_add_loop_test(tc, test_spill_race, 0, n);
+	tcase_add_loop_test(tc, test_writeback_age, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }
