@@ -34,6 +34,13 @@
 #define ZR_META_SAME       (1u << 13)	/* handle is the fill word */
 #define ZR_META_HUGE       (1u << 14)	/* stored raw, length 4096 */
 #define ZR_META_IDLE       (1u << 15)	/* marked idle (control/idle) */
+/*
+ * SAME and HUGE together, which no page in RAM has: the object is in the
+ * backing file, handle is its zb_file loc; the length is the object's
+ * (ZR_PAGE_SIZE: stored raw).  So whether a page is in RAM can be told
+ * from meta alone, without the lock.
+ */
+#define ZR_META_FILE       (ZR_META_SAME | ZR_META_HUGE)
 #define ZR_META_TIME_SHIFT 16
 #define ZR_META_TIME_MASK  0xffff0000u
 

@@ -361,25 +361,22 @@ static uint32_t zr_meta_len(uint32_t meta)
 
 /*
  * An object's bytes are in the pool or, once written back, in the backing
- * file: then the handle is its zb_file loc with ZR_HANDLE_BD set (a loc
- * never has bit 63, a pool handle neither).  The meta keeps the length
- * and the HUGE bit, so a page read back is decoded the same way.
+ * file: then meta has ZR_META_FILE (zr_slot_i.h) and the handle is the
+ * file's loc.
  */
-#define ZR_HANDLE_BD (1ULL << 63)
-
 _Static_assert(ZR_WB_IDLE == ZR_META_IDLE && ZR_WB_HUGE == ZR_META_HUGE,
 	       "zr_writeback()'s flags are the slot's");
 
-/* Is there an object (as opposed to empty or same-filled)? */
-static bool zr_meta_has_obj(uint32_t meta)
+/* Is this an object in the pool (not empty, same-filled or in the file)? */
+static bool zr_meta_in_pool(uint32_t meta)
 {
 	return meta && !(meta & ZR_META_SAME);
 }
 
-/* Is the entry's object in the backing file? */
-static bool zr_in_file(uint32_t meta, uint64_t handle)
+/* Is this an object in the backing file? */
+static bool zr_meta_in_file(uint32_t meta)
 {
-	return zr_meta_has_obj(meta) && (handle & ZR_HANDLE_BD);
+	return (meta & ZR_META_FILE) == ZR_META_FILE;
 }
 
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
@@ -392,14 +389,15 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
  * failing: a full device spills to the file, and ENOSPC comes only when
  * the file takes no more.  A spill looks at windows of ZR_SPILL_SCAN
  * slots from a hand that goes round the table (as a clock), and in each
- * writes back the pages at least half as old as the oldest it saw,
- * until ZR_SPILL_BATCH have gone or ZR_SPILL_WINDOWS windows were seen.
+ * writes back the pages in RAM at least half as old as the oldest it
+ * saw, until ZR_SPILL_BATCH have gone or it has been once round.
  * It takes each victim's lock by trylock only, since the storing thread
  * may hold its own page's lock (a partial write).
  */
 #define ZR_SPILL_SCAN 4096
 #define ZR_SPILL_BATCH 64
-#define ZR_SPILL_WINDOWS 64
+#define ZR_SPILL_IDLE 4
+#define ZR_SPILL_ROUNDS 1024
 
 /*
  * zr_spill - write back up to ZR_SPILL_BATCH cold pages (see above).
@@ -412,7 +410,8 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s)
 	uint64_t start, idx, i, w;
 	int moved = 0, ret = 0;
 
-	for (w = 0; w < ZR_SPILL_WINDOWS && moved < ZR_SPILL_BATCH; w++) {
+	for (w = 0; w * ZR_SPILL_SCAN < st->npages && moved < ZR_SPILL_BATCH;
+	     w++) {
 		start = atomic_fetch_add_explicit(&st->spill_hand,
 						  ZR_SPILL_SCAN,
 						  memory_order_relaxed) %
@@ -422,7 +421,7 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s)
 			meta = zr_slot_meta(&st->table[(start + i) %
 							st->npages]);
 			age = zr_meta_age(st, meta);
-			if (zr_meta_has_obj(meta) && age > oldest)
+			if (zr_meta_in_pool(meta) && age > oldest)
 				oldest = age;
 		}
 		for (i = 0; i < ZR_SPILL_SCAN && i < st->npages &&
@@ -430,7 +429,7 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s)
 			idx = (start + i) % st->npages;
 			meta = zr_slot_meta(&st->table[idx]);
 			age = zr_meta_age(st, meta);
-			if (!zr_meta_has_obj(meta) || age < oldest / 2)
+			if (!zr_meta_in_pool(meta) || age < oldest / 2)
 				continue;
 			ret = zr_writeback_page(st, s, idx, 0, true, 0);
 			if (ret < 0)
@@ -453,9 +452,20 @@ out:
 static int zr_store_obj(struct zr_store *st, struct zr_stream *s,
 			const void *src, size_t len, uint64_t *handle)
 {
-	int ret = zs_store(st->pool, src, len, handle);
+	int ret = zs_store(st->pool, src, len, handle), n, rounds, idle = 0;
 
-	while (ret == -ENOSPC && st->bd && zr_spill(st, s) > 0) {
+	/*
+	 * Other writers spill and store at the same time, and may take the
+	 * room ours made, or hold the pages ours would take: try again until
+	 * ZR_SPILL_IDLE spills in a row moved nothing (or the file refused),
+	 * within ZR_SPILL_ROUNDS.
+	 */
+	for (rounds = 0; ret == -ENOSPC && st->bd && idle < ZR_SPILL_IDLE &&
+	     rounds < ZR_SPILL_ROUNDS; rounds++) {
+		n = zr_spill(st, s);
+		if (n < 0)
+			break;
+		idle = n ? 0 : idle + 1;
 		ret = zs_store(st->pool, src, len, handle);
 		if (ret == -ENOSPC) {
 			zs_compact(st->pool);
@@ -505,13 +515,13 @@ static int zr_encode(struct zr_store *st, struct zr_stream *s,
 /* zr_release - free what an entry held, after it left its slot. */
 static void zr_release(struct zr_store *st, const struct zr_entry *e)
 {
-	if (!zr_meta_has_obj(e->meta))
-		return;
-	if (zr_in_file(e->meta, e->handle)) {
-		zb_free(st->bd, e->handle & ~ZR_HANDLE_BD);
+	if (zr_meta_in_file(e->meta)) {
+		zb_free(st->bd, e->handle);
 		zr_bd_kick(st);
 		return;
 	}
+	if (!zr_meta_in_pool(e->meta))
+		return;
 	zs_free(st->pool, e->handle, zr_meta_len(e->meta));
 	/* A freed span may have cached pages that the thread ages. */
 	zr_refill_kick(st);
@@ -527,7 +537,7 @@ static void zr_account(struct zr_store *st, const struct zr_entry *old,
 {
 	if (old->meta && (old->meta & ZR_META_IDLE))
 		zr_stat_sub(st, idle_pages, 1);
-	if (zr_in_file(old->meta, old->handle)) {
+	if (zr_meta_in_file(old->meta)) {
 		zr_stat_sub(st, bd_count, 1);
 		zr_stat_sub(st, bd_bytes, zr_meta_len(old->meta));
 	} else if (old->meta) {
@@ -539,7 +549,7 @@ static void zr_account(struct zr_store *st, const struct zr_entry *old,
 		if (old->meta & ZR_META_HUGE)
 			zr_stat_sub(st, huge_pages, 1);
 	}
-	if (zr_in_file(new->meta, new->handle)) {
+	if (zr_meta_in_file(new->meta)) {
 		zr_stat_add(st, bd_count, 1);
 		zr_stat_add(st, bd_bytes, zr_meta_len(new->meta));
 	} else if (new->meta) {
@@ -593,11 +603,11 @@ static int zr_decode_file(struct zr_store *st, struct zr_stream *s,
 	size_t len = zr_meta_len(meta);
 	int ret;
 
-	ret = zb_read(st->bd, handle & ~ZR_HANDLE_BD, s->bdbuf, len);
+	ret = zb_read(st->bd, handle, s->bdbuf, len);
 	if (ret)
 		return -EIO;
 	zr_stat_add(st, bd_reads, 1);
-	if (meta & ZR_META_HUGE) {
+	if (len == ZR_PAGE_SIZE) {		/* stored raw */
 		memcpy(dst, s->bdbuf, ZR_PAGE_SIZE);
 		return 0;
 	}
@@ -618,12 +628,12 @@ static int zr_decode_locked(struct zr_store *st, struct zr_stream *s,
 		memset(dst, 0, ZR_PAGE_SIZE);
 		return 0;
 	}
+	if (zr_meta_in_file(meta))
+		return zr_decode_file(st, s, meta, slot->handle, dst);
 	if (meta & ZR_META_SAME) {
 		zr_fill_word(dst, slot->handle);
 		return 0;
 	}
-	if (zr_in_file(meta, slot->handle))
-		return zr_decode_file(st, s, meta, slot->handle, dst);
 	if (meta & ZR_META_HUGE)
 		return zs_load(st->pool, slot->handle, dst, ZR_PAGE_SIZE);
 	return zs_read(st->pool, slot->handle, zr_meta_len(meta),
@@ -828,7 +838,7 @@ static bool zr_wb_run(struct zr_store *st, struct zr_stream *s,
 	for (idx = st->wb_hand; idx < end && done < budget && ret >= 0;
 	     idx++) {
 		meta = zr_slot_meta(&st->table[idx]);
-		if (!zr_meta_has_obj(meta))
+		if (!zr_meta_in_pool(meta))
 			continue;
 		a = zr_meta_age(st, meta);
 		if (a < age) {
@@ -1104,7 +1114,7 @@ static void zr_free_file_objects(struct zr_store *st)
 		struct zr_entry empty = { 0, 0 }, old;
 
 		if (zr_slot_empty(slot) ||
-		    !zr_in_file(zr_slot_meta(slot), slot->handle))
+		    !zr_meta_in_file(zr_slot_meta(slot)))
 			continue;
 		zr_swap_locked(st, slot, &empty, &old);
 		zr_release(st, &old);
@@ -1527,7 +1537,7 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 	else if (!zr_slot_trylock_write(slot))
 		return 0;
 	meta = zr_slot_meta(slot);
-	if (!zr_meta_has_obj(meta) || zr_in_file(meta, slot->handle) ||
+	if (!zr_meta_in_pool(meta) ||
 	    (meta & want) != want || zr_meta_age(st, meta) < min_age) {
 		zr_slot_unlock_write(slot);
 		return 0;
@@ -1540,8 +1550,8 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 		zr_slot_unlock_write(slot);
 		return ret;
 	}
-	new.meta = meta & (ZR_META_SIZE_MASK | ZR_META_HUGE);
-	new.handle = loc | ZR_HANDLE_BD;
+	new.meta = (meta & ZR_META_SIZE_MASK) | ZR_META_FILE;
+	new.handle = loc;
 	zr_swap_locked(st, slot, &new, &old);
 	zr_slot_unlock_write(slot);
 	zr_release(st, &old);
