@@ -1,0 +1,211 @@
+#!/bin/bash
+# t_wb_faults: the backing file's faults (issue 13, item 6).
+#
+# Full: the backing file on an 8 MiB tmpfs that a filler fills up while
+# mounted (so the file system, not the cap, runs out), 32 MiB of text
+# written and all of it written back: the writeback succeeds for what
+# fitted, the rest stays in RAM (pages in RAM + pages in the file = all
+# pages), bd_stat counts what went, the summary says the file is full,
+# every byte reads back, the daemon keeps serving; writing back again
+# soon fails with ENOSPC and moves at most a segment's worth; once the
+# filler is gone the writeback goes on.  With mem_limit=4M and the
+# file's file system full, a write of 32 MiB fails (an I/O error on the
+# loop device) after spilling what fitted: every byte dd reports
+# written reads back, the failed request's pages hold their old content
+# or their new one, memory stays under the limit, writing back soon
+# fails with ENOSPC, and a discard makes room for writes again (and the
+# summary says the file has room).
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+fz_require python3 cmp stat blkdiscard mount umount df
+fz_require_loop
+export LC_ALL=C	# strerror texts below
+
+# 32 MiB of text-like data, each page different; compresses to about a
+# third (as t_writeback's).
+python3 - "$FZ_TMP/data" <<'EOF'
+import random, sys
+random.seed(13)
+words = [b"page ", b"zram ", b"swap ", b"fuse ", b"memory ", b"the ", b"slot ",
+         b"writeback ", b"\n", b"compress ", b"file ", b"idle "]
+noise = [bytes([i]) for i in range(256)]
+pop = words + noise
+wts = [8.0] * len(words) + [2.0 * len(words) / 256] * 256
+out = bytearray()
+while len(out) < 32 << 20:
+    out += b"".join(random.choices(pop, wts, k=1 << 16))
+open(sys.argv[1], "wb").write(out[:32 << 20])
+EOF
+NPAGES=$(((32 << 20) / FZ_PAGE))
+
+# bd_stat fields: bd COUNT, READS, WRITES.
+bd() {
+	local -a v
+	read -r -a v <"$FZ_CTL/bd_stat" || fz_fail "cannot read bd_stat"
+	case $1 in
+	count) echo "${v[0]}" ;;
+	reads) echo "${v[1]}" ;;
+	writes) echo "${v[2]}" ;;
+	esac
+}
+alive() { fz__alive "$FZ_PID" || fz_fail "the daemon (pid $FZ_PID) died"; }
+
+# errname TEXT - the errno name of a strerror text.
+errname() {
+	case $1 in
+	*"Invalid argument"*) echo EINVAL ;;
+	*"Device or resource busy"*) echo EBUSY ;;
+	*"No space left on device"*) echo ENOSPC ;;
+	*"Input/output error"*) echo EIO ;;
+	*"Permission denied"*) echo EACCES ;;
+	*) echo "other($1)" ;;
+	esac
+}
+# ctl_try FILE TEXT - one write(2) of TEXT to control/FILE: ok or the errno.
+ctl_try() {
+	if printf '%s' "$2" 2>"$FZ_TMP/werr" >"$FZ_CTL/$1"; then
+		echo ok
+	else
+		errname "$(cat "$FZ_TMP/werr")"
+	fi
+}
+ctl_write() {
+	local got
+	got=$(ctl_try "$1" "$2")
+	[ "$got" = "$3" ] || fz_fail "write '$(printf '%q' "$2")' to control/$1: got $got, expected $3"
+}
+
+# readback WHAT MIB - the first MIB MiB of the loop device equal the data.
+readback() {
+	fz_run 120 dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M count="$2" iflag=direct status=none ||
+		fz_fail "reading back ($1)"
+	cmp -n $(($2 << 20)) "$FZ_TMP/back" "$FZ_TMP/data" >&"$FZ_ERR" ||
+		fz_fail "the data do not read back ($1)"
+}
+
+# ---- the file system full --------------------------------------------------------
+
+small=$FZ_TMP/small
+fz_mount_fs tmpfs "$small" -t tmpfs -o size=8M,mode=0700
+fz_mount -o disksize=64M,writeback_age=0,backing_dev="$small/backing"
+# The cap is the 8 MiB free at mount; the filler leaves the file 3 MiB
+# more than its reserve of 2 MiB, so the file system runs out first.
+head -c 3M /dev/zero >"$small/filler" || fz_fail "writing the filler"
+fz_log "tmpfs: $(df -k --output=used,avail "$small" | tail -n 1) KiB used, available"
+fz_loop "$FZ_IMG" --direct-io=on
+dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M oflag=direct status=none || fz_fail "writing 32 MiB"
+compr=$(fz_mm compr_data_size)
+fz_log "written: compr_data_size $compr (more than the file can take)"
+
+echo all >"$FZ_CTL/idle"
+rc=ok
+echo idle 2>"$FZ_TMP/err" >"$FZ_CTL/writeback" || rc=$(errname "$(cat "$FZ_TMP/err")")
+fz_log "writeback with the file system filling up: $rc; bd_stat $(cat "$FZ_CTL/bd_stat"); mm_stat $(cat "$FZ_CTL/mm_stat")"
+fz_expect_eq "writeback that moved some pages, then found the file system full" "$rc" ok
+n_bd=$(bd count)
+n_ram=$(($(fz_mm orig_data_size) / FZ_PAGE))
+[ "$n_bd" -gt 0 ] || fz_fail "nothing was written back"
+[ "$n_ram" -gt 0 ] || fz_fail "every page went to a file with room for 5 MiB"
+fz_expect_eq "pages in RAM ($n_ram) + pages in the file ($n_bd)" $((n_ram + n_bd)) "$NPAGES"
+fz_expect_eq "bd_stat writes" "$(bd writes)" "$n_bd"
+[ "$(fz_mm compr_data_size)" -gt 0 ] && [ "$(fz_mm mem_used_total)" -gt 0 ] ||
+	fz_fail "the pages that did not fit are not in RAM: $(cat "$FZ_CTL/mm_stat")"
+avail=$(df -k --output=avail "$small" | tail -n 1)
+[ "$avail" -lt 256 ] || fz_fail "the writeback stopped with $avail KiB free on the file system"
+sed -n '/^Backing file/,/^Writeback/p' "$FZ_CTL/summary" >&"$FZ_ERR"
+grep -q "the file is full" "$FZ_CTL/summary" || fz_fail "the summary does not say the file is full"
+readback "after the writeback stopped by a full file system" 32
+
+# wb_full - writing back to a full file: each try moves at most what
+# fits in the open segment's tail (zb_file.h), and within 5 tries the
+# file takes nothing: ENOSPC.
+wb_full() {
+	local i before moved rc
+	for i in 1 2 3 4 5; do
+		before=$(bd count)
+		rc=ok
+		echo all >"$FZ_CTL/idle"	# reads clear the marks
+		echo idle 2>"$FZ_TMP/err" >"$FZ_CTL/writeback" || rc=$(errname "$(cat "$FZ_TMP/err")")
+		moved=$(($(bd count) - before))
+		fz_log "writeback to the full file ($i): $rc, $moved more pages"
+		[ "$moved" -lt 256 ] || fz_fail "writeback to a full file moved $moved pages"
+		[ "$rc" = ok ] || break
+	done
+	fz_expect_eq "writeback to a full file" "$rc" ENOSPC
+	alive
+}
+wb_full
+# Still serving: a new MiB at 40 MiB, read back.
+head -c 1M /dev/urandom >"$FZ_TMP/new"
+dd if="$FZ_TMP/new" of="$FZ_LOOP" bs=1M seek=40 oflag=direct status=none || fz_fail "a new write"
+dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M skip=40 count=1 iflag=direct status=none || fz_fail "reading it"
+fz_expect_cmp "a new write with the file full" "$FZ_TMP/back" "$FZ_TMP/new"
+
+# Room again: the writeback goes on, up to the cap (8 MiB).
+rm "$small/filler"
+before=$(bd count)
+echo all >"$FZ_CTL/idle"
+echo idle >"$FZ_CTL/writeback" || fz_fail "writeback with room again"
+fz_log "with the filler gone: bd_count $before -> $(bd count); $(df -k --output=avail "$small" | tail -n 1) KiB free"
+[ "$(bd count)" -gt $((before + 256)) ] || fz_fail "the writeback did not go on once there was room"
+readback "after the writeback went on" 32
+fz_loop_detach
+fz_umount
+fz_umount_fs "$small"
+
+# mem_limit with the file's file system full: the write fails, once the
+# file takes no more; nothing already written is harmed.
+small=$FZ_TMP/small2
+fz_mount_fs tmpfs "$small" -t tmpfs -o size=4M,mode=0700
+fz_mount -o disksize=64M,mem_limit=4M,writeback_age=0,backing_dev="$small/backing"
+head -c 1M /dev/zero >"$small/filler" || fz_fail "writing the filler"
+fz_loop "$FZ_IMG" --direct-io=on
+rc=0
+fz_run 120 dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M oflag=direct 2>"$FZ_TMP/err" || rc=$?
+bytes=$(sed -n 's/^\([0-9][0-9]*\) bytes.*copied.*/\1/p' "$FZ_TMP/err" | tail -n 1)
+fz_log "32 MiB under mem_limit=4M, file system full: dd exited $rc after $bytes bytes ($(grep -m1 -o 'error.*' "$FZ_TMP/err" || :)); bd_stat $(cat "$FZ_CTL/bd_stat"); mm_stat $(cat "$FZ_CTL/mm_stat"); io_stat $(cat "$FZ_CTL/io_stat")"
+[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fz_fail "dd exited $rc: 32 MiB fitted in 4 MiB of RAM and 3 MiB of file"
+[ -n "$bytes" ] && [ "$bytes" -ge $((1 << 20)) ] || fz_fail "dd wrote '$bytes' bytes: nothing spilled?"
+# (The loop driver passes ENOSPC on, as this kernel does, or says EIO.)
+grep -qE "No space left on device|Input/output error" "$FZ_TMP/err" || fz_fail "dd: $(cat "$FZ_TMP/err")"
+[ "$(bd count)" -gt 0 ] || fz_fail "nothing spilled to the file"
+[ "$(fz_mm mem_used_max)" -le $((4 << 20)) ] || fz_fail "mem_used_max $(fz_mm mem_used_max) over 4M"
+[ "$(fz_io failed_writes)" -gt 0 ] || fz_fail "io_stat counts no failed write"
+grep -q "by spilling" "$FZ_CTL/summary" || fz_fail "the summary does not count spilled pages"
+grep -q "the file is full" "$FZ_CTL/summary" || fz_fail "the summary does not say the file is full"
+# Every byte dd reports, and the failed MiB page by page: old or new.
+fz_run 120 dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M count=$((bytes / (1 << 20) + 1)) \
+	iflag=direct status=none || fz_fail "reading back after the failed write"
+fz_python 60 "$FZ_TMP/back" "$FZ_TMP/data" "$bytes" <<'EOF'
+import sys
+back = open(sys.argv[1], "rb").read()
+data = open(sys.argv[2], "rb").read()
+n, P = int(sys.argv[3]), 4096
+assert back[:n] == data[:n], "bytes dd reported written differ"
+new = old = 0
+for off in range(n, len(back), P):
+    pg = back[off:off + P]
+    if pg == data[off:off + P]:
+        new += 1
+    elif pg == bytes(P):
+        old += 1
+    else:
+        raise SystemExit("page %d after the failed write is neither old nor new" % (off // P))
+print("the %d bytes written read back; past them %d pages new, %d old (zeros)" % (n, new, old))
+print("ok")
+EOF
+wb_full
+# A discard of everything makes room in RAM and in the file: the write
+# that failed goes through.
+blkdiscard "$FZ_LOOP" || fz_fail "blkdiscard"
+fz_expect_eq "bd_count after discarding everything" "$(bd count)" 0
+grep -q "the file has room" "$FZ_CTL/summary" ||
+	fz_fail "the summary still says the file is full after a discard freed its segments"
+dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M count=4 oflag=direct status=none ||
+	fz_fail "a write after the discard made room"
+readback "after the discard made room" 4
+fz_loop_detach
+fz_umount
+fz_umount_fs "$small"
+
+fz_log "ok"
