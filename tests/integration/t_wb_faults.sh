@@ -15,11 +15,29 @@
 # or their new one, memory stays under the limit, writing back soon
 # fails with ENOSPC, and a discard makes room for writes again (and the
 # summary says the file has room).
+#
+# I/O errors: the backing file on failfs (build/failfs: a FUSE file
+# system of the tests' own whose file fails reads or writes on demand).
+# Pages 0-2047 of 4096 written back; with reads failing, a direct read
+# of page 0 fails with EIO, exactly the written segments' pages (a
+# prefix of 0-2047; the open segment is still in memory) fail, counted
+# one each in io_stat failed_reads, every other page reads back intact,
+# new writes work, a partial write to a failing page fails and changes
+# nothing; with reads working again everything reads back.  With writes
+# failing, a writeback of pages 2048-3071 still succeeds (zb_file.h: a
+# failed segment write is not zb_write()'s error) but retires the
+# segments it filled: their pages read EIO from then on, counted in
+# failed_reads and the summary's failed segment writes; no page that was
+# never written back is harmed; overwriting the lost pages and writing
+# everything back again works.  (The file unlinked while mounted is
+# t_writeback's.)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require python3 cmp stat blkdiscard mount umount df
 fz_require_loop
 export LC_ALL=C	# strerror texts below
+FAILFS=${FAILFS:-$FZ_ROOT/build/failfs}
+[ -x "$FAILFS" ] || fz_skip "$FAILFS not built (make build/failfs)"
 
 # 32 MiB of text-like data, each page different; compresses to about a
 # third (as t_writeback's).
@@ -207,5 +225,147 @@ readback "after the discard made room" 4
 fz_loop_detach
 fz_umount
 fz_umount_fs "$small"
+
+# ---- I/O errors: the file on failfs -----------------------------------------------
+
+ffdir=$FZ_TMP/ffdir ff=$FZ_TMP/ff
+mkdir "$ffdir" "$ff"
+setsid "$FAILFS" "$ffdir" "$ff" -f -o max_threads=8 </dev/null >"$FZ_TMP/failfs.log" 2>&1 {FZ_ERR}>&- &
+ffpid=$!
+fz__register "fuse|$ff|$ffpid|$FZ_TMP/failfs.log"
+# shellcheck disable=SC2016 # expanded by eval, at each poll
+fz_wait_until 20 eval 'fz_is_mounted "$ff" || ! fz__alive $ffpid' && fz_is_mounted "$ff" ||
+	fz_fail "failfs not mounted: $(cat "$FZ_TMP/failfs.log")"
+fz_log "failfs mounted at $ff (pid $ffpid)"
+ff_set() { echo "$2" >"$ff/$1" || fz_fail "cannot set failfs $1=$2"; }
+ff_errors() { cat "$ff/errors"; }
+
+fz_mount -o disksize=64M,writeback_age=0,backing_dev="$ff/data"
+fz_log "on failfs: $(sed -n 's/^Backing file: *//p' "$FZ_CTL/summary")"
+fz_loop "$FZ_IMG" --direct-io=on
+# 4096 pages: the first 16 MiB of the data.
+head -c 16M "$FZ_TMP/data" >"$FZ_TMP/want"
+dd if="$FZ_TMP/want" of="$FZ_LOOP" bs=1M oflag=direct status=none || fz_fail "writing 16 MiB"
+echo page_indexes=0-2047 >"$FZ_CTL/writeback" || fz_fail "writeback of pages 0-2047"
+fz_expect_eq "bd_count after writing back pages 0-2047" "$(bd count)" 2048
+
+# scan [SPEC...] - read every page of the loop device alone (O_DIRECT)
+# and compare it with $FZ_TMP/want.  Sets EIO_PAGES (how many failed
+# with EIO) and EIO_RANGES ("first-last ..." of them).  A page that reads
+# but differs fails the test; so does a failing page the SPEC does not
+# allow:
+#	eio_within=LO-HI  the pages that may fail (default: none may)
+#	eio_prefix        the failing pages are LO, LO+1, ... without a gap
+#	eio_min=N         at least N pages fail
+#	eio_has=P         page P fails
+scan() {
+	fz_python 120 "$FZ_LOOP" "$FZ_TMP/want" "$FZ_TMP/scan.out" "$@" <<'EOF'
+import errno, mmap, os, sys
+dev, want_path, out = sys.argv[1:4]
+spec = dict(a.split("=", 1) if "=" in a else (a, "") for a in sys.argv[4:])
+P = 4096
+want = open(want_path, "rb").read()
+fd = os.open(dev, os.O_RDONLY | os.O_DIRECT)
+buf = mmap.mmap(-1, P)
+eio, wrong = [], []
+for i in range(len(want) // P):
+    try:
+        n = os.preadv(fd, [buf], i * P)
+    except OSError as e:
+        if e.errno != errno.EIO:
+            raise
+        eio.append(i)
+        continue
+    if n != P or buf[:P] != want[i * P:(i + 1) * P]:
+        wrong.append(i)
+ranges = []
+for i in eio:
+    if ranges and ranges[-1][1] == i - 1:
+        ranges[-1][1] = i
+    else:
+        ranges.append([i, i])
+txt = " ".join("%d-%d" % (a, b) for a, b in ranges)
+open(out, "w").write("%d %s\n" % (len(eio), txt))
+print("pages failing with EIO: %d (%s); read but wrong: %d" % (len(eio), txt or "none", len(wrong)))
+assert not wrong, "pages read back wrong: %s" % wrong[:20]
+lo, hi = map(int, spec["eio_within"].split("-")) if "eio_within" in spec else (0, -1)
+bad = [i for i in eio if not lo <= i <= hi]
+assert not bad, "pages outside %d-%d fail: %s" % (lo, hi, bad[:20])
+if "eio_prefix" in spec:
+    assert eio == list(range(lo, lo + len(eio))), "the failing pages are not a run from %d" % lo
+assert len(eio) >= int(spec.get("eio_min", "0")), "only %d pages fail" % len(eio)
+if "eio_has" in spec:
+    assert int(spec["eio_has"]) in eio, "page %s does not fail" % spec["eio_has"]
+print("ok")
+EOF
+	read -r EIO_PAGES EIO_RANGES <"$FZ_TMP/scan.out"
+}
+
+# Reads failing: the written segments' pages fail, one failed_reads each.
+ff_set fail_reads 1
+fr=$(fz_io failed_reads) errs=$(ff_errors)
+if dd if="$FZ_LOOP" of=/dev/null bs=4K count=1 iflag=direct 2>"$FZ_TMP/err"; then
+	fz_fail "page 0, in the file, read with the file's reads failing"
+fi
+fz_expect_eq "reading page 0 with the file's reads failing" "$(errname "$(cat "$FZ_TMP/err")")" EIO
+fz_expect_eq "io_stat failed_reads after one failed page" "$(fz_io failed_reads)" $((fr + 1))
+[ "$(ff_errors)" -gt "$errs" ] || fz_fail "failfs answered no read with EIO"
+fr=$(fz_io failed_reads)
+# All but the open segment (still in its buffer: 256 KiB, so fewer than
+# 512 of these pages) are in the file.
+scan eio_within=0-2047 eio_prefix eio_min=1536 eio_has=0
+fz_expect_eq "io_stat failed_reads after the scan" "$(fz_io failed_reads)" $((fr + EIO_PAGES))
+# Still serving: mm_stat, a new MiB at page 3072, read back.
+fz_mm mem_used_total >/dev/null
+head -c 1M /dev/urandom >"$FZ_TMP/new"
+dd if="$FZ_TMP/new" of="$FZ_LOOP" bs=1M seek=12 oflag=direct status=none ||
+	fz_fail "a new write with the file's reads failing"
+dd if="$FZ_TMP/new" of="$FZ_TMP/want" bs=1M seek=12 conv=notrunc status=none
+dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M skip=12 count=1 iflag=direct status=none ||
+	fz_fail "reading the new MiB (in RAM) with the file's reads failing"
+fz_expect_cmp "the new MiB" "$FZ_TMP/back" "$FZ_TMP/new"
+# A partial write of a page in the file needs its old content: it fails
+# and changes nothing.
+fw=$(fz_io failed_writes)
+if dd if=/dev/zero of="$FZ_IMG" bs=512 count=1 seek=9 oflag=direct conv=notrunc 2>"$FZ_TMP/err"; then
+	fz_fail "a partial write of page 1 (in the file) with the file's reads failing succeeded"
+fi
+fz_expect_eq "a partial write of a page in the failing file" "$(errname "$(cat "$FZ_TMP/err")")" EIO
+[ "$(fz_io failed_writes)" -gt "$fw" ] || fz_fail "io_stat counts no failed write"
+alive
+ff_set fail_reads 0
+scan
+fz_log "with reads working again: every page reads back"
+
+# Writes failing during a writeback: the segments it fills are retired.
+ff_set fail_writes 1
+errs=$(ff_errors)
+echo page_indexes=2048-3071 2>"$FZ_TMP/err" >"$FZ_CTL/writeback" ||
+	fz_fail "writeback with the file's writes failing: $(cat "$FZ_TMP/err") (zb_file.h: a failed segment write is not zb_write()'s error)"
+fz_expect_eq "bd_count after writing back pages 2048-3071 too" "$(bd count)" 3072
+[ "$(ff_errors)" -gt "$errs" ] || fz_fail "failfs refused no write"
+sed -n '/^Backing file/,/^Writeback/p' "$FZ_CTL/summary" >&"$FZ_ERR"
+failed_segs=$(tr '\n' ' ' <"$FZ_CTL/summary" | sed -n 's/.* \([0-9][0-9]*\) failed *segment writes.*/\1/p')
+[ "${failed_segs:-0}" -gt 0 ] || fz_fail "the summary counts no failed segment write"
+ff_set fail_writes 0
+alive
+# Retired for good: with writes working again, the lost pages still fail;
+# the others, and every page never written back, read back.
+fr=$(fz_io failed_reads)
+scan eio_within=0-3071 eio_min=512
+fz_expect_eq "io_stat failed_reads after the scan" "$(fz_io failed_reads)" $((fr + EIO_PAGES))
+fz_log "lost with their segments: $EIO_PAGES pages ($EIO_RANGES) in $failed_segs segments"
+[ "$EIO_PAGES" -le $((failed_segs * 256)) ] ||
+	fz_fail "$EIO_PAGES pages fail, more than $failed_segs failed segments can hold"
+# Overwriting the lost pages works; so does writing everything back.
+dd if="$FZ_TMP/want" of="$FZ_LOOP" bs=1M count=12 oflag=direct status=none ||
+	fz_fail "overwriting the lost pages"
+scan
+echo page_indexes=0-4095 >"$FZ_CTL/writeback" || fz_fail "writing everything back again"
+fz_expect_eq "bd_count after writing everything back" "$(bd count)" 4096
+scan
+fz_loop_detach
+fz_umount
+fz_umount "$ff"
 
 fz_log "ok"
