@@ -31,6 +31,13 @@
 # never written back is harmed; overwriting the lost pages and writing
 # everything back again works.  (The file unlinked while mounted is
 # t_writeback's.)
+#
+# Bad words: every control file of the backing file (backing_dev,
+# writeback, writeback_limit, writeback_limit_enable, writeback_age)
+# refuses a list of bad values with EINVAL and changes nothing (every
+# readable control file but summary compared before and after, the data
+# read back); a good path to backing_dev while the disk holds data is
+# EBUSY and touches no file.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require python3 cmp stat blkdiscard mount umount df
@@ -367,5 +374,85 @@ scan
 fz_loop_detach
 fz_umount
 fz_umount "$ff"
+
+# ---- bad words to the backing file's control files ------------------------------------
+
+fz_mount -o disksize=64M,writeback_age=42,backing_dev="$FZ_TMP/backing"
+fz_loop "$FZ_IMG" --direct-io=on
+dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M count=8 oflag=direct status=none || fz_fail "writing 8 MiB"
+ctl_write writeback page_indexes=0-1023 ok
+ctl_write writeback_limit 777 ok
+ctl_write writeback_limit_enable 1 ok
+fz_expect_eq "bd_count" "$(bd count)" 1024
+
+# Every readable control file but summary (whose figures of the process
+# move on their own).
+snapshot() {
+	local f
+	for f in disksize comp_algorithm algorithm_params mem_limit mem_used_max \
+		max_comp_streams mm_stat io_stat debug_stat backing_dev writeback_limit \
+		writeback_limit_enable bd_stat writeback_age; do
+		printf '%s: %s\n' "$f" "$(cat "$FZ_CTL/$f")" || fz_fail "cannot read control/$f"
+	done
+}
+# The background work after the writeback (compaction) done first.
+# shellcheck disable=SC2016 # expanded by eval, at each poll
+fz_wait_until 20 eval 's1=$(snapshot) && sleep 0.5 && [ "$s1" = "$(snapshot)" ]' ||
+	fz_fail "the control files do not settle"
+before=$(snapshot)
+
+# ctl_try_long FILE TEXT - TEXT (over 4096 bytes) in one write(2), which
+# the daemon cuts to 4096 bytes, as sysfs: ok or the errno.
+ctl_try_long() {
+	python3 - "$FZ_CTL/$1" "$2" <<'EOF'
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+try:
+    os.write(fd, sys.argv[2].encode())
+    print("ok")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+EOF
+}
+# bad FILE WORD... - each word, alone in a write, is EINVAL.
+bad() {
+	local f=$1 w
+	shift
+	for w in "$@"; do
+		ctl_write "$f" "$w" EINVAL
+	done
+	for w in "$(head -c 5000 /dev/zero | tr '\0' 9)" "/$(head -c 5000 /dev/zero | tr '\0' a)" \
+		"$(yes idle | head -n 1000 | tr '\n' ' ')"; do
+		fz_expect_eq "${#w} bytes to control/$f" "$(ctl_try_long "$f" "$w")" EINVAL
+	done
+}
+nl="
+"
+npages=$((64 << 8))
+bad backing_dev "$nl" "$nl$nl" relative backing ./backing "~/backing" none - " /tmp/x" \
+	"	/tmp/x" "$(printf '\t')"
+bad writeback "$nl" "$nl$nl" junk IDLE Idle "idle huge" "idle idle" "huge_idle idle" type= \
+	type=junk "type=idle huge" idle=1 =idle "type idle" page_index= page_index=-1 \
+	page_index=1x page_index=0x10 page_index=+1 page_index=99999999999999999999 \
+	"page_index=$npages" page_indexes=5-1 page_indexes=1- page_indexes=-5 page_indexes=1 \
+	page_indexes=1-2-3 page_index=1-2 "page_indexes=0-$npages" "page_index=0 idle_huge" \
+	"$(for i in $(seq 0 16); do printf 'page_index=%d ' "$i"; done)"
+bad writeback_limit "$nl" "$nl$nl" junk -1 1K 1M 18446744073709551616 \
+	99999999999999999999 " 5" "5 " +5 0x10 1e3 3.5 "5 6" "5$nl$nl"
+bad writeback_limit_enable "$nl" "$nl$nl" junk 2 -1 yes true on " 1" "1 " 0x1 1.0 11 \
+	18446744073709551617 "1$nl$nl"
+bad writeback_age "$nl" "$nl$nl" junk -1 65536 99999999999999999999 5s 1m 30M " 5" "5 " \
+	+5 0x10 1e3 3.5 "5$nl$nl"
+fz_expect_eq "the control files after the bad words" "$(snapshot)" "$before"
+
+# A good path while the disk holds data: EBUSY, and no file is touched.
+ctl_write backing_dev "$FZ_TMP/other" EBUSY
+[ ! -e "$FZ_TMP/other" ] || fz_fail "a refused backing_dev created its file"
+ctl_write backing_dev "$FZ_TMP/backing" EBUSY
+fz_expect_eq "the control files after EBUSY" "$(snapshot)" "$before"
+readback "after the bad words" 8
+alive
+fz_loop_detach
+fz_umount
 
 fz_log "ok"
