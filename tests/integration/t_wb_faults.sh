@@ -133,7 +133,7 @@ n_ram=$(($(fz_mm orig_data_size) / FZ_PAGE))
 [ "$n_ram" -gt 0 ] || fz_fail "every page went to a file with room for 5 MiB"
 fz_expect_eq "pages in RAM ($n_ram) + pages in the file ($n_bd)" $((n_ram + n_bd)) "$NPAGES"
 fz_expect_eq "bd_stat writes" "$(bd writes)" "$n_bd"
-[ "$(fz_mm compr_data_size)" -gt 0 ] && [ "$(fz_mm mem_used_total)" -gt 0 ] ||
+[ "$(fz_mm compr_data_size)" -gt 0 ] ||
 	fz_fail "the pages that did not fit are not in RAM: $(cat "$FZ_CTL/mm_stat")"
 avail=$(df -k --output=avail "$small" | tail -n 1)
 [ "$avail" -lt 256 ] || fz_fail "the writeback stopped with $avail KiB free on the file system"
@@ -189,8 +189,9 @@ rc=0
 fz_run 120 dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M oflag=direct 2>"$FZ_TMP/err" || rc=$?
 bytes=$(sed -n 's/^\([0-9][0-9]*\) bytes.*copied.*/\1/p' "$FZ_TMP/err" | tail -n 1)
 fz_log "32 MiB under mem_limit=4M, file system full: dd exited $rc after $bytes bytes ($(grep -m1 -o 'error.*' "$FZ_TMP/err" || :)); bd_stat $(cat "$FZ_CTL/bd_stat"); mm_stat $(cat "$FZ_CTL/mm_stat"); io_stat $(cat "$FZ_CTL/io_stat")"
-[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fz_fail "dd exited $rc: 32 MiB fitted in 4 MiB of RAM and 3 MiB of file"
-[ -n "$bytes" ] && [ "$bytes" -ge $((1 << 20)) ] || fz_fail "dd wrote '$bytes' bytes: nothing spilled?"
+[ "$rc" -ne 124 ] || fz_fail "dd timed out"
+[ "$rc" -ne 0 ] || fz_fail "dd succeeded: 32 MiB fitted in 4 MiB of RAM and 3 MiB of file"
+[ "${bytes:-0}" -ge $((1 << 20)) ] || fz_fail "dd wrote '$bytes' bytes: nothing spilled?"
 # (The loop driver passes ENOSPC on, as this kernel does, or says EIO.)
 grep -qE "No space left on device|Input/output error" "$FZ_TMP/err" || fz_fail "dd: $(cat "$FZ_TMP/err")"
 [ "$(bd count)" -gt 0 ] || fz_fail "nothing spilled to the file"
@@ -241,8 +242,8 @@ setsid "$FAILFS" "$ffdir" "$ff" -f -o max_threads=8 </dev/null >"$FZ_TMP/failfs.
 ffpid=$!
 fz__register "fuse|$ff|$ffpid|$FZ_TMP/failfs.log"
 # shellcheck disable=SC2016 # expanded by eval, at each poll
-fz_wait_until 20 eval 'fz_is_mounted "$ff" || ! fz__alive $ffpid' && fz_is_mounted "$ff" ||
-	fz_fail "failfs not mounted: $(cat "$FZ_TMP/failfs.log")"
+fz_wait_until 20 eval 'fz_is_mounted "$ff" || ! fz__alive $ffpid' || :
+fz_is_mounted "$ff" || fz_fail "failfs not mounted: $(cat "$FZ_TMP/failfs.log")"
 fz_log "failfs mounted at $ff (pid $ffpid)"
 ff_set() { echo "$2" >"$ff/$1" || fz_fail "cannot set failfs $1=$2"; }
 ff_errors() { cat "$ff/errors"; }
@@ -429,6 +430,7 @@ bad() {
 nl="
 "
 npages=$((64 << 8))
+# shellcheck disable=SC2088 # a literal ~, which the daemon must refuse
 bad backing_dev "$nl" "$nl$nl" relative backing ./backing "~/backing" none - " /tmp/x" \
 	"	/tmp/x" "$(printf '\t')"
 bad writeback "$nl" "$nl$nl" junk IDLE Idle "idle huge" "idle idle" "huge_idle idle" type= \
