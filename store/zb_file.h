@@ -123,10 +123,10 @@ const char *zb_path(const struct zb_file *f);
  * Returns 0, -EINVAL for a bad length, -ENOSPC when no segment can be
  * had (the cap reached, or the file system full: counted in nospace, and
  * the file is "full" until a segment is freed or allocated), or another
- * -errno from fallocate(2).  On error nothing is stored and *@loc is untouched: the
- * caller keeps its data.  A failure to write an earlier segment out is
- * not this call's error: it is counted (failed_writes) and the objects
- * of that segment read as -EIO.  Takes the file's mutex.
+ * -errno from fallocate(2).  On error nothing is stored and *@loc is
+ * untouched: the caller keeps its data.  A failure to write an earlier
+ * segment out is not this call's error: it is counted (failed_writes)
+ * and the objects of that segment read as -EIO.  Takes the file's mutex.
  */
 int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
 
