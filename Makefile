@@ -111,7 +111,14 @@ build/madvise_shim.so: tests/integration/madvise_shim.c
 	@mkdir -p build
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O2 -shared -fPIC -o $@ $<
 
-check-integration: fusezram build/hog build/madvise_shim.so
+# A FUSE file system whose file fails reads or writes on demand: the
+# failing backing file of t_wb_faults.
+build/failfs: tests/integration/failfs.c
+	@mkdir -p build
+	$(CC) -std=gnu11 $(WARN) -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -O2 \
+		$(FUSE_CFLAGS) -o $@ $< $(FUSE_LIBS)
+
+check-integration: fusezram build/hog build/madvise_shim.so build/failfs
 	bash tests/integration/run.sh
 
 check: check-unit check-sanitize check-tsan man-check check-integration

@@ -168,6 +168,7 @@ struct zb_buf {
 struct zb_counters {			/* relaxed atomics, cumulative */
 	_Atomic uint64_t reads, writes, failed_reads, failed_writes;
 	_Atomic uint64_t segs_written, segs_punched, bad_frees;
+	_Atomic uint64_t nospace;	/* zb_write() refused: -ENOSPC */
 };
 
 struct zb_file {
@@ -192,6 +193,9 @@ struct zb_file {
 	uint32_t nflushing;		/* [lock] writes in progress */
 	uint32_t nbad;			/* [lock] */
 	uint32_t nsparse;		/* [lock] DISK, under half live */
+	bool full;			/* [lock] a zb_write() was refused
+					 * -ENOSPC and no segment has been
+					 * freed or allocated since */
 	uint64_t sparse_waste;		/* [lock] their bytes not live */
 	uint64_t objs, bytes;		/* [lock] live objects, their bytes */
 
@@ -222,6 +226,7 @@ static void zb_push_locked(struct zb_file *f, uint32_t idx, enum zb_state st)
 
 	s->state = st;
 	if (st == ZB_READY) {
+		f->full = false;	/* room again for the next segment */
 		s->next = f->ready;
 		f->ready = idx;
 		f->nready++;
@@ -513,6 +518,12 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc)
 		if (!f->nready) {
 			r = zb_add_ready_locked(f);	/* drops the lock */
 			if (r) {
+				/* The summary tells that writeback stopped
+				 * for want of room, and how often. */
+				if (r == -ENOSPC) {
+					f->full = true;
+					CTR_INC(f, nospace);
+				}
 				pthread_mutex_unlock(&f->lock);
 				return r;
 			}
@@ -719,6 +730,7 @@ void zb_get_stats(struct zb_file *f, struct zb_stats *st)
 	st->segs_sparse = f->nsparse;
 	st->bytes_sparse_waste = f->sparse_waste;
 	st->segs_bad = f->nbad;
+	st->full = f->full;
 	pthread_mutex_unlock(&f->lock);
 	st->cap_bytes = (uint64_t)f->seg_max * ZB_SEG_SIZE;
 	st->segs_written = CTR_GET(f, segs_written);
@@ -728,6 +740,7 @@ void zb_get_stats(struct zb_file *f, struct zb_stats *st)
 	st->failed_reads = CTR_GET(f, failed_reads);
 	st->failed_writes = CTR_GET(f, failed_writes);
 	st->bad_frees = CTR_GET(f, bad_frees);
+	st->nospace = CTR_GET(f, nospace);
 	st->direct = f->direct;
 	st->blockdev = f->blockdev;
 }

@@ -121,11 +121,12 @@ const char *zb_path(const struct zb_file *f);
  * caller's thread).
  *
  * Returns 0, -EINVAL for a bad length, -ENOSPC when no segment can be
- * had (the cap reached, or the file system full), or another -errno from
- * fallocate(2).  On error nothing is stored and *@loc is untouched: the
- * caller keeps its data.  A failure to write an earlier segment out is
- * not this call's error: it is counted (failed_writes) and the objects
- * of that segment read as -EIO.  Takes the file's mutex.
+ * had (the cap reached, or the file system full: counted in nospace, and
+ * the file is "full" until a segment is freed or allocated), or another
+ * -errno from fallocate(2).  On error nothing is stored and *@loc is
+ * untouched: the caller keeps its data.  A failure to write an earlier
+ * segment out is not this call's error: it is counted (failed_writes)
+ * and the objects of that segment read as -EIO.  Takes the file's mutex.
  */
 int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
 
@@ -211,6 +212,12 @@ struct zb_stats {
 	uint64_t failed_reads;		/* -EIO or -EINVAL from zb_read() */
 	uint64_t failed_writes;		/* segment writes that failed */
 	uint64_t bad_frees;		/* zb_free() of a malformed loc */
+	uint64_t nospace;		/* zb_write() calls refused with
+					 * -ENOSPC: the cap reached or the
+					 * file system full */
+	int full;			/* 1: the last segment wanted was
+					 * refused (-ENOSPC) and none has
+					 * been freed or allocated since */
 	int direct;			/* 1: O_DIRECT; 0: page cache */
 	int blockdev;			/* 1: a block device */
 };

@@ -1546,6 +1546,12 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 		  (unsigned long long)s->bd_reads,
 		  (unsigned long long)b.failed_writes,
 		  (unsigned long long)b.failed_reads);
+	/* Why writeback stops with pages still in RAM: no room. */
+	zr_printf(t, "                %s; writes refused\n"
+		  "                for want of room: %llu\n",
+		  b.full ? "the file is full (its file system or its cap)" :
+		  "the file has room",
+		  (unsigned long long)b.nospace);
 	if (!s->wb_age)
 		zr_printf(t, "Writeback:      by age off (writeback_age 0)\n");
 	else

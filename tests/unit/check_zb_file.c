@@ -584,6 +584,8 @@ START_TEST(test_cap)
 	ck_assert_int_eq(zb_open(tpath, cap, &f), 0);
 	zb_get_stats(f, &st);
 	ck_assert_uint_eq(st.cap_bytes, 4 * MiB);
+	ck_assert_int_eq(st.full, 0);
+	ck_assert_uint_eq(st.nospace, 0);
 	for (;;) {
 		o[n] = (struct obj){ 0, rnd(&s, 1000, 3500), n };
 		r = put(f, &o[n]);
@@ -602,6 +604,8 @@ START_TEST(test_cap)
 	ck_assert_int_eq(zb_refill(f), -ENOSPC);
 	zb_get_stats(f, &st2);
 	ck_assert_uint_eq(st2.objs, n);
+	ck_assert_int_eq(st2.full, 1);		/* the summary says so */
+	ck_assert_uint_eq(st2.nospace, 2);	/* both refusals counted */
 	ck_assert_uint_le(st_size_of(tpath), 4 * MiB);
 	ck_assert_int_eq(zb_flush(f), 0);
 	for (i = 0; i < n; i++)
@@ -609,6 +613,9 @@ START_TEST(test_cap)
 	/* Free the first segment's worth: room again. */
 	for (i = 0; i < n && o[i].loc >> 32 == o[0].loc >> 32; i++)
 		zb_free(f, o[i].loc);
+	zb_get_stats(f, &st2);
+	ck_assert_int_eq(st2.full, 0);
+	ck_assert_uint_eq(st2.nospace, 2);
 	o[n] = (struct obj){ 0, 2000, 99999 };
 	ck_assert_int_eq(put(f, &o[n]), 0);
 	ck_assert_int_eq(check(f, &o[n]), 0);
