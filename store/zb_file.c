@@ -34,9 +34,16 @@
  *	FILLING	   the open segment, in a buffer, taking objects
  *	FLUSHING   closed, its buffer being written by one thread
  *	DISK	   written; objects are read from the file
- *	BAD	   its write failed: its objects read as -EIO; retired for
- *		   good (never reused: the error may repeat)
- * A segment in FILLING, FLUSHING, DISK or BAD is "used" (f->nused).
+ *	HELD	   its write failed: its objects stay in its buffer, read
+ *		   from there, so that nothing written back is lost; the
+ *		   buffer goes when the last object does, and the segment
+ *		   becomes BAD
+ *	BAD	   retired for good, its write having failed (never reused:
+ *		   the error may repeat)
+ * A segment in FILLING, FLUSHING, DISK, HELD or BAD is "used" (f->nused).
+ * Buffers held by failed segments are not there for new segments: when
+ * the open segment and those hold every buffer, zb_write() fails with
+ * -EIO (the caller keeps its page in RAM) instead of waiting.
  * What the file takes is (nused + nready) segments (plus BUSY ones in
  * transit): the reserve is the only allocated space that holds nothing.
  *
@@ -96,7 +103,8 @@
  * Also: block devices: free segments are not discarded (BLKDISCARD); the
  * reserve size and segment size are constants; a file system that
  * allocates on overwrite (btrfs with CoW, ZFS) can still fail a segment
- * write with ENOSPC, which then reads as -EIO; a stale loc of a reused
+ * write with ENOSPC (its objects then stay in RAM, in the buffer); a
+ * failed segment is never written again; a stale loc of a reused
  * segment is not detected (no generation number in the loc); a local
  * file system is not checked for (NFS is accepted).
  */
@@ -137,6 +145,7 @@ enum zb_state {
 	ZB_FILLING,
 	ZB_FLUSHING,
 	ZB_DISK,
+	ZB_HELD,
 	ZB_BAD,
 };
 
@@ -191,7 +200,8 @@ struct zb_file {
 	uint32_t open;			/* [lock] the FILLING segment */
 	uint32_t nused;			/* [lock] FILLING..BAD segments */
 	uint32_t nflushing;		/* [lock] writes in progress */
-	uint32_t nbad;			/* [lock] */
+	uint32_t nbad;			/* [lock] HELD and BAD segments */
+	uint32_t nheld;			/* [lock] HELD: buffers they keep */
 	uint32_t nsparse;		/* [lock] DISK, under half live */
 	bool full;			/* [lock] a zb_write() was refused
 					 * -ENOSPC and no segment has been
@@ -447,15 +457,23 @@ static int zb_flush_seg_locked(struct zb_file *f, uint32_t idx)
 	r = zb_write_seg(f, idx, b->data, fill);
 	pthread_mutex_lock(&f->lock);
 
-	b->busy = false;
 	f->nflushing--;
-	pthread_cond_broadcast(&f->buf_cond);
 	if (r) {
+		/* Its objects stay readable from the buffer: see HELD. */
 		CTR_INC(f, failed_writes);
-		s->state = ZB_BAD;
 		f->nbad++;
+		if (s->live_objs) {
+			s->state = ZB_HELD;
+			f->nheld++;
+		} else {
+			s->state = ZB_BAD;
+			b->busy = false;
+		}
+		pthread_cond_broadcast(&f->buf_cond);
 		return -EIO;
 	}
+	b->busy = false;
+	pthread_cond_broadcast(&f->buf_cond);
 	CTR_INC(f, segs_written);
 	if (!s->live_objs) {		/* all freed during the write */
 		f->nused--;
@@ -465,6 +483,26 @@ static int zb_flush_seg_locked(struct zb_file *f, uint32_t idx)
 	s->state = ZB_DISK;
 	zb_sparse_add_locked(f, s);
 	return 0;
+}
+
+/*
+ * zb_retry_held_locked - write a HELD segment again, its error may have
+ * passed: written, it is DISK and its buffer free; failed, it is HELD
+ * again.  Drops the lock.  Returns 0, or -EIO (none held, or it failed).
+ */
+static int zb_retry_held_locked(struct zb_file *f)
+{
+	uint32_t i;
+
+	for (i = 0; i < f->hwm && f->segs[i].state != ZB_HELD; i++)
+		;
+	if (i == f->hwm)
+		return -EIO;
+	f->segs[i].state = ZB_FLUSHING;
+	f->nheld--;
+	f->nbad--;
+	f->nflushing++;
+	return zb_flush_seg_locked(f, i);
 }
 
 /* A free buffer's index, or -1. */
@@ -503,6 +541,7 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc)
 {
 	uint32_t idx, old;
 	struct zb_seg *s;
+	bool retried = false;
 	int b, r;
 
 	if (len < 1 || len > ZB_MAX_OBJ)
@@ -511,6 +550,18 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc)
 	while (f->open == ZB_NONE || f->segs[f->open].fill + len > ZB_SEG_SIZE) {
 		/* A new segment: a buffer first, then a READY segment. */
 		b = zb_free_buf_locked(f);
+		if (b < 0 && !f->nflushing) {
+			/* No write under way will free one: failed writes
+			 * keep the others.  Try one of those once more, else
+			 * store nothing. */
+			if (!retried && f->nheld) {
+				retried = true;
+				zb_retry_held_locked(f);
+				continue;
+			}
+			pthread_mutex_unlock(&f->lock);
+			return -EIO;
+		}
 		if (b < 0) {
 			pthread_cond_wait(&f->buf_cond, &f->lock);
 			continue;
@@ -594,7 +645,8 @@ int zb_read(struct zb_file *f, uint64_t loc, void *buf, size_t len)
 		pthread_mutex_unlock(&f->lock);
 		goto out_fail;
 	}
-	if (s->state == ZB_FILLING || s->state == ZB_FLUSHING) {
+	if (s->state == ZB_FILLING || s->state == ZB_FLUSHING ||
+	    s->state == ZB_HELD) {
 		memcpy(buf, f->bufs[s->buf].data + off, len);
 		pthread_mutex_unlock(&f->lock);
 		CTR_INC(f, reads);
@@ -652,8 +704,13 @@ void zb_free(struct zb_file *f, uint64_t loc)
 			zb_push_locked(f, idx, ZB_READY);
 		} else if (s->state == ZB_FILLING) {
 			s->fill = 0;		/* rewind: nothing to keep */
+		} else if (s->state == ZB_HELD) {
+			s->state = ZB_BAD;	/* retired; the buffer is free */
+			f->nheld--;
+			f->bufs[s->buf].busy = false;
+			pthread_cond_broadcast(&f->buf_cond);
 		}
-		/* FLUSHING: done after the write; BAD: retired. */
+		/* FLUSHING: done after the write. */
 	} else {
 		zb_sparse_add_locked(f, s);
 	}

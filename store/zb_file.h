@@ -123,10 +123,13 @@ const char *zb_path(const struct zb_file *f);
  * Returns 0, -EINVAL for a bad length, -ENOSPC when no segment can be
  * had (the cap reached, or the file system full: counted in nospace, and
  * the file is "full" until a segment is freed or allocated), or another
- * -errno from fallocate(2).  On error nothing is stored and *@loc is
+ * -errno from fallocate(2), or -EIO when failed segment writes keep
+ * every buffer (below).  On error nothing is stored and *@loc is
  * untouched: the caller keeps its data.  A failure to write an earlier
- * segment out is not this call's error: it is counted (failed_writes)
- * and the objects of that segment read as -EIO.  Takes the file's mutex.
+ * segment out is not this call's error: it is counted (failed_writes),
+ * the segment's blocks are retired, and its objects stay readable from
+ * its buffer, which it keeps until they are all freed: nothing stored
+ * is lost.  Takes the file's mutex.
  */
 int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
 
@@ -144,9 +147,9 @@ size_t zb_read_bound(void);
  *       written: it is the bounce buffer of the aligned read).
  * Returns 0; -EINVAL if @loc is malformed, does not name a segment
  * holding objects, or its length is not @len, or @buf is misaligned;
- * -EIO if the read fails or comes back short, or if the object's
- * segment could not be written.  Takes the file's mutex briefly, never
- * across the read.
+ * -EIO if the read fails or comes back short.  An object whose segment
+ * could not be written is read from the buffer that keeps it.  Takes
+ * the file's mutex briefly, never across the read.
  */
 int zb_read(struct zb_file *f, uint64_t loc, void *buf, size_t len);
 
@@ -162,7 +165,8 @@ void zb_free(struct zb_file *f, uint64_t loc);
 /*
  * zb_flush - write the segment being filled, if it holds objects, and
  * wait until no segment write is in progress: when it returns, every
- * object stored before the call is in the file (or reads as -EIO).  The
+ * object stored before the call is in the file (or, its write having
+ * failed, kept in a buffer).  The
  * segment is closed, so the space left in it stays unused until all its
  * objects are freed: call it when I/O has to be finished (tests, an idle
  * writeback thread before it sleeps), not per object.  Returns 0 or
