@@ -408,8 +408,11 @@ chmod 600 "$SWAPFILE"
 fz_run 120 mkswap "$SWAPFILE" >"$FZ_TMP/mkswap" 2>&1 || fz_fail "mkswap $SWAPFILE: $(cat "$FZ_TMP/mkswap")"
 fz_run 120 sync || :
 
+# others_swap [OURS] - the swap devices on other than OURS.
+others_swap() { awk -v d="${1:-}" 'NR > 1 && $1 != d { printf "%s ", $1 }' /proc/swaps; }
+
 # Others' swap would take part of the pages: wait for it to go.
-others=$(awk 'NR > 1 { printf "%s ", $1 }' /proc/swaps)
+others=$(others_swap)
 [ -z "$others" ] || fz_log "waiting up to ${SWAP_WAIT}s for others' swap to go: $others"
 end=$((SECONDS + SWAP_WAIT))
 while [ -n "$others" ]; do
@@ -418,7 +421,7 @@ while [ -n "$others" ]; do
 		break
 	fi
 	sleep 2
-	others=$(awk 'NR > 1 { printf "%s ", $1 }' /proc/swaps)
+	others=$(others_swap)
 done
 
 zswap_snapshot
@@ -430,7 +433,7 @@ sleep 10
 BG_MIBS=$(awk -v s=$(($(disk_sectors) - b0)) 'BEGIN { printf "%.2f", s * 512 / 10 / 1048576 }')
 echo "  background: $BG_MIBS MiB/s written to $DISK over 10 s before the runs"
 
-declare -A H_SECS H_BYTES H_OWN H_PSWPOUT H_ZSWPOUT H_ZSWPWB H_VERDICT H_NOTE
+declare -A H_LOAD H_OTHERS H_SECS H_BYTES H_OWN H_PSWPOUT H_ZSWPOUT H_ZSWPWB H_VERDICT H_NOTE
 ROWS=()
 
 # wbytes PID - write_bytes of /proc/PID/io: what the process sent to
@@ -440,12 +443,13 @@ wbytes() {
 	awk '$1 == "write_bytes:" { print $2 }' "/proc/$1/io"
 }
 
-# hog_run ROW [PID] - the hog in a fresh cgroup, with the disk and vmstat
+# hog_run ROW SWAPDEV [PID] - the hog in a fresh cgroup, with the disk and vmstat
 # counters around it.  The swap is set up by the caller.  The bytes of
 # its own: PID's write_bytes (the daemon writing its backing file), else
-# pswpout (pages written to swap: the swap file, the only swap on).
+# pswpout (pages written to swap: the swap file, when it is the only swap
+# on; others' swap seen at the end is named in the row).
 hog_run() {
-	local row=$1 pid=${2:-} s0 p0 z0 w0 o0 t0 rc=0 st b
+	local row=$1 swapdev=$2 pid=${3:-} s0 p0 z0 w0 o0 t0 rc=0 st b
 	ROWS+=("$row")
 	fz_cgroup "$((CG_MIB << 20))"
 	fz_run 120 sync || :
@@ -455,6 +459,8 @@ hog_run() {
 	fz_run_hogs "$T_HOG" 1 "$HOG_MIB" "$FZ_TMP/$row" || rc=$?
 	H_SECS[$row]=$(elapsed "$t0")
 	H_BYTES[$row]=$((($(disk_sectors) - s0) * 512))
+	H_LOAD[$row]=$(cut -d ' ' -f 1 /proc/loadavg)
+	H_OTHERS[$row]=$(others_swap "$swapdev")
 	H_PSWPOUT[$row]=$((($(vm pswpout) - p0) * 4096))
 	if [ -n "$pid" ]; then
 		H_OWN[$row]=$(($(wbytes "$pid") - o0))
@@ -480,7 +486,7 @@ hog_run() {
 # (a) the swap file alone.
 [ "$HAVE_ZSWAP" = 0 ] || zswap_set enabled N
 fz_swapon "$SWAPFILE" -p 32767
-hog_run swapfile
+hog_run swapfile "$SWAPFILE"
 fz_swapoff "$SWAPFILE"
 
 # (b) zswap in front of it.
@@ -495,7 +501,7 @@ if [ "$HAVE_ZSWAP" = 1 ]; then
 		[ "$(cat "$ZSW/compressor")" = lz4 ] ||
 			H_NOTE[zswap]="the kernel's crypto offers no lz4: zswap used $(cat "$ZSW/compressor") instead"
 		fz_swapon "$SWAPFILE" -p 32767
-		hog_run zswap
+		hog_run zswap "$SWAPFILE"
 		fz_swapoff "$SWAPFILE"
 	else
 		fz_log "zswap could not be enabled ($ZSW_USED): no zswap row"
@@ -509,7 +515,7 @@ fi
 fz_backed backing-swap "disksize=${SWAP_MIB}M,mem_limit=${FZ_LIMIT_MIB}M"
 fz_run 120 mkswap "$FZ_LOOP" >"$FZ_TMP/mkswap" 2>&1 || fz_fail "mkswap $FZ_LOOP: $(cat "$FZ_TMP/mkswap")"
 fz_swapon "$FZ_LOOP" -p 32767 --discard
-hog_run fusezram "$FZ_PID"
+hog_run fusezram "$FZ_LOOP" "$FZ_PID"
 FZ_MM=$(timeout 10 cat "$FZ_CTL/mm_stat") FZ_BD=$(timeout 10 cat "$FZ_CTL/bd_stat")
 FZ_IO=$(timeout 10 cat "$FZ_CTL/io_stat")
 FZ_FA=$(alloc "$BF")
@@ -523,7 +529,7 @@ printf '  %-10s %8s %10s %10s %12s %12s %12s  %s\n' config "time s" "disk MiB" "
 for r in "${ROWS[@]}"; do
 	printf '  %-10s %8s %10s %10s %12s %12s %12s  %s\n' "$r" "${H_SECS[$r]}" "$(mib "${H_BYTES[$r]}")" \
 		"$(mib "${H_OWN[$r]}")" "$(mib "${H_PSWPOUT[$r]}")" "$(mib "${H_ZSWPOUT[$r]}")" \
-		"$(mib "${H_ZSWPWB[$r]}")" "${H_VERDICT[$r]}"
+		"$(mib "${H_ZSWPWB[$r]}")" "${H_VERDICT[$r]}; load ${H_LOAD[$r]}${H_OTHERS[$r]:+; ALSO ON: ${H_OTHERS[$r]}}"
 done
 echo "  disk MiB: written to $DISK during the hog (all of the disk's writes: background $BG_MIBS MiB/s)"
 echo "  own MiB: swap file: pswpout; fusezram: the daemon's write_bytes (/proc/PID/io), its backing file"
@@ -533,7 +539,10 @@ for r in zswap fusezram; do
 	[ -n "${H_SECS[$r]:-}" ] || continue
 	echo "  $r / swapfile: time $(div "${H_SECS[$r]}" "${H_SECS[swapfile]}" %.2f), disk bytes $(div "${H_BYTES[$r]}" "${H_BYTES[swapfile]}" %.2f), own bytes $(div "${H_OWN[$r]}" "${H_OWN[swapfile]}" %.2f)"
 done
-[ -z "$others" ] || check_bool "the hog's swap was the only swap on" 0 "also on: $others"
+for r in "${ROWS[@]}"; do
+	[ -z "$others${H_OTHERS[$r]}" ] ||
+		check_bool "hog on $r: its swap the only swap on" 0 "also on: ${others:-${H_OTHERS[$r]}}"
+done
 check "hog: fusezram / swap file, disk bytes written" "$(div "${H_BYTES[fusezram]:-}" "${H_BYTES[swapfile]:-}")" "<=" "$T_BYTES_VS_FILE"
 check "hog: fusezram / swap file, time" "$(div "${H_SECS[fusezram]:-}" "${H_SECS[swapfile]:-}")" "<=" "$T_TIME_VS_FILE"
 echo
