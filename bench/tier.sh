@@ -46,9 +46,10 @@
 #	BENCH_QUICK=1		a 400 MiB hog in a 128 MiB cgroup, fusezram
 #				mem_limit=64M (zswap's pool stays 1% of RAM,
 #				its smallest setting), a 64 MiB corpus
-#	BENCH_TIER_DIR=DIR	where the swap file and backing files go
-#				(default build/bench/tier; its file system
-#				must take swap files)
+#	BENCH_TIER_DIR=DIR	where the swap file and backing files go, in
+#				a directory of the run's own (default
+#				build/bench/tier; its file system must take
+#				swap files)
 #	BENCH_SWAP_WAIT=S	wait for others' swap to go (default 600)
 #	TIER_CORPUS=FILE	the corpus (default build/bench/corpus.bin,
 #				which bench/run.sh builds); without one,
@@ -63,7 +64,7 @@
 # its loop devices (losetup -f --show only), fusermount3 -u, zswap's
 # enabled, compressor and max_pool_percent written back as they were (then
 # every zswap parameter is compared with the snapshot taken at the start),
-# the swap file and backing files removed.  Every wait is bounded; every
+# the swap file and backing files removed, then the run's directory.  Every wait is bounded; every
 # long command runs under fz_run, so a signal ends it and the trap runs at
 # once.  Exit status 0 when the section ran (missed targets included), 77
 # when a prerequisite is missing, 1 when it could not run or a cleanup
@@ -187,9 +188,9 @@ readback() {
 }
 
 # fz_backed NAME OPTIONS - mount fusezram (lz4, OPTIONS) with the backing
-# file TIER_DIR/NAME (removed at cleanup), a direct-I/O loop device on it.
+# file WORK/NAME (removed at cleanup), a direct-I/O loop device on it.
 fz_backed() {
-	BF=$TIER_DIR/$1
+	BF=$WORK/$1
 	fz_defer "rm -f -- '$BF'"
 	fz_mount -o "comp_algorithm=lz4,backing_dev=$BF,$2"
 	fz_loop "$FZ_IMG" --direct-io=on
@@ -283,6 +284,9 @@ mkdir -p "$TIER_DIR"
 case $TIER_DIR in
 *[[:space:]\'\|]*) fz_fail "BENCH_TIER_DIR '$TIER_DIR' has whitespace, a quote or '|'" ;;
 esac
+# A directory of this run's own: two runs never share a file.
+WORK=$(mktemp -d "$TIER_DIR/run.XXXXXX")
+fz_defer "rmdir -- '$WORK'"
 
 CORPUS=''
 if [ "$(stat -c %s "$CORPUS_SRC" 2>/dev/null || echo 0)" -ge "$CORPUS_BYTES" ]; then
@@ -398,7 +402,7 @@ DISK_STAT=/sys/class/block/$DISK/stat
 [ -r "$DISK_STAT" ] || fz_skip "$TIER_DIR is on $src ($fstype), which has no $DISK_STAT: no disk to count"
 echo "  disk: $TIER_DIR is on $src ($fstype); bytes written = sectors written (field 7 of $DISK_STAT) x 512"
 
-SWAPFILE=$TIER_DIR/swapfile
+SWAPFILE=$WORK/swapfile
 fz_defer "rm -f -- '$SWAPFILE'"
 rm -f -- "$SWAPFILE"
 fz_run 300 fallocate -l "${SWAP_MIB}M" "$SWAPFILE" ||
