@@ -123,7 +123,7 @@ check-integration: fusezram build/hog build/madvise_shim.so build/failfs
 
 check: check-unit check-sanitize check-tsan man-check check-integration
 
-bench: fusezram
+bench: fusezram build/hog
 	bash bench/run.sh
 
 # Long swap-pressure and fault runs (the quick variants are in check).

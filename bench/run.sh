@@ -21,6 +21,15 @@
 #     sequential 1 MiB write and read (dd), read-back compared with the
 #     corpus, 4 KiB random read and write (fio), compression ratio.  A table,
 #     then fusezram's figures divided by each baseline's.
+#  4. Tiers (bench/tier.sh, in its own process with its own cleanup trap,
+#     tests/integration/lib.sh's): the corpus written back to a backing
+#     file (RAM freed, the file's size against compr_data_size, a discard
+#     of everything), the corpus through mem_limit with a backing file,
+#     writeback_age=3; then a 1500 MiB hog in a 256 MiB memory cgroup
+#     swapping to a swap file on the disk, to zswap in front of it, and to
+#     fusezram with mem_limit=240M and a backing file on the same disk: the
+#     time and the bytes written to the disk.  It swaps on and sets zswap's
+#     parameters, and puts everything back (see its header).
 #
 # The benchmark reports; it exits 0 even when a target is missed (the
 # summary says so), and non-zero only when it could not run.
@@ -30,6 +39,8 @@
 #	BENCH_SKIP_ZRAM=1	leave /dev/zram0 alone
 #	BENCH_ZRAM_WAIT=S	wait for a zram0 someone else uses (default 120)
 #	BENCH_SKIP_NBD=1	no nbdkit + nbdfuse row
+#	BENCH_SKIP_TIER=1	no section 4 (it swaps and sets zswap)
+#	BENCH_TIER_DIR, BENCH_SWAP_WAIT	see bench/tier.sh
 #	BENCH_PNG=PATH		also draw the table as a PNG (gnuplot)
 #	BENCH_FIO_RUNTIME=S	seconds per fio run (default 6, quick 3)
 #	BENCH_REPEAT=N		runs of each throughput figure, the median kept
@@ -42,7 +53,10 @@
 # (only those), fusermount3 -u of its mounts (then the daemons are reaped,
 # killed if they linger), nbdkit killed, /sys/block/zram0/reset if it used
 # zram0 (it never touches a zram0 that is already set up), its temporary
-# directory removed.  Nothing is ever swapped on.  A zram0 that someone
+# directory removed.  Nothing here is ever swapped on: section 4 is
+# bench/tier.sh, whose own trap undoes its swap and zswap settings; it runs
+# in the background here, and an interrupt sends it SIGTERM and waits for
+# its cleanup (at most 15 minutes: swapoff may have to read pages back).  A zram0 that someone
 # else has set up (disksize, swap, mount, loop) is never touched.  Every command that goes
 # through a FUSE mount runs under a time limit; one that outlives it (a hung
 # daemon leaves it in uninterruptible sleep) makes the script abort the
@@ -59,6 +73,7 @@ OUT=$ROOT/build/bench
 QUICK=${BENCH_QUICK:-0}
 SKIP_ZRAM=${BENCH_SKIP_ZRAM:-0}
 SKIP_NBD=${BENCH_SKIP_NBD:-0}
+SKIP_TIER=${BENCH_SKIP_TIER:-0}
 ZRAM_WAIT=${BENCH_ZRAM_WAIT:-120}
 ZRAM_BUSY=0
 PNG=${BENCH_PNG:-}
@@ -230,6 +245,21 @@ undo_zram() {
 	ZRAM_OURS=0
 }
 
+# undo_tier PID - bench/tier.sh still running: SIGTERM makes its trap undo
+# what it set up (the hogs, swap, zswap, mounts); wait for that.  Never
+# SIGKILL: that would leave its swap on.
+undo_tier() {
+	local pid=$1
+	alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
+	log "stopping bench/tier.sh (pid $pid); waiting for its cleanup"
+	kill -TERM "$pid" 2>/dev/null || :
+	if ! wait_until 900 dead "$pid"; then
+		log "CLEANUP FAILED: bench/tier.sh (pid $pid) still running after 900 s; check /proc/swaps and /sys/module/zswap/parameters"
+		return 1
+	fi
+	wait "$pid" 2>/dev/null || :
+}
+
 undo_entry() {
 	local i=$1 kind a b c
 	IFS='|' read -r kind a b c <<<"${CLEANUP[$i]}"
@@ -238,6 +268,7 @@ undo_entry() {
 	loop) undo_loop "$a" "$b" ;;
 	fuse) undo_fuse "$a" "$b" "$c" ;;
 	pid) undo_pid "$a" ;;
+	tier) undo_tier "$a" ;;
 	zram) undo_zram ;;
 	done) ;;
 	esac
@@ -1093,6 +1124,36 @@ if [ -n "$PNG" ]; then
 	fi
 fi
 
+# ---------------------------------------------------------------------------
+# 4. Tiers: bench/tier.sh, in the background so that a signal reaches our
+# trap at once (the trap then stops it and waits for its cleanup).  Its
+# target lines come back through TIER_RES.
+
+TIER_NOTE=""
+if [ "$SKIP_TIER" = 1 ]; then
+	TIER_NOTE="BENCH_SKIP_TIER=1: no tier section"
+elif [ "$HAVE_FZ" != 1 ]; then
+	TIER_NOTE="fusezram not built: no tier section"
+else
+	: >"$TMP/tier.res"
+	TIER_RES=$TMP/tier.res TIER_CORPUS=$CORPUS BENCH_QUICK=$QUICK FUSEZRAM=$FUSEZRAM \
+		bash "$ROOT/bench/tier.sh" </dev/null &
+	tier_pid=$!
+	register "tier|$tier_pid"
+	rc=0
+	wait "$tier_pid" || rc=$?
+	CLEANUP[${#CLEANUP[@]} - 1]="done"
+	while IFS= read -r l; do
+		CHECKS+=("$l")
+	done <"$TMP/tier.res"
+	case $rc in
+	0) ;;
+	77) TIER_NOTE="bench/tier.sh skipped its hog or all of it (a prerequisite is missing; see above)" ;;
+	*) FAILS+=("bench/tier.sh exited with status $rc (it could not run, or a cleanup failed)") ;;
+	esac
+fi
+echo
+
 echo "== summary"
 for c in "${CHECKS[@]}"; do
 	echo "  $c"
@@ -1105,6 +1166,7 @@ for h in "${HUNG[@]}"; do
 done
 [ "$ZRAM_BUSY" = 0 ] ||
 	echo "  NOTE  zram0 was in use by someone else: kernel zram figures are missing"
+[ -z "$TIER_NOTE" ] || echo "  NOTE  $TIER_NOTE"
 npass=0
 nfail=0
 for c in "${CHECKS[@]}"; do
