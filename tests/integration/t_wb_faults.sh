@@ -24,13 +24,11 @@
 # one each in io_stat failed_reads, every other page reads back intact,
 # new writes work, a partial write to a failing page fails and changes
 # nothing; with reads working again everything reads back.  With writes
-# failing, a writeback of pages 2048-3071 still succeeds (zb_file.h: a
-# failed segment write is not zb_write()'s error) but retires the
-# segments it filled: their pages read EIO from then on, counted in
-# failed_reads and the summary's failed segment writes; no page that was
-# never written back is harmed; overwriting the lost pages and writing
-# everything back again works.  (The file unlinked while mounted is
-# t_writeback's.)
+# failing, a writeback of pages 2048-3071 moves what the segment buffers
+# can keep and then stops (EIO): the failed segments' pages stay in
+# memory, the summary counts the failed segment writes, and every page
+# reads back; with writes working again, everything can be written back.
+# (The file unlinked while mounted is t_writeback's.)
 #
 # Bad words: every control file of the backing file (backing_dev,
 # writeback, writeback_limit, writeback_limit_enable, writeback_age)
@@ -345,30 +343,30 @@ ff_set fail_reads 0
 scan
 fz_log "with reads working again: every page reads back"
 
-# Writes failing during a writeback: the segments it fills are retired.
+# Writes failing during a writeback: nothing is lost.  The segments whose
+# writes fail keep their pages in memory (zb_file.h); once they keep every
+# buffer the writeback stops with EIO and the rest stay in RAM.
 ff_set fail_writes 1
 errs=$(ff_errors)
+rc=ok
 echo page_indexes=2048-3071 2>"$FZ_TMP/err" >"$FZ_CTL/writeback" ||
-	fz_fail "writeback with the file's writes failing: $(cat "$FZ_TMP/err") (zb_file.h: a failed segment write is not zb_write()'s error)"
-fz_expect_eq "bd_count after writing back pages 2048-3071 too" "$(bd count)" 3072
+	rc=$(errname "$(cat "$FZ_TMP/err")")
+[ "$rc" = ok ] || [ "$rc" = EIO ] ||
+	fz_fail "writeback with the file's writes failing: $rc (ok or EIO expected)"
 [ "$(ff_errors)" -gt "$errs" ] || fz_fail "failfs refused no write"
 sed -n '/^Backing file/,/^Writeback/p' "$FZ_CTL/summary" >&"$FZ_ERR"
 failed_segs=$(tr '\n' ' ' <"$FZ_CTL/summary" | sed -n 's/.* \([0-9][0-9]*\) failed *segment writes.*/\1/p')
 [ "${failed_segs:-0}" -gt 0 ] || fz_fail "the summary counts no failed segment write"
-ff_set fail_writes 0
+fz_log "writeback with writes failing: $rc; bd_count $(bd count); $failed_segs failed segment writes"
 alive
-# Retired for good: with writes working again, the lost pages still fail;
-# the others, and every page never written back, read back.
+# Nothing lost, writes failing or not: every page reads back.
 fr=$(fz_io failed_reads)
-scan eio_within=0-3071 eio_min=512
-fz_expect_eq "io_stat failed_reads after the scan" "$(fz_io failed_reads)" $((fr + EIO_PAGES))
-fz_log "lost with their segments: $EIO_PAGES pages ($EIO_RANGES) in $failed_segs segments"
-[ "$EIO_PAGES" -le $((failed_segs * 256)) ] ||
-	fz_fail "$EIO_PAGES pages fail, more than $failed_segs failed segments can hold"
-# Overwriting the lost pages works; so does writing everything back.
-dd if="$FZ_TMP/want" of="$FZ_LOOP" bs=1M count=12 oflag=direct status=none ||
-	fz_fail "overwriting the lost pages"
 scan
+fz_expect_eq "io_stat failed_reads after the scan" "$(fz_io failed_reads)" "$fr"
+ff_set fail_writes 0
+scan
+# With writes working again, the held segments are written again and
+# everything can go to the file.
 echo page_indexes=0-4095 >"$FZ_CTL/writeback" || fz_fail "writing everything back again"
 fz_expect_eq "bd_count after writing everything back" "$(bd count)" 4096
 scan
