@@ -428,6 +428,45 @@ fz_require_loop() {
 	[ -e /dev/loop-control ] || fz_skip "/dev/loop-control missing (modprobe loop)"
 }
 
+# fz_loops_of IMG - the loop devices whose backing file is IMG, one a line.
+fz_loops_of() {
+	local bf
+	for bf in /sys/block/loop*/loop/backing_file; do
+		[ -r "$bf" ] || continue
+		[ "$(cat "$bf" 2>/dev/null)" = "$1" ] || continue
+		bf=${bf#/sys/block/}
+		echo "/dev/${bf%%/*}"
+	done | sort -V
+}
+
+# fz__swaptool_teardown IMG - swapoff and detach every loop device on IMG.
+fz__swaptool_teardown() {
+	local dev rc=0
+	for dev in $(fz_loops_of "$1"); do
+		if grep -q "^${dev}[[:space:]]" /proc/swaps; then
+			fz_log "CLEANUP: swapoff $dev"
+			timeout -k 10 300 swapoff "$dev" || { fz_log "CLEANUP FAILED: swapoff $dev (swap is still on!)"; rc=1; continue; }
+		fi
+		fz_log "CLEANUP: losetup -d $dev"
+		timeout -k 10 30 losetup -d "$dev" || { fz_log "CLEANUP FAILED: losetup -d $dev"; rc=1; }
+	done
+	return "$rc"
+}
+
+# fz_swaptool_cleanup TOOL CONF IMG MNT - register the undoing of what
+# `TOOL --config CONF start` may set up with its image IMG mounted at MNT,
+# run in reverse: its stop, then swapoff and losetup -d of any loop
+# device left on IMG, the mount, and the tool's lock directory
+# /run/fusezram if the test made it (after the stop, which takes the lock).
+fz_swaptool_cleanup() {
+	if [ ! -e /run/fusezram ] && [ ! -L /run/fusezram ]; then
+		fz_defer "rm -f -- /run/fusezram/swap.lock && { [ ! -d /run/fusezram ] || rmdir -- /run/fusezram; }"
+	fi
+	fz__register "fuse|$4||-"
+	fz_defer "fz__swaptool_teardown '$3'"
+	fz_defer "timeout -k 10 400 '$1' --config '$2' stop >&2"
+}
+
 # ---------------------------------------------------------------------------
 # Mounting fusezram.
 

@@ -53,16 +53,6 @@ norm() { awk '{ $1 = $1; print }'; }
 # row_of MNT - the line of $FZ_TMP/out whose last field is MNT.
 row_of() { awk -v m="$1" '$NF == m' "$FZ_TMP/out"; }
 
-# loops_of IMG - loop devices whose backing file is IMG, one a line.
-loops_of() {
-	local bf
-	for bf in /sys/block/loop*/loop/backing_file; do
-		[ -r "$bf" ] || continue
-		[ "$(cat "$bf" 2>/dev/null)" = "$1" ] || continue
-		bf=${bf#/sys/block/}
-		echo "/dev/${bf%%/*}"
-	done | sort -V
-}
 
 # ---------------------------------------------------------------------------
 # fzramctl
@@ -226,28 +216,7 @@ SWIMG=$SWMNT/image
 CONF=$FZ_TMP/swap.conf
 PRIO=1234
 
-# swap_teardown - swapoff and detach every loop device on our swap image
-# (after fusezram-swap stop, should it have left any).
-swap_teardown() {
-	local dev rc=0
-	for dev in $(loops_of "$SWIMG"); do
-		if grep -q "^${dev}[[:space:]]" /proc/swaps; then
-			fz_log "CLEANUP: swapoff $dev"
-			timeout -k 10 300 swapoff "$dev" || { fz_log "CLEANUP FAILED: swapoff $dev (swap is still on!)"; rc=1; continue; }
-		fi
-		fz_log "CLEANUP: losetup -d $dev"
-		timeout -k 10 30 losetup -d "$dev" || { fz_log "CLEANUP FAILED: losetup -d $dev"; rc=1; }
-	done
-	return "$rc"
-}
-# The tool's lock directory (default /run/fusezram) goes at the end if the
-# test made it: after the stop below, which may take the lock.
-if [ ! -e /run/fusezram ] && [ ! -L /run/fusezram ]; then
-	fz_defer "rm -f -- /run/fusezram/swap.lock && { [ ! -d /run/fusezram ] || rmdir -- /run/fusezram; }"
-fi
-fz__register "fuse|$SWMNT||-"
-fz_defer swap_teardown
-fz_defer "timeout -k 10 400 '$FZSWAP' --config '$CONF' stop >&2"
+fz_swaptool_cleanup "$FZSWAP" "$CONF" "$SWIMG" "$SWMNT"
 
 # A bad settings file: refused, naming key and line; nothing done.
 printf 'disksize = 256M\nmountpoint = %s\nswap_size = 1G\ncomp_algorithm = lzo\n' "$SWMNT" >"$CONF"
@@ -281,7 +250,7 @@ for prog in mkswap swapon; do
 	cat "$FZ_TMP/err" >&2
 	fz_expect_eq "start with a failing $prog: exit status" "$rc" 1
 	grep -q "stand-in failing on purpose" "$FZ_TMP/err" || fz_fail "the $prog message was not passed on"
-	[ -z "$(loops_of "$SWIMG")" ] || fz_fail "failed start ($prog) left loop devices: $(loops_of "$SWIMG")"
+	[ -z "$(fz_loops_of "$SWIMG")" ] || fz_fail "failed start ($prog) left loop devices: $(fz_loops_of "$SWIMG")"
 	! fz_is_mounted "$SWMNT" || fz_fail "failed start ($prog) left $SWMNT mounted"
 	[ ! -e "$SWMNT" ] || fz_fail "failed start ($prog) left $SWMNT"
 	! fz__find_daemon "$SWMNT" >/dev/null || fz_fail "failed start ($prog) left a daemon"
@@ -289,7 +258,7 @@ done
 
 # The real thing.
 fz_run 120 "$FZSWAP" --config "$CONF" start || fz_fail "fusezram-swap start exited $?"
-dev=$(loops_of "$SWIMG")
+dev=$(fz_loops_of "$SWIMG")
 if [ -z "$dev" ] || [ "$(wc -l <<<"$dev")" -ne 1 ]; then
 	fz_fail "expected one loop device on $SWIMG, got '$dev'"
 fi
@@ -319,11 +288,11 @@ grep -q "^$dev .* $PRIO\$" "$FZ_TMP/out" || fz_fail "status does not show $dev a
 
 fz_run 120 "$FZSWAP" --config "$CONF" start >"$FZ_TMP/out" || fz_fail "second start exited $?"
 grep -q 'already active' "$FZ_TMP/out" || fz_fail "second start: $(cat "$FZ_TMP/out")"
-fz_expect_eq "loop devices after a second start" "$(loops_of "$SWIMG")" "$dev"
+fz_expect_eq "loop devices after a second start" "$(fz_loops_of "$SWIMG")" "$dev"
 
 fz_run 400 "$FZSWAP" --config "$CONF" stop || fz_fail "fusezram-swap stop exited $?"
 ! grep -q "^${dev}[[:space:]]" /proc/swaps || fz_fail "$dev is still swap after stop"
-[ -z "$(loops_of "$SWIMG")" ] || fz_fail "loop devices left on $SWIMG after stop: $(loops_of "$SWIMG")"
+[ -z "$(fz_loops_of "$SWIMG")" ] || fz_fail "loop devices left on $SWIMG after stop: $(fz_loops_of "$SWIMG")"
 ! fz_is_mounted "$SWMNT" || fz_fail "$SWMNT still mounted after stop"
 [ ! -e "$SWMNT" ] || fz_fail "$SWMNT left after stop"
 ! fz__find_daemon "$SWMNT" >/dev/null || fz_fail "the daemon of $SWMNT is still running after stop"

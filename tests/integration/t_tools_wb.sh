@@ -59,15 +59,6 @@ ctl() {
 }
 norm() { awk '{ $1 = $1; print }'; }
 row_of() { awk -v m="$1" '$NF == m' "$FZ_TMP/out"; }
-loops_of() {
-	local bf
-	for bf in /sys/block/loop*/loop/backing_file; do
-		[ -r "$bf" ] || continue
-		[ "$(cat "$bf" 2>/dev/null)" = "$1" ] || continue
-		bf=${bf#/sys/block/}
-		echo "/dev/${bf%%/*}"
-	done | sort -V
-}
 alloc_of() { echo $(($(stat -c %b "$1") * $(stat -c %B "$1"))); }
 
 # ---------------------------------------------------------------------------
@@ -180,24 +171,7 @@ SWBD_DIR=$FZ_TMP/state/fusezram
 SWBD=$SWBD_DIR/swap.backing
 CONF=$FZ_TMP/swap.conf
 
-swap_teardown() {
-	local dev rc=0
-	for dev in $(loops_of "$SWIMG"); do
-		if grep -q "^${dev}[[:space:]]" /proc/swaps; then
-			fz_log "CLEANUP: swapoff $dev"
-			timeout -k 10 300 swapoff "$dev" || { fz_log "CLEANUP FAILED: swapoff $dev (swap is still on!)"; rc=1; continue; }
-		fi
-		fz_log "CLEANUP: losetup -d $dev"
-		timeout -k 10 30 losetup -d "$dev" || { fz_log "CLEANUP FAILED: losetup -d $dev"; rc=1; }
-	done
-	return "$rc"
-}
-if [ ! -e /run/fusezram ] && [ ! -L /run/fusezram ]; then
-	fz_defer "rm -f -- /run/fusezram/swap.lock && { [ ! -d /run/fusezram ] || rmdir -- /run/fusezram; }"
-fi
-fz__register "fuse|$SWMNT||-"
-fz_defer swap_teardown
-fz_defer "timeout -k 10 400 '$FZSWAP' --config '$CONF' stop >&2"
+fz_swaptool_cleanup "$FZSWAP" "$CONF" "$SWIMG" "$SWMNT"
 
 # refused CONF-TEXT MESSAGE... - start and config with this file both exit
 # 2, each MESSAGE (a grep pattern) is in the error output, nothing is made.
@@ -275,7 +249,7 @@ want_opts="backing_dev=$SWBD,backing_size=$((32 << 20)),writeback_age=600"
 grep -q "^# start runs: .*,$want_opts $SWMNT\$" "$FZ_TMP/out" || fz_fail "config: start would not pass $want_opts"
 
 FUSEZRAM=$SWFZ fz_run 120 "$FZSWAP" --config "$CONF" start || fz_fail "fusezram-swap start exited $?"
-dev=$(loops_of "$SWIMG")
+dev=$(fz_loops_of "$SWIMG")
 if [ -z "$dev" ] || [ "$(wc -l <<<"$dev")" -ne 1 ]; then
 	fz_fail "expected one loop device on $SWIMG, got '$dev'"
 fi
@@ -309,7 +283,7 @@ grep -q "^$dev  *$SWBD  *$(awk -v c="$c" 'BEGIN { printf "%dK", c * 4 }') " "$FZ
 
 FUSEZRAM=$SWFZ fz_run 400 "$FZSWAP" --config "$CONF" stop || fz_fail "fusezram-swap stop exited $?"
 ! grep -q "^${dev}[[:space:]]" /proc/swaps || fz_fail "$dev is still swap after stop"
-[ -z "$(loops_of "$SWIMG")" ] || fz_fail "loop devices left on $SWIMG after stop"
+[ -z "$(fz_loops_of "$SWIMG")" ] || fz_fail "loop devices left on $SWIMG after stop"
 ! fz_is_mounted "$SWMNT" || fz_fail "$SWMNT still mounted after stop"
 [ ! -e "$SWMNT" ] || fz_fail "$SWMNT left after stop"
 ! fz__find_daemon "$SWMNT" >/dev/null || fz_fail "the daemon of $SWMNT still runs after stop"
