@@ -12,6 +12,8 @@
  *	  -> the store's locks	(zr_store.h), inside store calls
  *	dev->opens		atomic; changed under init_lock shared
  *	dev->copy_bytes, the fields of an open file: atomics, no lock
+ *	dev->wb (writeback_limit): atomics, no lock; zc.backing is
+ *				guarded by init_lock like the rest of zc
  * No function here is called with init_lock held by its caller, and none
  * takes it twice.
  *

@@ -12,9 +12,10 @@
  * starvation is not a concern.  Callers go through
  * zr_slot_lock_read/zr_slot_lock_write/zr_slot_unlock_*.
  *
- * Locking: a slot lock is a leaf with respect to other slots (never hold
- * two); it may be held while taking a zs_pool class lock, never the other
- * way round.
+ * Locking: a slot lock is a leaf with respect to other slots (never wait
+ * for one while holding another: zr_slot_trylock_write() alone may take
+ * a second); it may be held while taking a zs_pool class lock, never
+ * the other way round.
  */
 #ifndef FUSEZRAM_ZR_SLOT_I_H
 #define FUSEZRAM_ZR_SLOT_I_H

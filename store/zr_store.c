@@ -55,8 +55,13 @@
  * filled once before zr_store_create() returns.
  *
  * Locking:
- *   slot lock (zr_slot_i.h)   one per page; never two at once
+ *   slot lock (zr_slot_i.h)   one per page; never waited for while
+ *                             another is held (a spill inside a partial
+ *                             write takes its victims' by trylock)
  *     -> zs_pool class lock   taken inside zs_store/zs_read/zs_free
+ *     -> zb_file's mutex      inside zb_write/zb_read/zb_free: a page is
+ *                             copied to the backing file under its own
+ *                             slot's write lock
  *   streams_lock              leaf; only on thread start/exit
  *   maint_lock                leaf; the maintainer's sleep and stop
  *   work_lock                 leaf; taken twice per large request (post,
