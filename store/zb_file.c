@@ -783,9 +783,11 @@ int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
 	if (zb_win_find_locked(f, idx, off, 0))
 		ahead = ZB_WIN_SIZE;		/* sequential: a whole window */
 	w = zb_win_claim_locked(f);
-	/* The segment may have changed while we waited: look again. */
+	/* While we waited the segment may have changed, or another
+	 * reader read the object in: look again. */
 	s = zb_loc_locked(f, loc, &idx, &off, &olen);
-	if (!s || s->state != ZB_DISK) {
+	if (!s || s->state != ZB_DISK ||
+	    zb_win_find_locked(f, idx, off, len)) {
 		w->reading = false;
 		pthread_cond_broadcast(&f->win_cond);
 		pthread_mutex_unlock(&f->lock);
@@ -808,7 +810,6 @@ int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
 		n = pread(f->fd, w->data, (size_t)(end - start),
 			  (off_t)(zb_seg_off(idx) + start));
 	while (n < 0 && errno == EINTR);
-	CTR_INC(f, disk_reads);
 
 	pthread_mutex_lock(&f->lock);
 	w->reading = false;
@@ -823,6 +824,7 @@ int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
 	w->end = (uint32_t)(start + (uint64_t)n);
 	w->used = ++f->win_clock;
 	memcpy(dst, w->data + (off - start), len);
+	CTR_INC(f, disk_reads);
 out_copied:
 	pthread_mutex_unlock(&f->lock);
 	CTR_INC(f, reads);
@@ -942,7 +944,11 @@ int zb_refill(struct zb_file *f, uint32_t now_ms)
 	}
 	r = 0;
 	while (f->nready < ZB_RESERVE_SEGS) {
-		r = zb_add_ready_locked(f);
+		/* Full: fallocate would fail again until a segment is
+		 * freed (zb_write() still tries when it finds none). */
+		r = f->full ? -ENOSPC : zb_add_ready_locked(f);
+		if (r == -ENOSPC)
+			f->full = true;
 		if (r)
 			break;
 	}
@@ -959,7 +965,9 @@ int zb_refill_wanted(struct zb_file *f, uint32_t now_ms, unsigned *after_ms)
 
 	*after_ms = 0;
 	pthread_mutex_lock(&f->lock);
-	w = f->nqueued || (f->nready < ZB_RESERVE_SEGS / 2 &&
+	/* Not while full: fallocate would only fail again until a
+	 * segment is freed. */
+	w = f->nqueued || (f->nready < ZB_RESERVE_SEGS / 2 && !f->full &&
 			   (f->nholes || f->hwm < f->seg_max));
 	if (f->nready > ZB_RESERVE_SEGS && zb_can_punch(f)) {
 		gone = now_ms - f->age_ms;
