@@ -599,9 +599,10 @@ static int zr_decomp_cb(const void *obj, size_t len, void *arg)
 /*
  * zr_file_ahead - what a read of page @idx from the file should bring in
  * beyond it: the compressed bytes of the pages after it, up to @last
- * (the request's last page), while they are in the file too.  Written
- * back together, they most likely lie right after it (zb_read() checks;
- * this is only a guess, from meta alone, which needs no lock).
+ * (the request's last page), that are in the file too (pages in RAM,
+ * same-filled or empty in between take no room there).  Written back
+ * together, they most likely lie right after it (zb_read() checks; this
+ * is only a guess, from meta alone, which needs no lock).
  */
 static size_t zr_file_ahead(const struct zr_store *st, uint64_t idx,
 			    uint64_t last)
@@ -611,9 +612,8 @@ static size_t zr_file_ahead(const struct zr_store *st, uint64_t idx,
 
 	while (++idx <= last && ahead < ZB_WIN_SIZE) {
 		meta = zr_slot_meta(&st->table[idx]);
-		if (!zr_meta_in_file(meta))
-			break;
-		ahead += zr_meta_len(meta);
+		if (zr_meta_in_file(meta))
+			ahead += zr_meta_len(meta);
 	}
 	return ahead;
 }
