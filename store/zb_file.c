@@ -8,7 +8,7 @@
  *	  under it, and it is never held across a system call; it covers
  *	  list and counter updates and at most one memcpy of an object
  *	  (4 KiB).  f->buf_cond waits on it for a buffer or for writes in
- *	  progress.
+ *	  progress, f->win_cond for a read window.
  * Cumulative counters (f->ctr) are relaxed atomics, approximate while
  * I/O runs.  zb_open()/zb_close() are not concurrent with anything.
  *
@@ -32,7 +32,8 @@
  *	READY	   allocated, free: on the ready list, the reserve
  *	BUSY	   being allocated or punched by a thread without the lock
  *	FILLING	   the open segment, in a buffer, taking objects
- *	FLUSHING   closed, its buffer being written by one thread
+ *	FLUSHING   closed: waiting on the write queue, or its buffer
+ *		   being written by one thread
  *	DISK	   written; objects are read from the file
  *	HELD	   its write failed: its objects stay in its buffer, read
  *		   from there, so that nothing written back is lost; the
@@ -50,8 +51,11 @@
  * Life: HOLE -> (zb_refill, or zb_write finding no reserve: fallocate)
  * -> READY -> FILLING -> FLUSHING -> DISK; when its last object is freed
  * it goes back to READY with its blocks (no I/O in zb_free()), and
- * zb_refill() punches the READY segments past ZB_RESERVE_SEGS back to
- * HOLE.  A new segment is always taken from the reserve, and the reserve
+ * zb_refill() punches the READY segments past ZB_RESERVE_SEGS that no
+ * write needed for a whole period (ZB_AGE_MS) back to HOLE: swap frees
+ * and refills segments in waves, and punching each one only to
+ * fallocate it again moments later costs two system calls per segment,
+ * each of which, on ext4, excludes direct I/O on the file while it runs.  A new segment is always taken from the reserve, and the reserve
  * is refilled from holes before the file is extended (f->hwm), so the
  * file grows only while the objects it holds need more segments.  A
  * segment emptied while FILLING is simply rewound; one whose objects are
@@ -62,12 +66,17 @@
  * Objects are appended, under the lock, into the buffer of the FILLING
  * segment.  The zb_write() that finds it full takes a free buffer and a
  * READY segment, makes them the open segment, stores its own object
- * there, and only then, without the lock, writes the old segment: one
- * pwrite of its filled bytes rounded up to ZB_ALIGN, at an aligned
- * offset, into blocks allocated ahead.  Other writers go on filling the
- * new segment meanwhile; readers of the old one copy from its buffer
- * until the write is done.  With ZB_NBUF buffers, that many writes can
- * be in progress before a writer waits for one (f->buf_cond).
+ * there, and puts the old segment on the write queue; it writes nothing
+ * itself, so that a page written back (a spill, on the path of a swap
+ * write) costs a copy and not a 256 KiB write.  zb_write_queued(), on a
+ * background thread, writes the queue: one pwrite per segment of its
+ * filled bytes rounded up to ZB_ALIGN, at an aligned offset, into blocks
+ * allocated ahead.  Readers of a queued segment copy from its buffer
+ * until the write is done.  With ZB_NBUF buffers, that many segments can
+ * wait or be written at once; a zb_write() that finds none free writes
+ * the oldest queued segment itself (so the file makes progress without
+ * the background thread), or waits for a write in progress
+ * (f->buf_cond).
  *
  * Space is allocated ahead, segment by segment, with fallocate(2), so a
  * segment write allocates no file-system blocks on the path that frees
@@ -83,10 +92,23 @@
  * -----
  * Under the lock, the location is checked against the table (segment
  * in use, within its filled bytes) and, if the segment is still in a
- * buffer, the object is copied out.  Otherwise the lock is dropped and
- * the aligned blocks covering the object (at most two ZB_ALIGN blocks)
- * are read into the caller's aligned bounce buffer (zb_read_bound()),
- * then the object is moved to its start.
+ * buffer, the object is copied out.  Otherwise it comes from one of the
+ * file's read windows (struct zb_win): ZB_NWIN aligned buffers shared by
+ * all readers, each holding a range of one segment tagged with the
+ * segment's generation (bumped each time the segment is opened, so a
+ * window on a reused segment never matches).  On a miss the least
+ * recently used window is claimed (marked reading), the lock dropped,
+ * and the window filled with one read of the aligned blocks from the
+ * object through the caller's read-ahead guess, or a whole window when
+ * the object starts where a window of its segment ends (a sequential
+ * reader), within the segment's filled bytes.  Pages written back
+ * together lie together in a segment, and swap reads them back in
+ * order, a few neighbours at a time (the kernel's swap read-ahead), from
+ * whichever thread takes the request: shared windows let one read serve
+ * several requests.  What a window read stays valid: the segment cannot
+ * be reopened while the object asked for (which the caller keeps alive)
+ * lies in it.  Objects are copied out of a window under the lock (at
+ * most ZB_MAX_OBJ bytes), so a window is never refilled under a reader.
  *
  * TODO: no compaction: a segment is reused only once all its objects are
  * freed.  Swap-like churn, where objects die roughly in the order they
@@ -122,6 +144,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/zb_file.h"
@@ -158,7 +181,9 @@ struct zb_seg {
 	uint8_t state;			/* enum zb_state */
 	uint8_t buf;			/* its buffer, in FILLING / FLUSHING */
 	uint8_t sparse;			/* counted in nsparse / sparse_waste */
-	uint8_t pad[5];
+	uint8_t pad;
+	uint32_t gen;			/* bumped each time it is opened:
+					 * windows (zb_win) check it */
 };
 _Static_assert(sizeof(struct zb_seg) == 24, "the table's cost is documented");
 
@@ -174,8 +199,21 @@ struct zb_buf {
  * (busy = false) under the lock after the write returned.
  */
 
+/*
+ * A read window: bytes [start, end) of segment seg - 1 as they were at
+ * generation gen (seg 0: holds nothing).  Fields [lock]; data[] is
+ * written only by the thread that set reading, without the lock, and
+ * copied from under the lock.
+ */
+struct zb_win {
+	unsigned char *data;		/* ZB_WIN_SIZE, aligned */
+	uint32_t seg, gen, start, end;
+	uint64_t used;			/* win_clock at its last use */
+	bool reading;			/* a read into it is in progress */
+};
+
 struct zb_counters {			/* relaxed atomics, cumulative */
-	_Atomic uint64_t reads, writes, failed_reads, failed_writes;
+	_Atomic uint64_t reads, writes, failed_reads, failed_writes, disk_reads;
 	_Atomic uint64_t segs_written, segs_punched, bad_frees;
 	_Atomic uint64_t nospace;	/* zb_write() refused: -ENOSPC */
 };
@@ -199,10 +237,19 @@ struct zb_file {
 	uint32_t holes, nholes;		/* [lock] punched segments < hwm */
 	uint32_t open;			/* [lock] the FILLING segment */
 	uint32_t nused;			/* [lock] FILLING..BAD segments */
-	uint32_t nflushing;		/* [lock] writes in progress */
+	uint32_t nflushing;		/* [lock] FLUSHING: queued or being
+					 * written */
+	uint32_t queue, queue_tail;	/* [lock] FLUSHING segments no one
+					 * writes yet, oldest first, linked
+					 * by next */
+	uint32_t nqueued;		/* [lock] their number */
 	uint32_t nbad;			/* [lock] HELD and BAD segments */
 	uint32_t nheld;			/* [lock] HELD: buffers they keep */
 	uint32_t nsparse;		/* [lock] DISK, under half live */
+	uint32_t ready_low;		/* [lock] the fewest in the reserve
+					 * since age_ms */
+	uint32_t age_ms;		/* [lock] zb_now_ms() when the
+					 * current period began */
 	bool full;			/* [lock] a zb_write() was refused
 					 * -ENOSPC and no segment has been
 					 * freed or allocated since */
@@ -210,6 +257,9 @@ struct zb_file {
 	uint64_t objs, bytes;		/* [lock] live objects, their bytes */
 
 	struct zb_buf bufs[ZB_NBUF];
+	struct zb_win wins[ZB_NWIN];
+	uint64_t win_clock;		/* [lock] stamps windows' use */
+	pthread_cond_t win_cond;	/* [lock] a window's read is done */
 	struct zb_counters ctr;
 };
 
@@ -257,6 +307,8 @@ static uint32_t zb_pop_ready_locked(struct zb_file *f)
 		return ZB_NONE;
 	f->ready = f->segs[idx].next;
 	f->nready--;
+	if (f->nready < f->ready_low)
+		f->ready_low = f->nready;
 	f->segs[idx].state = ZB_BUSY;
 	return idx;
 }
@@ -423,8 +475,9 @@ static int zb_write_seg(struct zb_file *f, uint32_t idx, const void *data,
 
 /*
  * Close FILLING segment @idx (no longer f->open).  Returns true if it
- * must now be written (it is FLUSHING, its buffer's tail up to ZB_ALIGN
- * zeroed); false if it held nothing and went back to the reserve.
+ * must now be written: it is FLUSHING, its buffer's tail up to ZB_ALIGN
+ * zeroed, and at the end of the write queue; false if it held nothing
+ * and went back to the reserve.
  */
 static bool zb_seal_locked(struct zb_file *f, uint32_t idx)
 {
@@ -442,6 +495,12 @@ static bool zb_seal_locked(struct zb_file *f, uint32_t idx)
 	memset(b->data + s->fill, 0, zb_roundup(s->fill) - s->fill);
 	s->state = ZB_FLUSHING;
 	f->nflushing++;
+	s->next = ZB_NONE;
+	if (f->nqueued++)
+		f->segs[f->queue_tail].next = idx;
+	else
+		f->queue = idx;
+	f->queue_tail = idx;
 	return true;
 }
 
@@ -483,6 +542,22 @@ static int zb_flush_seg_locked(struct zb_file *f, uint32_t idx)
 	s->state = ZB_DISK;
 	zb_sparse_add_locked(f, s);
 	return 0;
+}
+
+/*
+ * zb_write_next_locked - take the oldest queued segment off the queue and
+ * write it (zb_flush_seg_locked()).  Drops the lock.  Returns 0, -EIO if
+ * the write failed, or -ENOENT if none is queued.
+ */
+static int zb_write_next_locked(struct zb_file *f)
+{
+	uint32_t idx = f->queue;
+
+	if (!f->nqueued)
+		return -ENOENT;
+	f->queue = f->segs[idx].next;
+	f->nqueued--;
+	return zb_flush_seg_locked(f, idx);
 }
 
 /*
@@ -550,6 +625,11 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc)
 	while (f->open == ZB_NONE || f->segs[f->open].fill + len > ZB_SEG_SIZE) {
 		/* A new segment: a buffer first, then a READY segment. */
 		b = zb_free_buf_locked(f);
+		if (b < 0 && f->nqueued) {
+			/* The writer is behind: write the oldest here. */
+			zb_write_next_locked(f);	/* failure: counted */
+			continue;
+		}
 		if (b < 0 && !f->nflushing) {
 			/* No write under way will free one: failed writes
 			 * keep the others.  Try one of those once more, else
@@ -583,27 +663,21 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc)
 		idx = zb_pop_ready_locked(f);
 		s = &f->segs[idx];
 		s->state = ZB_FILLING;
+		s->gen++;			/* windows on it are stale */
 		s->buf = (uint8_t)b;
 		s->fill = s->live_bytes = s->live_objs = 0;
 		f->bufs[b].busy = true;
 		f->nused++;
 		old = f->open;
 		f->open = idx;
-		/* Store ours first, so that the old write delays no one. */
 		*loc = zb_append_locked(f, obj, len);
-		if (old != ZB_NONE && zb_seal_locked(f, old))
-			zb_flush_seg_locked(f, old);	/* failure: counted */
+		r = old != ZB_NONE && zb_seal_locked(f, old);
 		pthread_mutex_unlock(&f->lock);
-		return 0;
+		return r;
 	}
 	*loc = zb_append_locked(f, obj, len);
 	pthread_mutex_unlock(&f->lock);
 	return 0;
-}
-
-size_t zb_read_bound(void)
-{
-	return zb_roundup(ZB_MAX_OBJ) + ZB_ALIGN;
 }
 
 /*
@@ -629,54 +703,135 @@ static struct zb_seg *zb_loc_locked(struct zb_file *f, uint64_t loc,
 	return s;
 }
 
-int zb_read(struct zb_file *f, uint64_t loc, void *buf, size_t len)
+/*
+ * zb_win_find_locked - the window holding [@off, @off+@len) of segment
+ * @idx at its current generation, or NULL.  With @len 0: one that ends
+ * where @off begins, or within an alignment block before (a sequential
+ * reader's last window).
+ */
+static struct zb_win *zb_win_find_locked(struct zb_file *f, uint32_t idx,
+					 uint32_t off, size_t len)
 {
-	uint32_t idx, off, olen;
-	uint64_t start, end;
+	uint32_t gen = f->segs[idx].gen;
+	struct zb_win *w;
+
+	for (w = f->wins; w < f->wins + ZB_NWIN; w++) {
+		if (w->reading || w->seg != idx + 1 || w->gen != gen)
+			continue;
+		if (len ? off >= w->start && (uint64_t)off + len <= w->end :
+			  off >= w->start && off <= w->end + ZB_ALIGN)
+			return w;
+	}
+	return NULL;
+}
+
+/* zb_win_claim_locked - the least recently used window not being read
+ * into, marked reading; waits for one if all are.  Drops the lock while
+ * it waits. */
+static struct zb_win *zb_win_claim_locked(struct zb_file *f)
+{
+	struct zb_win *w, *lru;
+
+	for (;;) {
+		lru = NULL;
+		for (w = f->wins; w < f->wins + ZB_NWIN; w++)
+			if (!w->reading && (!lru || w->used < lru->used))
+				lru = w;
+		if (lru)
+			break;
+		pthread_cond_wait(&f->win_cond, &f->lock);
+	}
+	lru->reading = true;
+	lru->seg = 0;
+	return lru;
+}
+
+int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
+	    size_t ahead)
+{
+	uint32_t idx, off, olen, gen;
+	uint64_t start, end, lim;
 	struct zb_seg *s;
+	struct zb_win *w;
 	ssize_t n;
 	int r = -EINVAL;
 
-	if ((uintptr_t)buf & (ZB_ALIGN - 1))
-		goto out_fail;
 	pthread_mutex_lock(&f->lock);
 	s = zb_loc_locked(f, loc, &idx, &off, &olen);
-	if (!s || olen != len) {
-		pthread_mutex_unlock(&f->lock);
-		goto out_fail;
-	}
+	if (!s || olen != len)
+		goto out_unlock;
 	if (s->state == ZB_FILLING || s->state == ZB_FLUSHING ||
 	    s->state == ZB_HELD) {
-		memcpy(buf, f->bufs[s->buf].data + off, len);
-		pthread_mutex_unlock(&f->lock);
-		CTR_INC(f, reads);
-		return 0;
+		memcpy(dst, f->bufs[s->buf].data + off, len);
+		goto out_copied;
 	}
-	r = s->state == ZB_BAD ? -EIO : 0;
+	r = -EIO;
+	if (s->state == ZB_BAD)
+		goto out_unlock;
+	/*
+	 * DISK.  A window matches only if it was read from this incarnation
+	 * of the segment: a segment is rewritten only after it is reopened,
+	 * which bumps gen, and it cannot be reopened while an object the
+	 * caller keeps alive is in it.
+	 */
+	w = zb_win_find_locked(f, idx, off, len);
+	if (w) {
+		memcpy(dst, w->data + (off - w->start), len);
+		w->used = ++f->win_clock;
+		goto out_copied;
+	}
+	if (zb_win_find_locked(f, idx, off, 0))
+		ahead = ZB_WIN_SIZE;		/* sequential: a whole window */
+	w = zb_win_claim_locked(f);
+	/* While we waited the segment may have changed, or another
+	 * reader read the object in: look again. */
+	s = zb_loc_locked(f, loc, &idx, &off, &olen);
+	if (!s || s->state != ZB_DISK ||
+	    zb_win_find_locked(f, idx, off, len)) {
+		w->reading = false;
+		pthread_cond_broadcast(&f->win_cond);
+		pthread_mutex_unlock(&f->lock);
+		return zb_read(f, loc, dst, len, ahead);
+	}
+	gen = s->gen;
+	lim = s->fill;
 	pthread_mutex_unlock(&f->lock);
-	if (r)
-		goto out_fail;
 
-	/* DISK: the aligned blocks around the object, at most two. */
-	start = off & ~(uint64_t)(ZB_ALIGN - 1);
-	end = zb_roundup((uint64_t)off + len);
-	if (!f->direct)
-		start = off, end = (uint64_t)off + len;
-	assert(end - start <= zb_read_bound());
+	/* The blocks from the object's through @ahead more, as allowed. */
+	start = f->direct ? off & ~(uint64_t)(ZB_ALIGN - 1) : off;
+	end = (uint64_t)off + len + ahead;
+	if (end > lim)
+		end = lim;
+	if (end > start + ZB_WIN_SIZE)
+		end = start + ZB_WIN_SIZE;
+	if (f->direct)
+		end = zb_roundup(end);
 	do
-		n = pread(f->fd, buf, (size_t)(end - start),
+		n = pread(f->fd, w->data, (size_t)(end - start),
 			  (off_t)(zb_seg_off(idx) + start));
 	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)(end - start)) {
+
+	pthread_mutex_lock(&f->lock);
+	w->reading = false;
+	pthread_cond_broadcast(&f->win_cond);
+	if (n < (ssize_t)(off - start + len)) {
 		r = -EIO;
-		goto out_fail;
+		goto out_unlock;
 	}
-	if (off != start)
-		memmove(buf, (unsigned char *)buf + (off - start), len);
+	w->seg = idx + 1;
+	w->gen = gen;
+	w->start = (uint32_t)start;
+	w->end = (uint32_t)(start + (uint64_t)n);
+	w->used = ++f->win_clock;
+	memcpy(dst, w->data + (off - start), len);
+	CTR_INC(f, disk_reads);
+out_copied:
+	pthread_mutex_unlock(&f->lock);
 	CTR_INC(f, reads);
 	return 0;
 
-out_fail:
+out_unlock:
+	pthread_mutex_unlock(&f->lock);
 	CTR_INC(f, failed_reads);
 	return r;
 }
@@ -726,23 +881,59 @@ int zb_flush(struct zb_file *f)
 	idx = f->open;
 	if (idx != ZB_NONE && f->segs[idx].live_objs) {
 		f->open = ZB_NONE;
-		if (zb_seal_locked(f, idx))
-			zb_flush_seg_locked(f, idx);
+		zb_seal_locked(f, idx);
 	}
+	while (zb_write_next_locked(f) != -ENOENT)
+		;				/* failures: counted */
 	while (f->nflushing)
 		pthread_cond_wait(&f->buf_cond, &f->lock);
 	pthread_mutex_unlock(&f->lock);
 	return CTR_GET(f, failed_writes) != failed ? -EIO : 0;
 }
 
-int zb_refill(struct zb_file *f)
+int zb_write_queued(struct zb_file *f)
 {
-	uint32_t idx;
+	int r, ret = 0;
+
+	pthread_mutex_lock(&f->lock);
+	while ((r = zb_write_next_locked(f)) != -ENOENT)
+		if (r)
+			ret = r;
+	pthread_mutex_unlock(&f->lock);
+	return ret;
+}
+
+uint32_t zb_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint32_t)((uint64_t)ts.tv_sec * 1000 +
+			  (uint64_t)ts.tv_nsec / 1000000);
+}
+
+/* Can free segments be punched at all? */
+static bool zb_can_punch(struct zb_file *f)
+{
+	return !f->blockdev &&
+	       !atomic_load_explicit(&f->no_punch, memory_order_relaxed);
+}
+
+int zb_refill(struct zb_file *f, uint32_t now_ms)
+{
+	uint32_t idx, excess = 0;
+	bool tick;
 	int r = 0;
 
 	pthread_mutex_lock(&f->lock);
-	while (f->nready > ZB_RESERVE_SEGS && !f->blockdev &&
-	       !atomic_load_explicit(&f->no_punch, memory_order_relaxed)) {
+	tick = now_ms - f->age_ms >= ZB_AGE_MS;
+	if (tick) {
+		/* What the reserve never needed in the period just over. */
+		if (f->ready_low > ZB_RESERVE_SEGS)
+			excess = f->ready_low - ZB_RESERVE_SEGS;
+		f->age_ms = now_ms;
+	}
+	while (excess-- && f->nready > ZB_RESERVE_SEGS && zb_can_punch(f)) {
 		idx = zb_pop_ready_locked(f);
 		pthread_mutex_unlock(&f->lock);
 		r = zb_punch_seg(f, idx);
@@ -753,23 +944,38 @@ int zb_refill(struct zb_file *f)
 	}
 	r = 0;
 	while (f->nready < ZB_RESERVE_SEGS) {
-		r = zb_add_ready_locked(f);
+		/* Full: fallocate would fail again until a segment is
+		 * freed (zb_write() still tries when it finds none). */
+		r = f->full ? -ENOSPC : zb_add_ready_locked(f);
+		if (r == -ENOSPC)
+			f->full = true;
 		if (r)
 			break;
 	}
+	if (tick)			/* a new period from what is left */
+		f->ready_low = f->nready;
 	pthread_mutex_unlock(&f->lock);
 	return r;
 }
 
-int zb_refill_wanted(struct zb_file *f)
+int zb_refill_wanted(struct zb_file *f, uint32_t now_ms, unsigned *after_ms)
 {
+	uint32_t gone;
 	int w;
 
+	*after_ms = 0;
 	pthread_mutex_lock(&f->lock);
-	w = (f->nready < ZB_RESERVE_SEGS / 2 &&
-	     (f->nholes || f->hwm < f->seg_max)) ||
-	    (f->nready > 2 * ZB_RESERVE_SEGS && !f->blockdev &&
-	     !atomic_load_explicit(&f->no_punch, memory_order_relaxed));
+	/* Not while full: fallocate would only fail again until a
+	 * segment is freed. */
+	w = f->nqueued || (f->nready < ZB_RESERVE_SEGS / 2 && !f->full &&
+			   (f->nholes || f->hwm < f->seg_max));
+	if (f->nready > ZB_RESERVE_SEGS && zb_can_punch(f)) {
+		gone = now_ms - f->age_ms;
+		if (gone >= ZB_AGE_MS)
+			w = 1;
+		else
+			*after_ms = ZB_AGE_MS - gone;
+	}
 	pthread_mutex_unlock(&f->lock);
 	return w;
 }
@@ -793,6 +999,7 @@ void zb_get_stats(struct zb_file *f, struct zb_stats *st)
 	st->segs_written = CTR_GET(f, segs_written);
 	st->segs_punched = CTR_GET(f, segs_punched);
 	st->reads = CTR_GET(f, reads);
+	st->disk_reads = CTR_GET(f, disk_reads);
 	st->writes = CTR_GET(f, writes);
 	st->failed_reads = CTR_GET(f, failed_reads);
 	st->failed_writes = CTR_GET(f, failed_writes);
@@ -927,7 +1134,7 @@ int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out)
 	f->direct = zb_try_direct(fd);
 	f->seg_max = cap_bytes >> ZB_SEG_SHIFT > ZB_MAX_SEGS ? ZB_MAX_SEGS :
 		     (uint32_t)(cap_bytes >> ZB_SEG_SHIFT);
-	f->ready = f->holes = f->open = ZB_NONE;
+	f->ready = f->holes = f->open = f->queue = ZB_NONE;
 	f->segs_bytes = (size_t)f->seg_max * sizeof(struct zb_seg);
 	f->segs = mmap(NULL, f->segs_bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -944,6 +1151,14 @@ int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out)
 		}
 		memset(f->bufs[i].data, 0, ZB_SEG_SIZE);	/* resident now */
 	}
+	for (i = 0; i < ZB_NWIN; i++) {
+		if (posix_memalign((void **)&f->wins[i].data, ZB_ALIGN,
+				   ZB_WIN_SIZE)) {
+			r = -ENOMEM;
+			goto out_free;
+		}
+		memset(f->wins[i].data, 0, ZB_WIN_SIZE);
+	}
 	if ((r = pthread_mutex_init(&f->lock, NULL))) {
 		r = -r;
 		goto out_free;
@@ -953,13 +1168,22 @@ int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out)
 		r = -r;
 		goto out_free;
 	}
-	zb_refill(f);		/* what it cannot get, zb_write() reports */
+	if ((r = pthread_cond_init(&f->win_cond, NULL))) {
+		pthread_cond_destroy(&f->buf_cond);
+		pthread_mutex_destroy(&f->lock);
+		r = -r;
+		goto out_free;
+	}
+	f->age_ms = zb_now_ms();
+	zb_refill(f, f->age_ms);	/* what it cannot get, zb_write() reports */
 	*out = f;
 	return 0;
 
 out_free:
 	for (i = 0; i < ZB_NBUF; i++)
 		free(f->bufs[i].data);
+	for (i = 0; i < ZB_NWIN; i++)
+		free(f->wins[i].data);
 	if (f->segs)
 		munmap(f->segs, f->segs_bytes);
 	free(f->path);
@@ -975,7 +1199,7 @@ void zb_close(struct zb_file *f)
 
 	if (!f)
 		return;
-	assert(!f->nflushing);
+	assert(f->nflushing == f->nqueued);	/* queued writes are moot */
 	if (!f->blockdev && ftruncate(f->fd, 0)) {
 		/* nothing to do: the content is void anyway */
 	}
@@ -983,6 +1207,9 @@ void zb_close(struct zb_file *f)
 	munmap(f->segs, f->segs_bytes);
 	for (i = 0; i < ZB_NBUF; i++)
 		free(f->bufs[i].data);
+	for (i = 0; i < ZB_NWIN; i++)
+		free(f->wins[i].data);
+	pthread_cond_destroy(&f->win_cond);
 	pthread_cond_destroy(&f->buf_cond);
 	pthread_mutex_destroy(&f->lock);
 	free(f->path);

@@ -47,7 +47,7 @@
 #define ZB_SEG_SHIFT 18
 #define ZB_SEG_SIZE (1u << ZB_SEG_SHIFT)	/* 256 KiB (zb_file.c: why) */
 #define ZB_RESERVE_SEGS 8		/* free segments kept allocated: 2 MiB */
-#define ZB_NBUF 4			/* segment buffers, preallocated */
+#define ZB_NBUF 16			/* segment buffers, preallocated */
 
 struct zb_file;
 
@@ -110,48 +110,55 @@ const char *zb_path(const struct zb_file *f);
 /*
  * zb_write - store @len bytes (1..ZB_MAX_OBJ) from @obj and set *@loc.
  * Returns once the bytes are in the segment buffer: they are readable at
- * once, and written to the file when the segment fills (by this call or
- * a later one) or at zb_flush().  When this call fills a segment it
- * writes it (one pwrite of up to ZB_SEG_SIZE bytes, outside the lock),
- * and may wait for a buffer if all ZB_NBUF are being written.
+ * once, and written to the file after the segment fills, by
+ * zb_write_queued() (or by a later zb_write() that needs the buffer, or
+ * by zb_flush()).  Writes nothing itself unless every buffer is taken
+ * and some wait in the queue: then it writes the oldest (one pwrite of
+ * up to ZB_SEG_SIZE bytes, outside the lock); it may also wait for a
+ * buffer while writes are in progress.
  *
  * A new segment comes from the reserve (allocated ahead by zb_refill(),
  * so the write allocates no file-system blocks); only if the reserve is
  * empty does this call allocate one itself (fallocate(2) on the
  * caller's thread).
  *
- * Returns 0, -EINVAL for a bad length, -ENOSPC when no segment can be
- * had (the cap reached, or the file system full: counted in nospace, and
- * the file is "full" until a segment is freed or allocated), or another
- * -errno from fallocate(2), or -EIO when failed segment writes keep
- * every buffer (below).  On error nothing is stored and *@loc is
- * untouched: the caller keeps its data.  A failure to write an earlier
- * segment out is not this call's error: it is counted (failed_writes),
- * the segment's blocks are retired, and its objects stay readable from
- * its buffer, which it keeps until they are all freed: nothing stored
- * is lost.  Takes the file's mutex.
+ * Returns 0; 1 when this call closed a segment, which now waits on the
+ * queue (the caller should see that zb_write_queued() runs); -EINVAL for
+ * a bad length, -ENOSPC when no segment can be had (the cap reached, or
+ * the file system full: counted in nospace, and the file is "full" until
+ * a segment is freed or allocated), or another -errno from
+ * fallocate(2), or -EIO when failed segment writes keep every buffer
+ * (below).  On error nothing is stored and *@loc is untouched: the
+ * caller keeps its data.  A failure to write a segment out is not this
+ * call's error: it is counted (failed_writes), the segment's blocks are
+ * retired, and its objects stay readable from its buffer, which it
+ * keeps until they are all freed: nothing stored is lost.  Takes the
+ * file's mutex.
  */
 int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
 
 /*
- * zb_read_bound - the capacity zb_read() needs in its buffer:
- * ZB_MAX_OBJ rounded up to ZB_ALIGN, plus ZB_ALIGN (an object may cross
- * one alignment boundary, and O_DIRECT reads whole aligned blocks).
- * A constant.  Cannot fail.
- */
-size_t zb_read_bound(void);
-
-/*
- * zb_read - copy the object at @loc, of length @len, to @buf[0..@len).
- * @buf: zb_read_bound() bytes, aligned to ZB_ALIGN (all of it may be
- *       written: it is the bounce buffer of the aligned read).
+ * zb_read - copy the object at @loc, of length @len, to @dst[0..@len).
+ * Objects of a segment on disk come through the file's read windows
+ * (ZB_NWIN buffers of ZB_WIN_SIZE, shared by all readers): if one holds
+ * the object, nothing is read from the file.  Otherwise one read fills
+ * the least recently used window with the aligned blocks from the
+ * object's start through @ahead more bytes (the caller's guess of what
+ * it will ask for next: 0 for only this object), or through a whole
+ * window when the object follows right after a window of its segment
+ * (a sequential reader), within the segment's written bytes.  The
+ * caller must keep the object alive (not free @loc) during the call.
  * Returns 0; -EINVAL if @loc is malformed, does not name a segment
- * holding objects, or its length is not @len, or @buf is misaligned;
- * -EIO if the read fails or comes back short.  An object whose segment
- * could not be written is read from the buffer that keeps it.  Takes
- * the file's mutex briefly, never across the read.
+ * holding objects, or its length is not @len; -EIO if the read fails or
+ * comes back short.  An object whose segment is still (or, its write
+ * having failed, for good) in a buffer is copied from there.  Takes the
+ * file's mutex, never across the read; may wait for a window while
+ * ZB_NWIN reads are in progress.
  */
-int zb_read(struct zb_file *f, uint64_t loc, void *buf, size_t len);
+#define ZB_WIN_SIZE (64u << 10)
+#define ZB_NWIN 16
+int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
+	    size_t ahead);
 
 /*
  * zb_free - the object at @loc is dead.  A segment whose last object is
@@ -164,7 +171,8 @@ void zb_free(struct zb_file *f, uint64_t loc);
 
 /*
  * zb_flush - write the segment being filled, if it holds objects, and
- * wait until no segment write is in progress: when it returns, every
+ * the queued ones, and wait until no segment write is in progress (all
+ * on the caller's thread but those already under way): when it returns, every
  * object stored before the call is in the file (or, its write having
  * failed, kept in a buffer).  The
  * segment is closed, so the space left in it stays unused until all its
@@ -176,22 +184,40 @@ void zb_free(struct zb_file *f, uint64_t loc);
 int zb_flush(struct zb_file *f);
 
 /*
- * zb_refill - bring the reserve of free, allocated segments to
- * ZB_RESERVE_SEGS: allocate new ones (fallocate(2), or zeros written
- * where the file system has no fallocate) when short, punch the free
- * segments past it (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; a block
- * device's are kept as they are).  Reuses punched segments before it
- * extends the file.  Call it from a thread that serves no I/O, when
- * zb_refill_wanted() says so.  Returns 0, or the -errno that stopped
- * the allocation (-ENOSPC: the cap reached or the file system full;
- * the reserve then holds what it could get).  Takes the file's mutex,
- * never across fallocate(2).
- * zb_refill_wanted - true when the reserve has fallen under half
- * (and the cap allows more) or holds more than twice ZB_RESERVE_SEGS.
- * Takes the file's mutex briefly.
+ * zb_write_queued - write every segment on the write queue, oldest
+ * first.  Call it from a background thread when zb_write() returned 1
+ * or zb_refill_wanted() says so.  Returns 0, or -EIO if a write failed
+ * (counted; its objects stay in its buffer, as above).  Takes the
+ * file's mutex, and writes outside it.
  */
-int zb_refill(struct zb_file *f);
-int zb_refill_wanted(struct zb_file *f);
+int zb_write_queued(struct zb_file *f);
+
+/*
+ * zb_refill - bring the reserve of free, allocated segments up to
+ * ZB_RESERVE_SEGS: allocate new ones (fallocate(2), or zeros written
+ * where the file system has no fallocate) when short; and, once per
+ * ZB_AGE_MS, punch (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE) the free
+ * segments past it that went unused for the whole period just ended:
+ * the fewest the reserve held in it, less ZB_RESERVE_SEGS.  Freed
+ * segments that swap-like churn takes again within a period keep their
+ * blocks (no punch and fallocate again per segment); a wave of frees
+ * goes back to the file system within two periods.  A block device's
+ * free segments are kept as they are.  Reuses punched segments before it
+ * extends the file.  @now_ms: zb_now_ms(), or a test's clock.  Call it
+ * from a thread that serves no I/O, when zb_refill_wanted() says so.
+ * Returns 0, or the -errno that stopped the allocation (-ENOSPC: the cap
+ * reached or the file system full; the reserve then holds what it could
+ * get).  Takes the file's mutex, never across fallocate(2).
+ * zb_refill_wanted - 1 when zb_refill() or zb_write_queued() has work
+ * now: segments queued, the reserve under half (and the cap allows
+ * more), or a period over with free segments past the reserve; else 0, and *@after_ms is the milliseconds until
+ * such a period ends (0: none pending).  Takes the file's mutex briefly.
+ * zb_now_ms - CLOCK_MONOTONIC in milliseconds, modulo 2^32.
+ */
+#define ZB_AGE_MS 2000
+int zb_refill(struct zb_file *f, uint32_t now_ms);
+int zb_refill_wanted(struct zb_file *f, uint32_t now_ms, unsigned *after_ms);
+uint32_t zb_now_ms(void);
 
 /* Figures for statistics files.  Approximate while I/O runs. */
 struct zb_stats {
@@ -212,6 +238,8 @@ struct zb_stats {
 	uint64_t segs_written;		/* segment writes done */
 	uint64_t segs_punched;		/* punches done */
 	uint64_t reads;			/* zb_read() calls served */
+	uint64_t disk_reads;		/* of those, read from the file (the
+					 * rest from a window or a buffer) */
 	uint64_t writes;		/* objects stored */
 	uint64_t failed_reads;		/* -EIO or -EINVAL from zb_read() */
 	uint64_t failed_writes;		/* segment writes that failed */

@@ -1535,8 +1535,9 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 	zr_printf(t, "Backing file:   %s (%s, %s)\n"
 		  "                %llu pages written back (%llu by spilling past\n"
 		  "                mem_limit), %s compressed, in %s of the file (%s\n"
-		  "                at most); %llu pages read back, %llu failed\n"
-		  "                segment writes, %llu failed reads\n",
+		  "                at most); %llu pages read back in %llu reads of\n"
+		  "                the file; %llu segments written, %llu punched;\n"
+		  "                %llu failed segment writes, %llu failed reads\n",
 		  zb_path(dev->zc.backing),
 		  b.blockdev ? "block device" : "file",
 		  b.direct ? "direct I/O" : "page cache",
@@ -1546,6 +1547,9 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 		  zr_human(b.bytes_allocated, h2, sizeof(h2)),
 		  zr_human(b.cap_bytes, h3, sizeof(h3)),
 		  (unsigned long long)s->bd_reads,
+		  (unsigned long long)b.disk_reads,
+		  (unsigned long long)b.segs_written,
+		  (unsigned long long)b.segs_punched,
 		  (unsigned long long)b.failed_writes,
 		  (unsigned long long)b.failed_reads);
 	/* Why writeback stops with pages still in RAM: no room. */

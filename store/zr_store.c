@@ -108,8 +108,8 @@ struct zr_stream {
 	struct zr_stream *all_next;	/* guarded by streams_lock */
 	uint8_t cbuf[ZR_PAGE_SIZE];	/* compressed output */
 	uint8_t page[ZR_PAGE_SIZE];	/* bounce page for partial I/O */
-	/* zb_read()'s bounce buffer (zb_read_bound(), aligned), with a
-	 * backing file only; else NULL. */
+	/* With a backing file only, else NULL: a page's compressed copy on
+	 * its way to or from the file (ZR_PAGE_SIZE). */
 	uint8_t *bdbuf;
 };
 
@@ -188,6 +188,7 @@ static void zr_stream_release(void *arg);
 static void *zr_worker(void *arg);
 static void zr_refill_kick(struct zr_store *st);
 static void zr_bd_kick(struct zr_store *st);
+static void zr_maint_kick(struct zr_store *st);
 static void zr_compact_kick(struct zr_store *st);
 
 /* Key destructors get only the value, so each stream remembers its store. */
@@ -231,8 +232,7 @@ static struct zr_stream *zr_stream_get(struct zr_store *st)
 			return NULL;
 		o->st = st;
 		if (st->bd) {
-			o->stream.bdbuf = aligned_alloc(ZB_ALIGN,
-							zb_read_bound());
+			o->stream.bdbuf = malloc(ZR_PAGE_SIZE);
 			if (!o->stream.bdbuf) {
 				free(o);
 				return NULL;
@@ -597,34 +597,62 @@ static int zr_decomp_cb(const void *obj, size_t len, void *arg)
 }
 
 /*
+ * zr_file_ahead - what a read of page @idx from the file should bring in
+ * beyond it: the compressed bytes of the pages after it, up to @last
+ * (the request's last page), that are in the file too (pages in RAM,
+ * same-filled or empty in between take no room there).  Written back
+ * together, they most likely lie right after it (zb_read() checks; this
+ * is only a guess, from meta alone, which needs no lock).
+ */
+static size_t zr_file_ahead(const struct zr_store *st, uint64_t idx,
+			    uint64_t last)
+{
+	size_t ahead = 0;
+	uint32_t meta;
+
+	while (++idx <= last && ahead < ZB_WIN_SIZE) {
+		meta = zr_slot_meta(&st->table[idx]);
+		if (zr_meta_in_file(meta))
+			ahead += zr_meta_len(meta);
+	}
+	return ahead;
+}
+
+/*
  * zr_decode_file - the page whose object is at @handle in the backing
- * file into @dst.  The page stays in the file (as zram's): a read brings
- * nothing back to RAM.  Returns 0 or -EIO (the read failed, or the
- * object does not decompress).
+ * file into @dst, reading ahead @ahead bytes (zb_read()).
+ * The page stays in the file (as zram's): a read brings nothing back to
+ * RAM.  Returns 0 or -EIO (the read failed, or the object does not
+ * decompress).
  */
 static int zr_decode_file(struct zr_store *st, struct zr_stream *s,
-			  uint32_t meta, uint64_t handle, void *dst)
+			  uint32_t meta, uint64_t handle, void *dst,
+			  size_t ahead)
 {
 	size_t len = zr_meta_len(meta);
 	int ret;
 
-	ret = zb_read(st->bd, handle, s->bdbuf, len);
+	if (len == ZR_PAGE_SIZE)		/* stored raw */
+		ret = zb_read(st->bd, handle, dst, len, ahead);
+	else
+		ret = zb_read(st->bd, handle, s->bdbuf, len, ahead);
 	if (ret)
 		return -EIO;
 	zr_stat_add(st, bd_reads, 1);
-	if (len == ZR_PAGE_SIZE) {		/* stored raw */
-		memcpy(dst, s->bdbuf, ZR_PAGE_SIZE);
+	if (len == ZR_PAGE_SIZE)
 		return 0;
-	}
 	return zcomp_decompress(s->ctx, s->bdbuf, len, dst, ZR_PAGE_SIZE);
 }
 
 /*
  * zr_decode_locked - the page in slot @s into @dst (ZR_PAGE_SIZE bytes).
- * Needs the slot's lock, shared or exclusive.  Returns 0 or -EIO.
+ * Needs the slot's lock, shared or exclusive.  @last: the last page of
+ * the request, for a page in the file to read its neighbours ahead with
+ * it (the slot's own index: none).  Returns 0 or -EIO.
  */
 static int zr_decode_locked(struct zr_store *st, struct zr_stream *s,
-			    const struct zr_slot *slot, void *dst)
+			    const struct zr_slot *slot, void *dst,
+			    uint64_t last)
 {
 	uint32_t meta = zr_slot_meta(slot);
 	struct zr_decomp d = { s->ctx, dst };
@@ -634,7 +662,9 @@ static int zr_decode_locked(struct zr_store *st, struct zr_stream *s,
 		return 0;
 	}
 	if (zr_meta_in_file(meta))
-		return zr_decode_file(st, s, meta, slot->handle, dst);
+		return zr_decode_file(st, s, meta, slot->handle, dst,
+				      zr_file_ahead(st, (uint64_t)(slot -
+							st->table), last));
 	if (meta & ZR_META_SAME) {
 		zr_fill_word(dst, slot->handle);
 		return 0;
@@ -691,7 +721,7 @@ static int zr_write_partial(struct zr_store *st, struct zr_stream *s,
 		ret = 0;
 		goto out_unlock;
 	}
-	ret = zr_decode_locked(st, s, slot, s->page);
+	ret = zr_decode_locked(st, s, slot, s->page, idx);
 	if (ret)
 		goto out_unlock;
 	if (src)
@@ -712,11 +742,12 @@ out_unlock:
 }
 
 /*
- * zr_read_page - @len bytes at @pg_off of page @idx into @dst.
- * Returns 0 or -EIO.
+ * zr_read_page - @len bytes at @pg_off of page @idx into @dst; @last is
+ * the request's last page (zr_decode_locked()).  Returns 0 or -EIO.
  */
 static int zr_read_page(struct zr_store *st, struct zr_stream *s,
-			uint64_t idx, void *dst, size_t pg_off, size_t len)
+			uint64_t idx, void *dst, size_t pg_off, size_t len,
+			uint64_t last)
 {
 	struct zr_slot *slot = &st->table[idx];
 	bool whole = pg_off == 0 && len == ZR_PAGE_SIZE;
@@ -736,7 +767,8 @@ static int zr_read_page(struct zr_store *st, struct zr_stream *s,
 		memset(dst, 0, len);
 		ret = 0;
 	} else {
-		ret = zr_decode_locked(st, s, slot, whole ? dst : s->page);
+		ret = zr_decode_locked(st, s, slot, whole ? dst : s->page,
+				       last);
 		if (!ret && !whole)
 			memcpy(dst, s->page + pg_off, len);
 		zr_touch_locked(st, slot);
@@ -802,12 +834,23 @@ static unsigned zr_task_compact(struct zr_store *st)
 	return ZR_COMPACT_PERIOD_MS;
 }
 
-/* Keep the backing file's free segments ready; punch those past it. */
+/* Write the backing file's closed segments; keep its free segments
+ * ready, punch those past it that went unused for a period
+ * (zb_refill()); look again when due. */
 static unsigned zr_task_backing(struct zr_store *st)
 {
-	if (st->bd && zb_refill_wanted(st->bd))
-		zb_refill(st->bd);
-	return 0;
+	uint32_t now;
+	unsigned after;
+
+	if (!st->bd)
+		return 0;
+	now = zb_now_ms();
+	if (zb_refill_wanted(st->bd, now, &after)) {
+		zb_write_queued(st->bd);	/* failures: counted */
+		zb_refill(st->bd, now);
+		zb_refill_wanted(st->bd, now, &after);
+	}
+	return after;
 }
 
 /*
@@ -897,10 +940,10 @@ static unsigned zr_task_writeback(struct zr_store *st)
 }
 
 static const struct zr_task zr_tasks[] = {
+	{ "backing file", zr_task_backing },	/* first: writes wait on it */
 	{ "cache refill", zr_task_refill },
 	{ "cache aging", zr_task_age },
 	{ "compaction", zr_task_compact },
-	{ "backing file", zr_task_backing },
 	{ "writeback by age", zr_task_writeback },
 };
 
@@ -986,7 +1029,9 @@ static void zr_maint_kick(struct zr_store *st)
  */
 static void zr_bd_kick(struct zr_store *st)
 {
-	if (zb_refill_wanted(st->bd))
+	unsigned after;
+
+	if (zb_refill_wanted(st->bd, zb_now_ms(), &after))
 		zr_maint_kick(st);
 }
 
@@ -1221,7 +1266,8 @@ static int zr_job_page(struct zr_job *job, struct zr_stream *s, uint32_t j)
 	pg_off = start & (ZR_PAGE_SIZE - 1);
 	n = (size_t)(end - start);
 	if (!job->write)
-		return zr_read_page(st, s, idx, p, pg_off, n);
+		return zr_read_page(st, s, idx, p, pg_off, n,
+				    job->first + job->npages - 1);
 	if (n == ZR_PAGE_SIZE)
 		return zr_write_full(st, s, idx, p);
 	return zr_write_partial(st, s, idx, p, pg_off, n);
@@ -1518,8 +1564,8 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
  * moved, 0 if the page is not one to move (or, with @try, its lock is
  * taken), or -errno from zb_write() (the page then stays in RAM).  Holds
  * the slot's write lock across the copy into the file's segment buffer
- * (and, when that fills a segment, its write), so that the page cannot
- * change under the copy.  Copies through @s->bdbuf, which no caller uses
+ * (zb_write() writes no segment out unless the maintainer has fallen
+ * behind), so that the page cannot change under the copy.  Copies through @s->bdbuf, which no caller uses
  * across this call (cbuf and page may hold the page being stored).
  * @try: only if the lock is free (the caller may hold another slot's).
  * @min_age: only if not read or written for that many seconds (0: any).
@@ -1551,10 +1597,12 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 	ret = zs_load(st->pool, slot->handle, s->bdbuf, len);
 	if (!ret)
 		ret = zb_write(st->bd, s->bdbuf, len, &loc);
-	if (ret) {
+	if (ret < 0) {
 		zr_slot_unlock_write(slot);
 		return ret;
 	}
+	if (ret)			/* a segment waits to be written */
+		zr_maint_kick(st);
 	new.meta = (meta & ZR_META_SIZE_MASK) | ZR_META_FILE;
 	new.handle = loc;
 	zr_swap_locked(st, slot, &new, &old);

@@ -529,6 +529,40 @@ START_TEST(test_spill_full)
 }
 END_TEST
 
+/*
+ * Read-ahead: pages written back together come back from the file in
+ * one read per request, same-filled pages between them or not; and
+ * what a read brought in serves the next request without another.
+ */
+START_TEST(test_read_ahead)
+{
+	uint8_t *buf = malloc(16 * WT_PAGE), want[WT_PAGE];
+	uint64_t r0, i;
+
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, 64, 0);
+	ck_assert_int_eq(zr_writeback(wt_st, 0, 0, 64, 64), wt_objects(64));
+	ck_assert_int_eq(zb_flush(wt_bd), 0);
+	r0 = wt_bd_stats().disk_reads;
+	ck_assert_int_eq(zr_read(wt_st, buf, 16 * WT_PAGE, 0), 16 * WT_PAGE);
+	ck_assert_uint_eq(wt_bd_stats().disk_reads - r0, 1);
+	for (i = 0; i < 16; i++) {
+		wt_page(i, 0, want);
+		ck_assert_msg(memcmp(buf + i * WT_PAGE, want, WT_PAGE) == 0,
+			      "page %llu differs", (unsigned long long)i);
+	}
+	/* Sequential: the next requests take whole windows. */
+	for (i = 16; i < 64; i += 16)
+		ck_assert_int_eq(zr_read(wt_st, buf, 16 * WT_PAGE,
+					 i * WT_PAGE), 16 * WT_PAGE);
+	ck_assert_uint_le(wt_bd_stats().disk_reads - r0, 3);
+	wt_check(0, 64, 0);
+	free(buf);
+}
+END_TEST
+
 /* wt_wait_bd - wait (10 s at most) until @n pages are in the file. */
 static bool wt_wait_bd(uint64_t n)
 {
@@ -594,6 +628,7 @@ Suite *zr_writeback_suite(void)
 	tcase_add_loop_test(tc, test_spill, 0, n);
 	tcase_add_loop_test(tc, test_spill_full, 0, n);
 	tcase_add_loop_test(tc, test_spill_race, 0, n);
+	tcase_add_loop_test(tc, test_read_ahead, 0, n);
 	tcase_add_loop_test(tc, test_writeback_age, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
