@@ -20,7 +20,7 @@
  * request queue's largest I/O is typically 128 KiB..1 MiB); the unused
  * tail a segment is closed with averages half an object, 0.5% at the
  * 2.5 KiB a compressed swap page averages; ZB_NBUF buffers of it are
- * 1 MiB of locked memory; it holds about 100 such objects, so under
+ * 4 MiB of locked memory; it holds about 100 such objects, so under
  * churn a segment empties (and is reused whole) far sooner than a 1 MiB
  * one would, and a future compaction rewrites at most 256 KiB to win
  * one back; and the table costs 24 bytes per 256 KiB of cap (96 KiB per
@@ -757,6 +757,7 @@ int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
 	int r = -EINVAL;
 
 	pthread_mutex_lock(&f->lock);
+again:
 	s = zb_loc_locked(f, loc, &idx, &off, &olen);
 	if (!s || olen != len)
 		goto out_unlock;
@@ -790,8 +791,7 @@ int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
 	    zb_win_find_locked(f, idx, off, len)) {
 		w->reading = false;
 		pthread_cond_broadcast(&f->win_cond);
-		pthread_mutex_unlock(&f->lock);
-		return zb_read(f, loc, dst, len, ahead);
+		goto again;
 	}
 	gen = s->gen;
 	lim = s->fill;

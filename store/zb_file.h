@@ -47,7 +47,9 @@
 #define ZB_SEG_SHIFT 18
 #define ZB_SEG_SIZE (1u << ZB_SEG_SHIFT)	/* 256 KiB (zb_file.c: why) */
 #define ZB_RESERVE_SEGS 8		/* free segments kept allocated: 2 MiB */
-#define ZB_NBUF 16			/* segment buffers, preallocated */
+#define ZB_NBUF 16			/* segment buffers, preallocated: 4 MiB;
+					 * with 4, FUSE threads wrote half the
+					 * segments themselves (RESULTS.md) */
 
 struct zb_file;
 

@@ -46,10 +46,11 @@
  * that the page faults and any wait in the page allocator are its and not
  * the I/O path's; giving back what that cache kept and nothing reused
  * (zs_cache_age()); and compacting when zs_fragmented() says the pool
- * wastes more than its threshold; and keeping the backing file's free
- * segments ready and punching the rest (zb_refill()).  Each task says
- * when it wants to run
- * again; otherwise the thread sleeps until kicked.  One wake-up,
+ * wastes more than its threshold; and, first of all, writing the
+ * backing file's closed segments (zb_write_queued()) and keeping its free
+ * segments ready, punching those no write needed for a while
+ * (zb_refill()).  Each task says when it wants to run again; otherwise
+ * the thread sleeps until kicked.  One wake-up,
  * zr_maint_kick(): after a store or a free when zs_cache_wanted() says
  * so, and after a discard when the pool is fragmented.  The cache is
  * filled once before zr_store_create() returns.

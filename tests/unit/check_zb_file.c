@@ -428,7 +428,37 @@ START_TEST(test_bad_loc)
 }
 END_TEST
 
+/* Every one of o[0..@n) reads back; then close @f and free @o. */
+static void check_all_close(struct zb_file *f, struct obj *o, unsigned n)
+{
+	unsigned i;
+
+	for (i = 0; i < n; i++)
+		ck_assert_int_eq(check(f, &o[i]), 0);
+	zb_close(f);
+	free(o);
+}
+
 /* ---- Space -------------------------------------------------------------- */
+
+/*
+ * fill - store objects of 1000..3500 bytes (random from *@s) into o[0..]
+ * until @bytes are stored, at most @max of them; returns how many.
+ */
+static unsigned fill(struct zb_file *f, struct obj *o, unsigned max,
+		     uint64_t bytes, uint64_t *s)
+{
+	uint64_t stored = 0;
+	unsigned n = 0;
+
+	while (stored < bytes) {
+		ck_assert_uint_lt(n, max);
+		o[n] = (struct obj){ 0, rnd(s, 1000, 3500), n };
+		ck_assert_int_ge(put(f, &o[n]), 0);
+		stored += o[n++].len;
+	}
+	return n;
+}
 
 /* Lengths of compressed swap pages, roughly: 1000..3500 bytes. */
 START_TEST(test_packing)
@@ -468,20 +498,16 @@ END_TEST
  */
 START_TEST(test_punch)
 {
-	unsigned n = 0, i, max = 8000, after;
+	unsigned n, i, max = 8000, after;
 	struct obj *o = calloc(max, sizeof(*o));
-	uint64_t s = 11, full, size, stored = 0;
+	uint64_t s = 11, full, size;
 	struct zb_file *f;
 	struct zb_stats st;
 	uint32_t now;
 
 	ck_assert_ptr_nonnull(o);
 	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
-	while (stored < 16 * MiB) {
-		o[n] = (struct obj){ 0, rnd(&s, 1000, 3500), n };
-		ck_assert_int_ge(put(f, &o[n]), 0);
-		stored += o[n++].len;
-	}
+	n = fill(f, o, max, 16 * MiB, &s);
 	ck_assert_int_eq(zb_flush(f), 0);
 	full = st_blocks_bytes(tpath);
 	size = st_size_of(tpath);
@@ -508,10 +534,7 @@ START_TEST(test_punch)
 	ck_assert_int_eq(zb_flush(f), 0);
 	ck_assert_uint_eq(st_size_of(tpath), size);
 	ck_assert_uint_le(st_blocks_bytes(tpath), full + ZB_SEG_SIZE);
-	for (i = 0; i < n; i++)
-		ck_assert_int_eq(check(f, &o[i]), 0);
-	zb_close(f);
-	free(o);
+	check_all_close(f, o, n);
 }
 END_TEST
 
@@ -525,20 +548,15 @@ START_TEST(test_punch_aged)
 {
 	enum { MAX = 40 * (ZB_SEG_SIZE / 1000) };
 	struct obj *o = calloc(MAX, sizeof(*o));
-	uint64_t s = 13, stored = 0, size, full;
-	unsigned n = 0, i, after;
+	uint64_t s = 13, size, full;
+	unsigned n, i, after;
 	struct zb_file *f;
 	struct zb_stats st;
 	uint32_t now;
 
 	ck_assert_ptr_nonnull(o);
 	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
-	while (stored < 40ULL * ZB_SEG_SIZE * 97 / 100) {	/* ~40 segments */
-		ck_assert_uint_lt(n, MAX);
-		o[n] = (struct obj){ 0, rnd(&s, 1000, 3500), n };
-		ck_assert_int_ge(put(f, &o[n]), 0);
-		stored += o[n++].len;
-	}
+	n = fill(f, o, MAX, 40ULL * ZB_SEG_SIZE * 97 / 100, &s); /* ~40 segs */
 	ck_assert_int_eq(zb_flush(f), 0);
 	size = st_size_of(tpath);
 	full = st_blocks_bytes(tpath);
@@ -647,10 +665,7 @@ START_TEST(test_churn_fifo)
 		      (unsigned long long)max_alloc, (unsigned long long)live);
 	ck_assert_uint_le(st_size_of(tpath), size_warm + 4 * ZB_SEG_SIZE);
 	ck_assert_int_eq(zb_flush(f), 0);
-	for (i = 0; i < LIVE; i++)
-		ck_assert_int_eq(check(f, &o[i]), 0);
-	zb_close(f);
-	free(o);
+	check_all_close(f, o, LIVE);
 }
 END_TEST
 
@@ -703,10 +718,7 @@ START_TEST(test_churn_random)
 	ck_assert_uint_le(st_size_of(tpath), size_half + size_half / 10);
 	ck_assert_uint_gt(st.segs_sparse, 0);
 	ck_assert_uint_gt(st.bytes_sparse_waste, 0);
-	for (i = 0; i < LIVE; i++)
-		ck_assert_int_eq(check(f, &o[i]), 0);
-	zb_close(f);
-	free(o);
+	check_all_close(f, o, LIVE);
 }
 END_TEST
 
@@ -1213,10 +1225,7 @@ START_TEST(test_write_queue)
 	ck_assert_int_eq(zb_flush(f), 0);
 	zb_get_stats(f, &st);
 	ck_assert_uint_eq(st.segs_written, 2 + closed);	/* each once */
-	for (i = 0; i < M; i++)
-		ck_assert_int_eq(check(f, &o[i]), 0);
-	zb_close(f);
-	free(o);
+	check_all_close(f, o, M);
 }
 END_TEST
 
