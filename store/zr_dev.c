@@ -1885,7 +1885,7 @@ static void zr_summary_recomp(struct zr_dev *dev, struct zr_text *t,
 		zr_printf(t, "                by age off (recompress_age 0)\n");
 	else
 		zr_printf(t, "                by age: pages unused for %llu s are recompressed\n"
-			  "                with %s\n",
+			  "                (with %s first)\n",
 			  (unsigned long long)s->rc_age,
 			  zr_recomp_algorithm(dev->st, first, &level));
 }

@@ -1305,7 +1305,7 @@ START_TEST(test_attr_recompress)
 	ck_assert_ptr_nonnull(strstr(td_buf, "by age off (recompress_age 0)"));
 	ck_assert_int_eq(td_store(dev, "recompress_age", "30"), 0);
 	snprintf(text, sizeof(text), "pages unused for 30 s are recompressed\n"
-		 "                with %s\n", sec);
+		 "                (with %s first)\n", sec);
 	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"), text));
 	/* Recompressed pages keep their idle mark. */
 	ck_assert_ptr_nonnull(strstr(td_buf,
