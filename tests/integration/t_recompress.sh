@@ -7,9 +7,9 @@
 # again are back under lz4.  Recompressed pages written back to the file
 # (writeback idle) read back identical.  Bad words to recompress,
 # recomp_algorithm and recompress_age are EINVAL and change nothing;
-# recomp_algorithm is EBUSY while the image holds data.  With
-# recompress_age=3, pages left alone are recompressed on their own
-# within 15 s.
+# recomp_algorithm is EBUSY while the image holds data; bad -o values are
+# refused naming the value.  With recompress_age=3, pages left alone are
+# recompressed on their own within 15 s.
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require python3 cmp
@@ -68,6 +68,23 @@ while len(out) < 64 << 20:
         out += bytes([random.randrange(256)])
 open(sys.argv[1], "wb").write(out[:64 << 20])
 EOF
+
+# Bad -o values: refused before mounting, in one line naming the value.
+mkdir "$FZ_TMP/bad"
+fz__register "fuse|$FZ_TMP/bad||-"
+for v in recomp_algorithm=nosuch recomp_algorithm=zstd:99 recomp_algorithm=lz4hc:2 \
+	recomp_algorithm=zstd: recompress_age=65536 recompress_age=5m; do
+	if timeout 30 "$FUSEZRAM" -o "$v" "$FZ_TMP/bad" 2>"$FZ_TMP/err"; then
+		fz_fail "-o $v was taken"
+	fi
+	grep -qF "invalid ${v%%=*} '${v#*=}'" "$FZ_TMP/err" ||
+		fz_fail "-o $v: $(cat "$FZ_TMP/err")"
+	! fz_is_mounted "$FZ_TMP/bad" || fz_fail "-o $v: mounted"
+done
+help=$("$FUSEZRAM" -h 2>&1) || :
+for o in "-o recomp_algorithm=ALG[:N]" "-o recompress_age=SECS"; do
+	grep -qF -- "$o" <<<"$help" || fz_fail "--help lacks '$o'"
+done
 
 fz_mount -o disksize=128M,recomp_algorithm=zstd,backing_dev="$FZ_TMP/backing"
 C=$FZ_CTL
@@ -151,6 +168,7 @@ dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M oflag=direct status=none ||
 	fz_fail "writing 64 MiB"
 compr=$(fz_mm compr_data_size)
 t0=$SECONDS
+# shellcheck disable=SC2016 # expanded by eval, at each poll
 fz_wait_until 15 eval '[ "$(fz_mm compr_data_size)" -le $((compr * 90 / 100)) ] &&
 	[ "$(rc_pages 1)" -ge $((pages * 95 / 100)) ]' ||
 	fz_fail "recompress_age=3: after 15 s compr_data_size $(fz_mm compr_data_size) (was $compr), $(rc_pages 1) pages under zstd"
