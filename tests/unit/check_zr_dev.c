@@ -1541,6 +1541,84 @@ START_TEST(test_replace_race)
 }
 END_TEST
 
+/* td_page - the content of page @idx in test_recompress_race. */
+static void td_page(char *page, uint64_t idx)
+{
+	size_t j;
+
+	for (j = 0; j < ZR_PAGE_SIZE; j++)
+		page[j] = "recompress race page "[(j + idx) % 21];
+}
+
+/* Rewrites and reads pages of the first 256 KiB, checking each read. */
+static void *td_rewriter(void *arg)
+{
+	struct td_race *r = arg;
+	char page[ZR_PAGE_SIZE], want[ZR_PAGE_SIZE];
+	uint64_t idx = 0;
+
+	while (!atomic_load(&r->stop)) {
+		td_page(want, idx);
+		if (idx % 3 == 0)
+			ck_assert_int_eq(zr_dev_write(r->dev, want, sizeof(want),
+						      idx * ZR_PAGE_SIZE),
+					 (ssize_t)sizeof(want));
+		ck_assert_int_eq(zr_dev_read(r->dev, page, sizeof(page),
+					     idx * ZR_PAGE_SIZE),
+				 (ssize_t)sizeof(page));
+		ck_assert(memcmp(page, want, sizeof(page)) == 0);
+		idx = (idx + 7) % 64;
+	}
+	return NULL;
+}
+
+/*
+ * recompress while pages are read and written: every read sees the
+ * page's content, whichever algorithm holds it.
+ */
+START_TEST(test_recompress_race)
+{
+	struct td_race r = { .dev = td_create(_i, "1M") };
+	char page[ZR_PAGE_SIZE], text[64];
+	pthread_t t[2];
+	uint64_t idx;
+	int i;
+
+	snprintf(text, sizeof(text), "algo=%s", td_secondary(_i));
+	ck_assert_int_eq(td_store(r.dev, "recomp_algorithm", text), 0);
+	for (idx = 0; idx < 64; idx++) {
+		td_page(page, idx);
+		ck_assert_int_eq(zr_dev_write(r.dev, page, sizeof(page),
+					      idx * ZR_PAGE_SIZE),
+				 (ssize_t)sizeof(page));
+	}
+	atomic_init(&r.stop, false);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, td_rewriter, &r),
+				 0);
+	for (i = 0; i < 100; i++) {
+		ck_assert_int_eq(td_store(r.dev, "idle", "all"), 0);
+		ck_assert_int_eq(td_store(r.dev, "recompress",
+					  i % 2 ? "type=idle" : "\n"), 0);
+		ck_assert_int_ge(zr_dev_show(r.dev, td_attr("debug_stat"),
+					     page, sizeof(page)), 0);
+	}
+	atomic_store(&r.stop, true);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	for (idx = 0; idx < 64; idx++) {
+		char want[ZR_PAGE_SIZE];
+
+		td_page(want, idx);
+		ck_assert_int_eq(zr_dev_read(r.dev, page, sizeof(page),
+					     idx * ZR_PAGE_SIZE),
+				 (ssize_t)sizeof(page));
+		ck_assert(memcmp(page, want, sizeof(page)) == 0);
+	}
+	zr_dev_destroy(r.dev);
+}
+END_TEST
+
 Suite *zr_dev_suite(void)
 {
 	Suite *s = suite_create("zr_dev");
@@ -1583,6 +1661,7 @@ Suite *zr_dev_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_replace_race, 0, n);
+	tcase_add_loop_test(tc, test_recompress_race, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }
