@@ -393,6 +393,7 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 	char list[128], name[32];
 	const char *colon;
 	uint64_t u = 0;
+	size_t len;
 	int ret, i = 0;
 
 	switch (v->kind) {
@@ -465,9 +466,10 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 		return 0;
 	case ZR_KIND_ALGO_LEVEL:
 		colon = strchr(s, ':');
-		ret = colon ? (int)(colon - s) : (int)strlen(s);
-		snprintf(name, sizeof(name), "%.*s", ret, s);
-		out->be = ret < (int)sizeof(name) ? zcomp_find(name) : NULL;
+		len = colon ? (size_t)(colon - s) : strlen(s);
+		snprintf(name, sizeof(name), "%.*s", (int)(len < sizeof(name) ?
+							   len : 0), s);
+		out->be = len < sizeof(name) ? zcomp_find(name) : NULL;
 		if (!out->be) {
 			zr_backend_list(list, sizeof(list));
 			zr_msg(msg, msgsize,
@@ -909,7 +911,8 @@ void zr_dev_get_config(struct zr_dev *dev, struct zr_config *zc)
 	zc->level = zr_level(dev->st);
 	for (p = 1; p <= ZR_RECOMP_MAX; p++)
 		if (zc->recomp[p - 1].name)
-			zr_recomp_algorithm(dev->st, p, &zc->recomp[p - 1].level);
+			zr_recomp_algorithm(dev->st, p,
+					    &zc->recomp[p - 1].level);
 	zr_unlock(dev);
 }
 
@@ -1595,9 +1598,9 @@ static const struct { const char *name; uint32_t want; } zr_types[] = {
 /*
  * zr_wb_parse - zram's writeback words: "idle", "huge", "huge_idle",
  * "incompressible" (the pages no secondary algorithm shrank, marked by
- * recompress), or "type=" one of those, and up to ZR_WB_RANGES "page_index=N" and
- * "page_indexes=LOW-HIGH" (inclusive) that limit it to those pages (a
- * type is then optional), of a disk of @npages.  Sets *@want (flags for
+ * recompress), or "type=" one of those, and up to ZR_WB_RANGES
+ * "page_index=N" and "page_indexes=LOW-HIGH" (inclusive) that limit it
+ * to those pages (a type is then optional), of a disk of @npages.  Sets *@want (flags for
  * zr_writeback()) and @range[0..*@nranges) ([first, last) page numbers;
  * the whole disk when none is given).  Returns 0 or -EINVAL.
  */
