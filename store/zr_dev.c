@@ -1776,6 +1776,7 @@ static int zr_store_recompress(struct zr_dev *dev, const char *buf)
 	static const char *const keys[] = {
 		"type", "threshold", "max_pages", "algo", "priority",
 	};
+	enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
 	char text[ZR_DEV_ATTR_SIZE + 1], *pos = text, *key, *val;
 	unsigned int k, seen = 0, prio = 0, named = 0, i;
 	uint64_t threshold = 0, max = UINT64_MAX;
@@ -1786,9 +1787,9 @@ static int zr_store_recompress(struct zr_dev *dev, const char *buf)
 
 	snprintf(text, sizeof(text), "%s", buf);
 	while ((ret = zr_next_key(&pos, &key, &val)) > 0) {
-		for (k = 0; k < 5 && strcmp(key, keys[k]) != 0; k++)
+		for (k = 0; k < NKEYS && strcmp(key, keys[k]) != 0; k++)
 			;
-		if (k == 5 || (seen & (1u << k)))
+		if (k == NKEYS || (seen & (1u << k)))
 			return -EINVAL;
 		seen |= 1u << k;
 		switch (k) {
