@@ -20,6 +20,16 @@
  * A read takes the slot's read lock and decompresses straight out of the
  * allocator (zs_read), or fills zeros or the same-fill word.
  *
+ * Recompression (zr_recompress(), zram's recomp_algorithm and
+ * recompress).  Up to ZR_RECOMP_MAX secondary algorithms; each object
+ * records, in its slot's handle, the priority of the one that made it
+ * (zr_slot_i.h), so a read picks the right decompressor, in RAM or in the
+ * backing file.  Writes always compress with the primary.  Recompressing
+ * a page holds its write lock from the decompression to the swap, one
+ * page at a time: the page is idle by choice, so a write of it waits for
+ * one page's compression at most, and no check-and-retry is needed for a
+ * write racing the new object in.
+ *
  * The page table is an anonymous mapping touched only where pages are
  * written; it is not counted in mem_used_total (see the man page).
  *
@@ -49,7 +59,9 @@
  * wastes more than its threshold; and, first of all, writing the
  * backing file's closed segments (zb_write_queued()) and keeping its free
  * segments ready, punching those no write needed for a while
- * (zb_refill()).  Each task says when it wants to run again; otherwise
+ * (zb_refill()); and recompressing (zr_task_recompress()) and writing
+ * back (zr_task_writeback()) what has not been used for their ages.
+ * Each task says when it wants to run again; otherwise
  * the thread sleeps until kicked.  One wake-up,
  * zr_maint_kick(): after a store or a free when zs_cache_wanted() says
  * so, and after a discard when the pool is fragmented.  The cache is
@@ -58,7 +70,8 @@
  * Locking:
  *   slot lock (zr_slot_i.h)   one per page; never waited for while
  *                             another is held (a spill inside a partial
- *                             write takes its victims' by trylock)
+ *                             write takes its victims' by trylock);
+ *                             held exclusive across a recompression
  *     -> zs_pool class lock   taken inside zs_store/zs_read/zs_free
  *     -> zb_file's mutex      inside zb_write/zb_read/zb_free: a page is
  *                             copied to the backing file under its own
@@ -104,8 +117,13 @@ struct zr_job;
 
 /* One per thread that does I/O: created once, recycled at thread exit. */
 struct zr_stream {
-	/* ctx[p]: the algorithm of priority p (0 the primary), NULL where
-	 * the store has none: every thread may read a recompressed page. */
+	/*
+	 * ctx[p]: the algorithm of priority p (0 the primary), NULL where
+	 * the store has none: every thread may read a recompressed page.
+	 * A secondary's context only decompresses until the thread first
+	 * recompresses (zr_stream_recomp()): the compression state of
+	 * lz4hc or zstd, 90-256 KiB, is not kept by every I/O thread.
+	 */
 	struct zcomp_ctx *ctx[ZR_RECOMP_MAX + 1];
 	struct zr_stream *next;		/* guarded by streams_lock */
 	struct zr_stream *all_next;	/* guarded by streams_lock */
@@ -222,8 +240,9 @@ static void zr_stream_free(struct zr_stream *s)
 	free((struct zr_stream_owner *)s);
 }
 
-/* zr_stream_ctxs - a context for each of the store's algorithms: 0 or
- * -ENOMEM (the ones made are left for zr_stream_free()). */
+/* zr_stream_ctxs - a context for each of the store's algorithms, the
+ * secondaries' for decompression: 0 or -ENOMEM (the ones made are left
+ * for zr_stream_free()). */
 static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
 {
 	unsigned p;
@@ -232,10 +251,34 @@ static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
 	for (p = 0; p <= ZR_RECOMP_MAX; p++) {
 		if (!st->backend[p])
 			continue;
-		ret = zcomp_ctx_create(st->backend[p], st->level[p],
+		ret = p ? zcomp_dctx_create(st->backend[p], &s->ctx[p]) :
+		      zcomp_ctx_create(st->backend[p], st->level[p],
 				       &s->ctx[p]);
 		if (ret)
 			return ret;
+	}
+	return 0;
+}
+
+/*
+ * zr_stream_recomp - make @s's secondary contexts able to compress, for
+ * a thread about to recompress.  Returns 0 or -ENOMEM (@s unchanged
+ * where it failed).  Allocates: call it outside any slot lock.
+ */
+static int zr_stream_recomp(struct zr_store *st, struct zr_stream *s)
+{
+	struct zcomp_ctx *ctx;
+	unsigned p;
+	int ret;
+
+	for (p = 1; p <= ZR_RECOMP_MAX; p++) {
+		if (!s->ctx[p] || zcomp_ctx_compresses(s->ctx[p]))
+			continue;
+		ret = zcomp_ctx_create(st->backend[p], st->level[p], &ctx);
+		if (ret)
+			return ret;
+		zcomp_ctx_destroy(s->ctx[p]);
+		s->ctx[p] = ctx;
 	}
 	return 0;
 }
@@ -908,8 +951,7 @@ static bool zr_free_page(struct zr_store *st, uint64_t idx)
  * there is any (each checks cheaply first) and returns the milliseconds
  * after which it wants to run again, or 0 to wait for a kick.  Tasks run
  * in table order at every wake-up, whatever woke the thread, so each must
- * be harmless to run early.  The tier policies (writeback to a backing
- * file, recompression) are to join this table.
+ * be harmless to run early.
  */
 struct zr_task {
 	const char *name;
@@ -1107,7 +1149,7 @@ static unsigned zr_task_recompress(struct zr_store *st)
 	if (!st->rc_first || !age)
 		return 0;
 	s = zr_stream_get(st);
-	if (s && !zr_rc_run(st, s, age))
+	if (s && !zr_stream_recomp(st, s) && !zr_rc_run(st, s, age))
 		return ZR_RC_RUN_GAP_MS;
 	ms = (uint64_t)age * 1000 / 4;
 	return ms < 1000 ? 1000 : ms > ZR_WB_SLEEP_MAX_MS ?
@@ -1926,7 +1968,7 @@ int64_t zr_recompress(struct zr_store *st, uint32_t want, size_t threshold,
 	    !st->rc_first || (prio && !st->backend[prio]))
 		return -EINVAL;
 	s = zr_stream_get(st);
-	if (!s)
+	if (!s || zr_stream_recomp(st, s))
 		return -ENOMEM;
 	if (last > st->npages)
 		last = st->npages;
