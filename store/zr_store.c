@@ -203,6 +203,7 @@ struct zr_store {
 	_Atomic unsigned rc_age;	/* the recompression policy's age, s */
 	/* Its sweep; the maintainer's alone, no lock. */
 	uint64_t rc_hand;		/* next slot to look at */
+	uint64_t rc_sweep_done;		/* pages this sweep recompressed */
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
@@ -1096,7 +1097,9 @@ static unsigned zr_task_writeback(struct zr_store *st)
  * ZR_RC_RUN_GAP_MS while the sweep lasts, so the policy takes about a
  * sixth of one CPU and foreground I/O keeps its speed (zstd at its
  * default level recompresses some 8,000 pages a second in that share
- * here).  Between sweeps it sleeps as the writeback policy does.
+ * here).  A sweep that recompressed pages ends with a compaction, which
+ * gives back what the old objects held.  Between sweeps it sleeps as the
+ * writeback policy does.
  */
 #define ZR_RC_RUN_MS 3
 #define ZR_RC_RUN_GAP_MS 15
@@ -1109,8 +1112,8 @@ static unsigned zr_task_writeback(struct zr_store *st)
 static bool zr_rc_run(struct zr_store *st, struct zr_stream *s,
 		      uint32_t age)
 {
-	uint64_t idx, done = 0, saved = zr_stat_get(st, recomp_saved);
 	uint32_t start = zb_now_ms(), meta, work = 0;
+	uint64_t idx, done = 0;
 	bool tried;
 
 	for (idx = st->rc_hand; idx < st->npages; idx++) {
@@ -1131,11 +1134,14 @@ static bool zr_rc_run(struct zr_store *st, struct zr_stream *s,
 	}
 	st->rc_hand = idx;
 	zr_stat_add(st, recomp_aged, done);
-	if (zr_stat_get(st, recomp_saved) != saved)
-		zr_compact_kick(st);
+	st->rc_sweep_done += done;
 	if (idx < st->npages)
 		return false;
+	/* The old objects left holes all over the classes: close them. */
+	if (st->rc_sweep_done)
+		zs_compact(st->pool);
 	st->rc_hand = 0;
+	st->rc_sweep_done = 0;
 	return true;
 }
 
@@ -1982,7 +1988,7 @@ int64_t zr_recompress(struct zr_store *st, uint32_t want, size_t threshold,
 		tried += t;
 	}
 	if (done)
-		zr_compact_kick(st);
+		zs_compact(st->pool);
 	if (ret < 0 && !done)
 		return ret;
 	return (int64_t)done;

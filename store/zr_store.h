@@ -312,7 +312,9 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
  * zr_writeback() with ZR_WB_INCOMPRESSIBLE takes it.  A recompressed
  * page keeps its access time and IDLE mark (it was not used); a write
  * stores it with the primary algorithm again and clears the mark.
- * Stops after @max pages were tried (zram's max_pages).
+ * Stops after @max pages were tried (zram's max_pages).  Then, if any
+ * page was recompressed, compacts the pool (zr_compact()), so that the
+ * memory the old objects held goes back at once.
  * Returns the pages recompressed (0 or more); -EINVAL if @prio names no
  * secondary algorithm (or, @prio 0, none is given) or @want has other
  * bits; -ENOMEM.  A page whose object does not decompress is passed

@@ -206,6 +206,33 @@ START_TEST(test_recomp_idle)
 END_TEST
 
 /*
+ * Recompressing every other text page leaves holes all over their
+ * class's spans: zr_recompress() compacts, so the memory goes back.
+ */
+START_TEST(test_recomp_compacts)
+{
+	uint8_t buf[RT_PAGE];
+	struct zr_stats a, b;
+	uint64_t i;
+
+	rt_open("zstd", NULL, 0, false);
+	rt_write(0, RT_PAGES, 0);
+	ck_assert_uint_eq(zr_mark_idle(rt_st, 0), RT_PAGES);
+	for (i = 0; i < RT_PAGES; i += 8)	/* text pages, touched */
+		ck_assert_int_eq(zr_read(rt_st, buf, RT_PAGE, i * RT_PAGE),
+				 RT_PAGE);
+	a = rt_stats();
+	ck_assert_int_eq(rt_recompress(ZR_WB_IDLE, 0, UINT64_MAX, 0),
+			 (int64_t)(rt_count(RT_TEXT) / 2 +
+				   rt_count(RT_SYMBOLS)));
+	b = rt_stats();
+	ck_assert_uint_gt(b.pages_compacted, a.pages_compacted);
+	ck_assert_uint_lt(b.mem_used_total, a.mem_used_total);
+	rt_check(0, RT_PAGES, 0);
+}
+END_TEST
+
+/*
  * A write stores the primary again, a whole page or a part of one; the
  * incompressible mark goes with the old object.
  */
@@ -484,6 +511,7 @@ Suite *zr_recomp_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_recomp_idle);
+	tcase_add_test(tc, test_recomp_compacts);
 	tcase_add_test(tc, test_recomp_rewrite);
 	tcase_add_test(tc, test_recomp_filters);
 	tcase_add_test(tc, test_recomp_priorities);
