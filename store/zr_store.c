@@ -129,8 +129,12 @@ struct zr_stream {
 	struct zr_stream *all_next;	/* guarded by streams_lock */
 	uint8_t cbuf[ZR_PAGE_SIZE];	/* compressed output */
 	uint8_t page[ZR_PAGE_SIZE];	/* bounce page for partial I/O */
-	/* With a backing file only, else NULL: a page's compressed copy on
-	 * its way to or from the file (ZR_PAGE_SIZE). */
+	/*
+	 * With a backing file only, else NULL: a page's compressed copy on
+	 * its way to or from the file, ZR_PAGE_SIZE; with a secondary
+	 * algorithm too, twice that: the page itself, then its copy in the
+	 * first secondary algorithm (zr_wb_encode()).
+	 */
 	uint8_t *bdbuf;
 };
 
@@ -242,8 +246,8 @@ static void zr_stream_free(struct zr_stream *s)
 }
 
 /* zr_stream_ctxs - a context for each of the store's algorithms, the
- * secondaries' for decompression: 0 or -ENOMEM (the ones made are left
- * for zr_stream_free()). */
+ * secondaries' for decompression, but the first's with a backing file:
+ * 0 or -ENOMEM (the ones made are left for zr_stream_free()). */
 static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
 {
 	unsigned p;
@@ -252,9 +256,12 @@ static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
 	for (p = 0; p <= ZR_RECOMP_MAX; p++) {
 		if (!st->backend[p])
 			continue;
-		ret = p ? zcomp_dctx_create(st->backend[p], &s->ctx[p]) :
-		      zcomp_ctx_create(st->backend[p], st->level[p],
-				       &s->ctx[p]);
+		/* Any thread may write back (spill), in rc_first. */
+		if (p && !(st->bd && p == st->rc_first))
+			ret = zcomp_dctx_create(st->backend[p], &s->ctx[p]);
+		else
+			ret = zcomp_ctx_create(st->backend[p], st->level[p],
+					       &s->ctx[p]);
 		if (ret)
 			return ret;
 	}
@@ -319,7 +326,9 @@ static struct zr_stream *zr_stream_get(struct zr_store *st)
 			return NULL;
 		o->st = st;
 		if (st->bd) {
-			o->stream.bdbuf = malloc(ZR_PAGE_SIZE);
+			o->stream.bdbuf = malloc(st->rc_first ?
+						 2 * ZR_PAGE_SIZE :
+						 ZR_PAGE_SIZE);
 			if (!o->stream.bdbuf) {
 				free(o);
 				return NULL;
@@ -1796,6 +1805,45 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
 }
 
 /*
+ * zr_wb_encode - the bytes that slot @slot's object (in the pool) goes
+ * to the backing file as, in @s->bdbuf: *@obj and *@len; *@bits, the
+ * handle's bits of the object, are changed to match.  With a secondary
+ * algorithm, an object made by one of lower priority than the first
+ * secondary goes in that one when it comes out smaller: the file is the
+ * coldest tier, where density pays most (every byte not written is disk
+ * bandwidth and space; a read from the file costs a disk read anyway).
+ * Else the object goes as it is.  Returns 0, or -EIO if the object
+ * does not decompress.  Needs the slot's write lock.
+ */
+static int zr_wb_encode(struct zr_store *st, struct zr_stream *s,
+			const struct zr_slot *slot, const void **obj,
+			size_t *len, uint64_t *bits)
+{
+	uint32_t meta = zr_slot_meta(slot);
+	uint8_t *out = s->bdbuf + ZR_PAGE_SIZE;
+	unsigned p = st->rc_first;
+	int clen;
+
+	*len = zr_meta_len(meta);
+	if (!p || zr_h_prio(slot->handle) >= p)
+		goto as_is;
+	if (zr_decode_locked(st, s, slot, s->bdbuf,
+			     (uint64_t)(slot - st->table)))
+		return -EIO;
+	clen = zcomp_compress(s->ctx[p], s->bdbuf, ZR_PAGE_SIZE, out, *len);
+	if (clen <= 0)
+		goto as_is;
+	*obj = out;
+	*len = (size_t)clen;
+	*bits = (*bits & ZR_H_INCOMP) | (uint64_t)p << ZR_H_PRIO_SHIFT;
+	return 0;
+
+as_is:
+	*obj = s->bdbuf;
+	return zs_load(st->pool, zr_h_obj(slot->handle), s->bdbuf, *len);
+}
+
+/*
  * zr_writeback_page - move slot @idx's object to the backing file if the
  * slot holds one in the pool with every flag of @want.  Returns 1 if it
  * moved, 0 if the page is not one to move (or, with @try, its lock is
@@ -1813,8 +1861,9 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 {
 	struct zr_slot *slot = &st->table[idx];
 	struct zr_entry new, old;
+	uint64_t loc, bits;
+	const void *obj;
 	uint32_t meta;
-	uint64_t loc;
 	size_t len;
 	int ret;
 
@@ -1830,18 +1879,18 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 		zr_slot_unlock_write(slot);
 		return 0;
 	}
-	len = zr_meta_len(meta);
-	ret = zs_load(st->pool, zr_h_obj(slot->handle), s->bdbuf, len);
+	bits = slot->handle & ~ZR_H_OBJ_MASK;	/* its algorithm, its mark */
+	ret = zr_wb_encode(st, s, slot, &obj, &len, &bits);
 	if (!ret)
-		ret = zb_write(st->bd, s->bdbuf, len, &loc);
+		ret = zb_write(st->bd, obj, len, &loc);
 	if (ret < 0) {
 		zr_slot_unlock_write(slot);
 		return ret;
 	}
 	if (ret)			/* a segment waits to be written */
 		zr_maint_kick(st);
-	new.meta = (meta & ZR_META_SIZE_MASK) | ZR_META_FILE;
-	new.handle = loc | (slot->handle & ~ZR_H_OBJ_MASK);	/* its algorithm */
+	new.meta = (uint32_t)len | ZR_META_FILE;
+	new.handle = loc | bits;
 	zr_swap_locked(st, slot, &new, &old);
 	zr_slot_unlock_write(slot);
 	zr_release(st, &old);

@@ -385,6 +385,41 @@ START_TEST(test_recomp_writeback)
 }
 END_TEST
 
+/*
+ * With a secondary algorithm, pages stored with the primary go to the
+ * file in it when it shrinks them (noise pages stay raw): the file
+ * holds fewer bytes than RAM did, and every page reads back.
+ */
+START_TEST(test_recomp_wb_denser)
+{
+	uint64_t raw = rt_count(RT_NOISE) * RT_PAGE;
+	struct zr_stats a, b;
+
+	rt_open("zstd", NULL, 0, true);
+	rt_write(0, RT_PAGES, 0);
+	a = rt_stats();
+	ck_assert_int_eq(zr_writeback(rt_st, 0, 0, RT_PAGES, UINT64_MAX),
+			 (int64_t)(RT_PAGES - rt_count(RT_SAME)));
+	b = rt_stats();
+	ck_assert_uint_eq(b.compr_data_size, 0);
+	/* zstd takes the symbol pages to about half, text a good part. */
+	ck_assert_uint_lt(b.bd_bytes - raw, (a.compr_data_size - raw) * 3 / 4);
+	rt_check(0, RT_PAGES, 0);
+	/* Without a secondary algorithm the bytes move as they are. */
+	zr_store_destroy(rt_st);
+	zb_close(rt_bd);
+	rt_st = NULL;
+	rt_bd = NULL;
+	rt_open(NULL, NULL, 0, true);
+	rt_write(0, RT_PAGES, 0);
+	a = rt_stats();
+	ck_assert_int_eq(zr_writeback(rt_st, 0, 0, RT_PAGES, UINT64_MAX),
+			 (int64_t)(RT_PAGES - rt_count(RT_SAME)));
+	ck_assert_uint_eq(rt_stats().bd_bytes, a.compr_data_size);
+	rt_check(0, RT_PAGES, 0);
+}
+END_TEST
+
 /* rt_wait - wait (10 s at most) until @n pages were recompressed by age. */
 static bool rt_wait_aged(uint64_t n)
 {
@@ -516,6 +551,7 @@ Suite *zr_recomp_suite(void)
 	tcase_add_test(tc, test_recomp_filters);
 	tcase_add_test(tc, test_recomp_priorities);
 	tcase_add_test(tc, test_recomp_writeback);
+	tcase_add_test(tc, test_recomp_wb_denser);
 	tcase_add_test(tc, test_recomp_age);
 	tcase_add_test(tc, test_recomp_race);
 	suite_add_tcase(s, tc);
