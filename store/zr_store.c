@@ -20,6 +20,16 @@
  * A read takes the slot's read lock and decompresses straight out of the
  * allocator (zs_read), or fills zeros or the same-fill word.
  *
+ * Recompression (zr_recompress(), zram's recomp_algorithm and
+ * recompress).  Up to ZR_RECOMP_MAX secondary algorithms; each object
+ * records, in its slot's handle, the priority of the one that made it
+ * (zr_slot_i.h), so a read picks the right decompressor, in RAM or in the
+ * backing file.  Writes always compress with the primary.  Recompressing
+ * a page holds its write lock from the decompression to the swap, one
+ * page at a time: the page is idle by choice, so a write of it waits for
+ * one page's compression at most, and no check-and-retry is needed for a
+ * write racing the new object in.
+ *
  * The page table is an anonymous mapping touched only where pages are
  * written; it is not counted in mem_used_total (see the man page).
  *
@@ -49,7 +59,9 @@
  * wastes more than its threshold; and, first of all, writing the
  * backing file's closed segments (zb_write_queued()) and keeping its free
  * segments ready, punching those no write needed for a while
- * (zb_refill()).  Each task says when it wants to run again; otherwise
+ * (zb_refill()); and recompressing (zr_task_recompress()) and writing
+ * back (zr_task_writeback()) what has not been used for their ages.
+ * Each task says when it wants to run again; otherwise
  * the thread sleeps until kicked.  One wake-up,
  * zr_maint_kick(): after a store or a free when zs_cache_wanted() says
  * so, and after a discard when the pool is fragmented.  The cache is
@@ -58,7 +70,8 @@
  * Locking:
  *   slot lock (zr_slot_i.h)   one per page; never waited for while
  *                             another is held (a spill inside a partial
- *                             write takes its victims' by trylock)
+ *                             write takes its victims' by trylock);
+ *                             held exclusive across a recompression
  *     -> zs_pool class lock   taken inside zs_store/zs_read/zs_free
  *     -> zb_file's mutex      inside zb_write/zb_read/zb_free: a page is
  *                             copied to the backing file under its own
@@ -104,15 +117,24 @@ struct zr_job;
 
 /* One per thread that does I/O: created once, recycled at thread exit. */
 struct zr_stream {
-	/* ctx[p]: the algorithm of priority p (0 the primary), NULL where
-	 * the store has none: every thread may read a recompressed page. */
+	/*
+	 * ctx[p]: the algorithm of priority p (0 the primary), NULL where
+	 * the store has none: every thread may read a recompressed page.
+	 * A secondary's context only decompresses until the thread first
+	 * recompresses (zr_stream_recomp()): the compression state of
+	 * lz4hc or zstd, 90-256 KiB, is not kept by every I/O thread.
+	 */
 	struct zcomp_ctx *ctx[ZR_RECOMP_MAX + 1];
 	struct zr_stream *next;		/* guarded by streams_lock */
 	struct zr_stream *all_next;	/* guarded by streams_lock */
 	uint8_t cbuf[ZR_PAGE_SIZE];	/* compressed output */
 	uint8_t page[ZR_PAGE_SIZE];	/* bounce page for partial I/O */
-	/* With a backing file only, else NULL: a page's compressed copy on
-	 * its way to or from the file (ZR_PAGE_SIZE). */
+	/*
+	 * With a backing file only, else NULL: a page's compressed copy on
+	 * its way to or from the file, ZR_PAGE_SIZE; with a secondary
+	 * algorithm too, twice that: the page itself, then its copy in the
+	 * first secondary algorithm (zr_wb_encode()).
+	 */
 	uint8_t *bdbuf;
 };
 
@@ -185,6 +207,7 @@ struct zr_store {
 	_Atomic unsigned rc_age;	/* the recompression policy's age, s */
 	/* Its sweep; the maintainer's alone, no lock. */
 	uint64_t rc_hand;		/* next slot to look at */
+	uint64_t rc_sweep_done;		/* pages this sweep recompressed */
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
@@ -222,8 +245,9 @@ static void zr_stream_free(struct zr_stream *s)
 	free((struct zr_stream_owner *)s);
 }
 
-/* zr_stream_ctxs - a context for each of the store's algorithms: 0 or
- * -ENOMEM (the ones made are left for zr_stream_free()). */
+/* zr_stream_ctxs - a context for each of the store's algorithms, the
+ * secondaries' for decompression, but the first's with a backing file:
+ * 0 or -ENOMEM (the ones made are left for zr_stream_free()). */
 static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
 {
 	unsigned p;
@@ -232,10 +256,37 @@ static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
 	for (p = 0; p <= ZR_RECOMP_MAX; p++) {
 		if (!st->backend[p])
 			continue;
-		ret = zcomp_ctx_create(st->backend[p], st->level[p],
-				       &s->ctx[p]);
+		/* Any thread may write back (spill), in rc_first. */
+		if (p && !(st->bd && p == st->rc_first))
+			ret = zcomp_dctx_create(st->backend[p], &s->ctx[p]);
+		else
+			ret = zcomp_ctx_create(st->backend[p], st->level[p],
+					       &s->ctx[p]);
 		if (ret)
 			return ret;
+	}
+	return 0;
+}
+
+/*
+ * zr_stream_recomp - make @s's secondary contexts able to compress, for
+ * a thread about to recompress.  Returns 0 or -ENOMEM (@s unchanged
+ * where it failed).  Allocates: call it outside any slot lock.
+ */
+static int zr_stream_recomp(struct zr_store *st, struct zr_stream *s)
+{
+	struct zcomp_ctx *ctx;
+	unsigned p;
+	int ret;
+
+	for (p = 1; p <= ZR_RECOMP_MAX; p++) {
+		if (!s->ctx[p] || zcomp_ctx_compresses(s->ctx[p]))
+			continue;
+		ret = zcomp_ctx_create(st->backend[p], st->level[p], &ctx);
+		if (ret)
+			return ret;
+		zcomp_ctx_destroy(s->ctx[p]);
+		s->ctx[p] = ctx;
 	}
 	return 0;
 }
@@ -275,7 +326,9 @@ static struct zr_stream *zr_stream_get(struct zr_store *st)
 			return NULL;
 		o->st = st;
 		if (st->bd) {
-			o->stream.bdbuf = malloc(ZR_PAGE_SIZE);
+			o->stream.bdbuf = malloc(st->rc_first ?
+						 2 * ZR_PAGE_SIZE :
+						 ZR_PAGE_SIZE);
 			if (!o->stream.bdbuf) {
 				free(o);
 				return NULL;
@@ -908,8 +961,7 @@ static bool zr_free_page(struct zr_store *st, uint64_t idx)
  * there is any (each checks cheaply first) and returns the milliseconds
  * after which it wants to run again, or 0 to wait for a kick.  Tasks run
  * in table order at every wake-up, whatever woke the thread, so each must
- * be harmless to run early.  The tier policies (writeback to a backing
- * file, recompression) are to join this table.
+ * be harmless to run early.
  */
 struct zr_task {
 	const char *name;
@@ -1054,7 +1106,9 @@ static unsigned zr_task_writeback(struct zr_store *st)
  * ZR_RC_RUN_GAP_MS while the sweep lasts, so the policy takes about a
  * sixth of one CPU and foreground I/O keeps its speed (zstd at its
  * default level recompresses some 8,000 pages a second in that share
- * here).  Between sweeps it sleeps as the writeback policy does.
+ * here).  A sweep that recompressed pages ends with a compaction, which
+ * gives back what the old objects held.  Between sweeps it sleeps as the
+ * writeback policy does.
  */
 #define ZR_RC_RUN_MS 3
 #define ZR_RC_RUN_GAP_MS 15
@@ -1067,8 +1121,8 @@ static unsigned zr_task_writeback(struct zr_store *st)
 static bool zr_rc_run(struct zr_store *st, struct zr_stream *s,
 		      uint32_t age)
 {
-	uint64_t idx, done = 0, saved = zr_stat_get(st, recomp_saved);
 	uint32_t start = zb_now_ms(), meta, work = 0;
+	uint64_t idx, done = 0;
 	bool tried;
 
 	for (idx = st->rc_hand; idx < st->npages; idx++) {
@@ -1089,11 +1143,14 @@ static bool zr_rc_run(struct zr_store *st, struct zr_stream *s,
 	}
 	st->rc_hand = idx;
 	zr_stat_add(st, recomp_aged, done);
-	if (zr_stat_get(st, recomp_saved) != saved)
-		zr_compact_kick(st);
+	st->rc_sweep_done += done;
 	if (idx < st->npages)
 		return false;
+	/* The old objects left holes all over the classes: close them. */
+	if (st->rc_sweep_done)
+		zs_compact(st->pool);
 	st->rc_hand = 0;
+	st->rc_sweep_done = 0;
 	return true;
 }
 
@@ -1107,7 +1164,7 @@ static unsigned zr_task_recompress(struct zr_store *st)
 	if (!st->rc_first || !age)
 		return 0;
 	s = zr_stream_get(st);
-	if (s && !zr_rc_run(st, s, age))
+	if (s && !zr_stream_recomp(st, s) && !zr_rc_run(st, s, age))
 		return ZR_RC_RUN_GAP_MS;
 	ms = (uint64_t)age * 1000 / 4;
 	return ms < 1000 ? 1000 : ms > ZR_WB_SLEEP_MAX_MS ?
@@ -1748,6 +1805,45 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
 }
 
 /*
+ * zr_wb_encode - the bytes that slot @slot's object (in the pool) goes
+ * to the backing file as, in @s->bdbuf: *@obj and *@len; *@bits, the
+ * handle's bits of the object, are changed to match.  With a secondary
+ * algorithm, an object made by one of lower priority than the first
+ * secondary goes in that one when it comes out smaller: the file is the
+ * coldest tier, where density pays most (every byte not written is disk
+ * bandwidth and space; a read from the file costs a disk read anyway).
+ * Else the object goes as it is.  Returns 0, or -EIO if the object
+ * does not decompress.  Needs the slot's write lock.
+ */
+static int zr_wb_encode(struct zr_store *st, struct zr_stream *s,
+			const struct zr_slot *slot, const void **obj,
+			size_t *len, uint64_t *bits)
+{
+	uint32_t meta = zr_slot_meta(slot);
+	uint8_t *out = s->bdbuf + ZR_PAGE_SIZE;
+	unsigned p = st->rc_first;
+	int clen;
+
+	*len = zr_meta_len(meta);
+	if (!p || zr_h_prio(slot->handle) >= p)
+		goto as_is;
+	if (zr_decode_locked(st, s, slot, s->bdbuf,
+			     (uint64_t)(slot - st->table)))
+		return -EIO;
+	clen = zcomp_compress(s->ctx[p], s->bdbuf, ZR_PAGE_SIZE, out, *len);
+	if (clen <= 0)
+		goto as_is;
+	*obj = out;
+	*len = (size_t)clen;
+	*bits = (*bits & ZR_H_INCOMP) | (uint64_t)p << ZR_H_PRIO_SHIFT;
+	return 0;
+
+as_is:
+	*obj = s->bdbuf;
+	return zs_load(st->pool, zr_h_obj(slot->handle), s->bdbuf, *len);
+}
+
+/*
  * zr_writeback_page - move slot @idx's object to the backing file if the
  * slot holds one in the pool with every flag of @want.  Returns 1 if it
  * moved, 0 if the page is not one to move (or, with @try, its lock is
@@ -1765,8 +1861,9 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 {
 	struct zr_slot *slot = &st->table[idx];
 	struct zr_entry new, old;
+	uint64_t loc, bits;
+	const void *obj;
 	uint32_t meta;
-	uint64_t loc;
 	size_t len;
 	int ret;
 
@@ -1782,18 +1879,18 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 		zr_slot_unlock_write(slot);
 		return 0;
 	}
-	len = zr_meta_len(meta);
-	ret = zs_load(st->pool, zr_h_obj(slot->handle), s->bdbuf, len);
+	bits = slot->handle & ~ZR_H_OBJ_MASK;	/* its algorithm, its mark */
+	ret = zr_wb_encode(st, s, slot, &obj, &len, &bits);
 	if (!ret)
-		ret = zb_write(st->bd, s->bdbuf, len, &loc);
+		ret = zb_write(st->bd, obj, len, &loc);
 	if (ret < 0) {
 		zr_slot_unlock_write(slot);
 		return ret;
 	}
 	if (ret)			/* a segment waits to be written */
 		zr_maint_kick(st);
-	new.meta = (meta & ZR_META_SIZE_MASK) | ZR_META_FILE;
-	new.handle = loc | (slot->handle & ~ZR_H_OBJ_MASK);	/* its algorithm */
+	new.meta = (uint32_t)len | ZR_META_FILE;
+	new.handle = loc | bits;
 	zr_swap_locked(st, slot, &new, &old);
 	zr_slot_unlock_write(slot);
 	zr_release(st, &old);
@@ -1926,7 +2023,7 @@ int64_t zr_recompress(struct zr_store *st, uint32_t want, size_t threshold,
 	    !st->rc_first || (prio && !st->backend[prio]))
 		return -EINVAL;
 	s = zr_stream_get(st);
-	if (!s)
+	if (!s || zr_stream_recomp(st, s))
 		return -ENOMEM;
 	if (last > st->npages)
 		last = st->npages;
@@ -1940,7 +2037,7 @@ int64_t zr_recompress(struct zr_store *st, uint32_t want, size_t threshold,
 		tried += t;
 	}
 	if (done)
-		zr_compact_kick(st);
+		zs_compact(st->pool);
 	if (ret < 0 && !done)
 		return ret;
 	return (int64_t)done;

@@ -282,8 +282,10 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
  * @want (ZR_WB_IDLE, ZR_WB_HUGE, ZR_WB_INCOMPRESSIBLE; 0: any such
  * page, zram's page_index=), until @max pages have
  * moved.  Same-filled pages and pages already in the file are passed.
- * The compressed bytes move as they are (packed by zb_file), in the
- * algorithm that stored them (primary or secondary); the RAM is
+ * The compressed bytes move as they are (packed by zb_file), but for a
+ * page stored with the primary when there is a secondary algorithm: it
+ * goes in the first secondary one if that makes it smaller (the file is
+ * the coldest tier, where density pays most); the RAM is
  * freed, and mm_stat no longer counts the page; a moved page loses its
  * IDLE mark.  It is read from the file from then on, and stays there
  * until it is overwritten or discarded.
@@ -312,7 +314,9 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
  * zr_writeback() with ZR_WB_INCOMPRESSIBLE takes it.  A recompressed
  * page keeps its access time and IDLE mark (it was not used); a write
  * stores it with the primary algorithm again and clears the mark.
- * Stops after @max pages were tried (zram's max_pages).
+ * Stops after @max pages were tried (zram's max_pages).  Then, if any
+ * page was recompressed, compacts the pool (zr_compact()), so that the
+ * memory the old objects held goes back at once.
  * Returns the pages recompressed (0 or more); -EINVAL if @prio names no
  * secondary algorithm (or, @prio 0, none is given) or @want has other
  * bits; -ENOMEM.  A page whose object does not decompress is passed
