@@ -318,12 +318,12 @@ for ((i = 0; i <= T_AGE_POLL * 2; i++)); do
 	fi
 	sleep 0.5
 done
-a_end=$a
+a_end=$a a_secs=$(elapsed "$t0")
 fio_wait
 iops_on=$FIO_IOPS
 settle "$C/mm_stat"
 a1=$(mmf "$C/mm_stat" 2)
-echo "  mem_used_total $a0 when the write ended, $a_end after $(elapsed "$t0") s, $a1 settled (wanted <= $want: $T_SAVE_SHARE of part 1's saving, $SAVED bytes)"
+echo "  mem_used_total $a0 when the write ended, $a_end after $a_secs s (the poll's end), $a1 settled (wanted <= $want: $T_SAVE_SHARE of part 1's saving, $SAVED bytes)"
 echo "  debug_stat: $(debug_line "$C/debug_stat")"
 echo "  hot region: $iops_on IOPS with the policy, $iops_off without"
 [ "$asecs" != - ] || echo "  part 1's saving not reached within $T_AGE_POLL s"
