@@ -111,8 +111,10 @@ struct zr_config {
 	/*
 	 * Seconds: pages in RAM not read or written for that long are
 	 * recompressed in the background with the first secondary
-	 * algorithm (the lowest priority given); 0 = off, and off while
-	 * there is no secondary algorithm.  At most ZR_WB_AGE_MAX.
+	 * algorithm (the lowest priority given), or the next where that
+	 * does not shrink a page (zr_recompress()'s priority 0); 0 = off,
+	 * and off while there is no secondary algorithm.  At most
+	 * ZR_WB_AGE_MAX.
 	 */
 	unsigned recompress_age;
 };
