@@ -133,7 +133,8 @@ struct zr_stream {
 	 * With a backing file only, else NULL: a page's compressed copy on
 	 * its way to or from the file, ZR_PAGE_SIZE; with a secondary
 	 * algorithm too, twice that: the page itself, then its copy in the
-	 * first secondary algorithm (zr_wb_encode()).
+	 * first secondary algorithm (zr_wb_encode()).  Not cbuf or page:
+	 * a spill writes back while those hold the page being stored.
 	 */
 	uint8_t *bdbuf;
 };
@@ -246,8 +247,8 @@ static void zr_stream_free(struct zr_stream *s)
 }
 
 /* zr_stream_ctxs - a context for each of the store's algorithms, the
- * secondaries' for decompression, but the first's with a backing file:
- * 0 or -ENOMEM (the ones made are left for zr_stream_free()). */
+ * secondaries' for decompression: 0 or -ENOMEM (the ones made are left
+ * for zr_stream_free()). */
 static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
 {
 	unsigned p;
@@ -256,12 +257,9 @@ static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
 	for (p = 0; p <= ZR_RECOMP_MAX; p++) {
 		if (!st->backend[p])
 			continue;
-		/* Any thread may write back (spill), in rc_first. */
-		if (p && !(st->bd && p == st->rc_first))
-			ret = zcomp_dctx_create(st->backend[p], &s->ctx[p]);
-		else
-			ret = zcomp_ctx_create(st->backend[p], st->level[p],
-					       &s->ctx[p]);
+		ret = p ? zcomp_dctx_create(st->backend[p], &s->ctx[p]) :
+		      zcomp_ctx_create(st->backend[p], st->level[p],
+				       &s->ctx[p]);
 		if (ret)
 			return ret;
 	}
@@ -511,7 +509,7 @@ static bool zr_wants(uint32_t meta, uint64_t handle, uint32_t want)
 }
 
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want, bool try,
+			     uint64_t idx, uint32_t want, bool spill,
 			     uint32_t min_age);
 static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
 			      uint64_t idx, uint32_t want, size_t threshold,
@@ -1088,7 +1086,7 @@ static unsigned zr_task_writeback(struct zr_store *st)
 	if (!st->bd || !age)
 		return 0;
 	s = zr_stream_get(st);
-	if (s && !zr_wb_run(st, s, age))
+	if (s && !zr_stream_recomp(st, s) && !zr_wb_run(st, s, age))
 		return ZR_WB_RUN_GAP_MS;
 	ms = (uint64_t)age * 1000 / 4;
 	return ms < 1000 ? 1000 : ms > ZR_WB_SLEEP_MAX_MS ?
@@ -1807,17 +1805,20 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
 /*
  * zr_wb_encode - the bytes that slot @slot's object (in the pool) goes
  * to the backing file as, in @s->bdbuf: *@obj and *@len; *@bits, the
- * handle's bits of the object, are changed to match.  With a secondary
- * algorithm, an object made by one of lower priority than the first
- * secondary goes in that one when it comes out smaller: the file is the
- * coldest tier, where density pays most (every byte not written is disk
- * bandwidth and space; a read from the file costs a disk read anyway).
- * Else the object goes as it is.  Returns 0, or -EIO if the object
- * does not decompress.  Needs the slot's write lock.
+ * handle's bits of the object, are changed to match.  With @denser and
+ * a secondary algorithm, an object made by one of lower priority than
+ * the first secondary goes in that one when it comes out smaller (@s
+ * must hold a compressing context of it, zr_stream_recomp()): a page
+ * written back because it is cold is best stored densest, as every byte
+ * not written is disk bandwidth and space.  Else, and for a spill, the
+ * object goes as it is: a spill runs on the write that needs the room,
+ * of pages that may be wanted again soon, and the hog of bench/tier.sh
+ * took 36% longer with zstd there (bench/RESULTS.md).  Returns 0, or
+ * -EIO if the object does not decompress.  Needs the slot's write lock.
  */
 static int zr_wb_encode(struct zr_store *st, struct zr_stream *s,
-			const struct zr_slot *slot, const void **obj,
-			size_t *len, uint64_t *bits)
+			const struct zr_slot *slot, bool denser,
+			const void **obj, size_t *len, uint64_t *bits)
 {
 	uint32_t meta = zr_slot_meta(slot);
 	uint8_t *out = s->bdbuf + ZR_PAGE_SIZE;
@@ -1825,7 +1826,7 @@ static int zr_wb_encode(struct zr_store *st, struct zr_stream *s,
 	int clen;
 
 	*len = zr_meta_len(meta);
-	if (!p || zr_h_prio(slot->handle) >= p)
+	if (!denser || !p || zr_h_prio(slot->handle) >= p)
 		goto as_is;
 	if (zr_decode_locked(st, s, slot, s->bdbuf,
 			     (uint64_t)(slot - st->table)))
@@ -1846,17 +1847,19 @@ as_is:
 /*
  * zr_writeback_page - move slot @idx's object to the backing file if the
  * slot holds one in the pool with every flag of @want.  Returns 1 if it
- * moved, 0 if the page is not one to move (or, with @try, its lock is
+ * moved, 0 if the page is not one to move (or, with @spill, its lock is
  * taken), or -errno from zb_write() (the page then stays in RAM).  Holds
  * the slot's write lock across the copy into the file's segment buffer
  * (zb_write() writes no segment out unless the maintainer has fallen
  * behind), so that the page cannot change under the copy.  Copies
- * through @s->bdbuf, which no caller uses across this call (cbuf and page may hold the page being stored).
- * @try: only if the lock is free (the caller may hold another slot's).
+ * through @s->bdbuf, which no caller uses across this call (cbuf and
+ * page may hold the page being stored).
+ * @spill: for zr_spill(): only if the lock is free (the caller may hold
+ * another slot's), and the object goes as it is (zr_wb_encode()).
  * @min_age: only if not read or written for that many seconds (0: any).
  */
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want, bool try,
+			     uint64_t idx, uint32_t want, bool spill,
 			     uint32_t min_age)
 {
 	struct zr_slot *slot = &st->table[idx];
@@ -1869,7 +1872,7 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 
 	if (zr_slot_empty(slot))	/* "Empty slots" above */
 		return 0;
-	if (!try)
+	if (!spill)
 		zr_slot_lock_write(slot);
 	else if (!zr_slot_trylock_write(slot))
 		return 0;
@@ -1880,7 +1883,7 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 		return 0;
 	}
 	bits = slot->handle & ~ZR_H_OBJ_MASK;	/* its algorithm, its mark */
-	ret = zr_wb_encode(st, s, slot, &obj, &len, &bits);
+	ret = zr_wb_encode(st, s, slot, !spill, &obj, &len, &bits);
 	if (!ret)
 		ret = zb_write(st->bd, obj, len, &loc);
 	if (ret < 0) {
@@ -1910,7 +1913,7 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 	if (want & ~(ZR_WB_IDLE | ZR_WB_HUGE | ZR_WB_INCOMPRESSIBLE))
 		return -EINVAL;
 	s = zr_stream_get(st);
-	if (!s)
+	if (!s || zr_stream_recomp(st, s))
 		return -ENOMEM;
 	if (last > st->npages)
 		last = st->npages;

@@ -77,6 +77,7 @@ static char rt_dir[] = "/var/tmp/fusezram-rc.XXXXXX";
 static char rt_path[sizeof(rt_dir) + 16];
 static struct zb_file *rt_bd;
 static struct zr_store *rt_st;
+static uint64_t rt_limit;	/* mem_limit of the stores made next */
 
 static void setup(void)
 {
@@ -85,6 +86,7 @@ static void setup(void)
 	snprintf(rt_path, sizeof(rt_path), "%s/backing", rt_dir);
 	rt_bd = NULL;
 	rt_st = NULL;
+	rt_limit = 0;
 }
 
 static void teardown(void)
@@ -107,6 +109,7 @@ static void rt_open(const char *sec1, const char *sec2, unsigned age,
 		.disksize = RT_DISK,
 		.algorithm = "lz4",
 		.level = ZCOMP_LEVEL_DEFAULT,
+		.mem_limit = rt_limit,
 		.recomp = { { sec1, ZCOMP_LEVEL_DEFAULT },
 			    { sec2, ZCOMP_LEVEL_DEFAULT } },
 		.recompress_age = age,
@@ -420,6 +423,35 @@ START_TEST(test_recomp_wb_denser)
 }
 END_TEST
 
+/*
+ * A spill (a write past mem_limit) moves its pages as they are, in the
+ * primary: each page's bytes are in RAM or in the file, lz4's either
+ * way, so together they are what lz4 alone stores.
+ */
+START_TEST(test_recomp_spill_as_is)
+{
+	uint64_t lz4;
+	struct zr_stats s;
+
+	rt_open("zstd", NULL, 0, false);
+	rt_write(0, RT_PAGES, 0);
+	lz4 = rt_stats().compr_data_size;
+	zr_store_destroy(rt_st);
+	rt_st = NULL;
+	rt_limit = 256 << 10;
+	rt_open("zstd", NULL, 0, true);
+	/* This thread may compress with zstd now, as one that wrote
+	 * control/recompress may: its spills still must not. */
+	ck_assert_int_eq(rt_recompress(0, 0, UINT64_MAX, 0), 0);
+	rt_write(0, RT_PAGES, 0);
+	s = rt_stats();
+	ck_assert_uint_gt(s.bd_spills, 0);
+	ck_assert_uint_eq(s.bd_spills, s.bd_writes);
+	ck_assert_uint_eq(s.compr_data_size + s.bd_bytes, lz4);
+	rt_check(0, RT_PAGES, 0);
+}
+END_TEST
+
 /* rt_wait - wait (10 s at most) until @n pages were recompressed by age. */
 static bool rt_wait_aged(uint64_t n)
 {
@@ -552,6 +584,7 @@ Suite *zr_recomp_suite(void)
 	tcase_add_test(tc, test_recomp_priorities);
 	tcase_add_test(tc, test_recomp_writeback);
 	tcase_add_test(tc, test_recomp_wb_denser);
+	tcase_add_test(tc, test_recomp_spill_as_is);
 	tcase_add_test(tc, test_recomp_age);
 	tcase_add_test(tc, test_recomp_race);
 	suite_add_tcase(s, tc);
