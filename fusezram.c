@@ -224,9 +224,7 @@ static struct fz_data *fz_req(fuse_req_t req)
 /* The attribute behind inode @ino, or NULL if @ino is not a control file. */
 static const struct zr_dev_attr *fz_ino_attr(fuse_ino_t ino)
 {
-	if (ino < FZ_INO_ATTR0)
-		return NULL;
-	return zr_dev_attr(ino - FZ_INO_ATTR0);
+	return ino < FZ_INO_ATTR0 ? NULL : zr_dev_attr(ino - FZ_INO_ATTR0);
 }
 
 static int fz_is_dir(fuse_ino_t ino)
@@ -915,6 +913,8 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FZ_OPT("backing_dev", ZR_OPT_BACKING_DEV),
 	FZ_OPT("backing_size", ZR_OPT_BACKING_SIZE),
 	FZ_OPT("writeback_age", ZR_OPT_WRITEBACK_AGE),
+	FZ_OPT("recomp_algorithm", ZR_OPT_RECOMP_ALGORITHM),
+	FZ_OPT("recompress_age", ZR_OPT_RECOMPRESS_AGE),
 	FUSE_OPT_KEY("nomlock", FZ_KEY_NOMLOCK),
 	FUSE_OPT_KEY("no_async_dio", FZ_KEY_NO_ASYNC_DIO),
 	FZ_LOPT("max_threads", ZR_OPT_MAX_THREADS),
@@ -1013,7 +1013,7 @@ static int fz_pass_opts(const struct fz_opts *o, struct fuse_args *args)
 
 static void fz_help(void)
 {
-	char ours[2048];
+	char ours[4096];
 
 	zr_dev_opts_help(ours, sizeof(ours));
 	printf(FZ_USAGE "\n\n"

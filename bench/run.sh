@@ -30,6 +30,13 @@
 #     fusezram with mem_limit=240M and a backing file on the same disk: the
 #     time and the bytes written to the disk.  It swaps on and sets zswap's
 #     parameters, and puts everything back (see its header).
+#  5. Recompression (bench/recomp.sh, in its own process with its own
+#     cleanup trap, as section 4): the corpus on fusezram with lz4 and
+#     recomp_algorithm=zstd, mem_used_total before and after `echo all >
+#     idle; echo type=idle > recompress`, every byte read back, random-read
+#     IOPS of the recompressed pages against the lz4 pages; then
+#     recompress_age=3 reaching that saving on its own while fio reads a
+#     hot region, its IOPS against the same without the policy.
 #
 # The benchmark reports; it exits 0 even when a target is missed (the
 # summary says so), and non-zero only when it could not run.
@@ -40,6 +47,7 @@
 #	BENCH_ZRAM_WAIT=S	wait for a zram0 someone else uses (default 120)
 #	BENCH_SKIP_NBD=1	no nbdkit + nbdfuse row
 #	BENCH_SKIP_TIER=1	no section 4 (it swaps and sets zswap)
+#	BENCH_SKIP_RECOMP=1	no section 5
 #	BENCH_TIER_DIR, BENCH_SWAP_WAIT	see bench/tier.sh
 #	BENCH_PNG=PATH		also draw the table as a PNG (gnuplot)
 #	BENCH_FIO_RUNTIME=S	seconds per fio run (default 6, quick 3)
@@ -56,7 +64,8 @@
 # directory removed.  Nothing here is ever swapped on: section 4 is
 # bench/tier.sh, whose own trap undoes its swap and zswap settings; it runs
 # in the background here, and an interrupt sends it SIGTERM and waits for
-# its cleanup (at most 15 minutes: swapoff may have to read pages back).  A zram0 that someone
+# its cleanup (at most 15 minutes: swapoff may have to read pages back).
+# Section 5, bench/recomp.sh, runs the same way (it never swaps).  A zram0 that someone
 # else has set up (disksize, swap, mount, loop) is never touched.  Every command that goes
 # through a FUSE mount runs under a time limit; one that outlives it (a hung
 # daemon leaves it in uninterruptible sleep) makes the script abort the
@@ -74,6 +83,7 @@ QUICK=${BENCH_QUICK:-0}
 SKIP_ZRAM=${BENCH_SKIP_ZRAM:-0}
 SKIP_NBD=${BENCH_SKIP_NBD:-0}
 SKIP_TIER=${BENCH_SKIP_TIER:-0}
+SKIP_RECOMP=${BENCH_SKIP_RECOMP:-0}
 ZRAM_WAIT=${BENCH_ZRAM_WAIT:-120}
 ZRAM_BUSY=0
 PNG=${BENCH_PNG:-}
@@ -245,9 +255,9 @@ undo_zram() {
 	ZRAM_OURS=0
 }
 
-# undo_tier PID - bench/tier.sh still running: SIGTERM makes its trap undo
-# what it set up (the hogs, swap, zswap, mounts); wait for that.  Never
-# SIGKILL: that would leave its swap on.
+# undo_tier PID - bench/tier.sh (or bench/recomp.sh) still running:
+# SIGTERM makes its trap undo what it set up (the hogs, swap, zswap,
+# mounts); wait for that.  Never SIGKILL: that would leave its swap on.
 undo_tier() {
 	local pid=$1
 	alive "$pid" || { wait "$pid" 2>/dev/null; return 0; }
@@ -1154,6 +1164,34 @@ else
 fi
 echo
 
+# ---------------------------------------------------------------------------
+# 5. Recompression: bench/recomp.sh, run as section 4 is.
+
+RECOMP_NOTE=""
+if [ "$SKIP_RECOMP" = 1 ]; then
+	RECOMP_NOTE="BENCH_SKIP_RECOMP=1: no recompression section"
+elif [ "$HAVE_FZ" != 1 ]; then
+	RECOMP_NOTE="fusezram not built: no recompression section"
+else
+	: >"$TMP/recomp.res"
+	RC_RES=$TMP/recomp.res RC_CORPUS=$CORPUS BENCH_QUICK=$QUICK FUSEZRAM=$FUSEZRAM \
+		BENCH_FIO_RUNTIME=$FIO_RUNTIME bash "$ROOT/bench/recomp.sh" </dev/null &
+	recomp_pid=$!
+	register "tier|$recomp_pid"
+	rc=0
+	wait "$recomp_pid" || rc=$?
+	CLEANUP[${#CLEANUP[@]} - 1]="done"
+	while IFS= read -r l; do
+		CHECKS+=("$l")
+	done <"$TMP/recomp.res"
+	case $rc in
+	0) ;;
+	77) RECOMP_NOTE="bench/recomp.sh skipped (a prerequisite is missing; see above)" ;;
+	*) FAILS+=("bench/recomp.sh exited with status $rc (it could not run, or a cleanup failed)") ;;
+	esac
+fi
+echo
+
 echo "== summary"
 for c in "${CHECKS[@]}"; do
 	echo "  $c"
@@ -1167,6 +1205,7 @@ done
 [ "$ZRAM_BUSY" = 0 ] ||
 	echo "  NOTE  zram0 was in use by someone else: kernel zram figures are missing"
 [ -z "$TIER_NOTE" ] || echo "  NOTE  $TIER_NOTE"
+[ -z "$RECOMP_NOTE" ] || echo "  NOTE  $RECOMP_NOTE"
 npass=0
 nfail=0
 for c in "${CHECKS[@]}"; do

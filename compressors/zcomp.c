@@ -25,7 +25,8 @@
 struct zcomp_ctx {
 	const struct zcomp_backend *be;
 	int level;		/* resolved: never ZCOMP_LEVEL_DEFAULT */
-	void *priv;		/* be->create(level) */
+	bool compress;		/* not a zcomp_dctx_create() context */
+	void *priv;		/* be->create(level, compress) */
 };
 
 /* Display order: fastest first, as zram lists its algorithms. */
@@ -53,8 +54,9 @@ const struct zcomp_backend *const *zcomp_backends(void)
 	return zcomp_table;
 }
 
-int zcomp_ctx_create(const struct zcomp_backend *be, int level,
-		     struct zcomp_ctx **out)
+/* zcomp_make - zcomp_ctx_create() or, !@compress, zcomp_dctx_create(). */
+static int zcomp_make(const struct zcomp_backend *be, int level,
+		      bool compress, struct zcomp_ctx **out)
 {
 	struct zcomp_ctx *ctx;
 
@@ -72,7 +74,8 @@ int zcomp_ctx_create(const struct zcomp_backend *be, int level,
 		return -ENOMEM;
 	ctx->be = be;
 	ctx->level = level;
-	ctx->priv = be->create(level);
+	ctx->compress = compress;
+	ctx->priv = be->create(level, compress);
 	if (!ctx->priv)
 		goto out_free;
 	*out = ctx;
@@ -81,6 +84,17 @@ int zcomp_ctx_create(const struct zcomp_backend *be, int level,
 out_free:
 	free(ctx);
 	return -ENOMEM;
+}
+
+int zcomp_ctx_create(const struct zcomp_backend *be, int level,
+		     struct zcomp_ctx **out)
+{
+	return zcomp_make(be, level, true, out);
+}
+
+int zcomp_dctx_create(const struct zcomp_backend *be, struct zcomp_ctx **out)
+{
+	return zcomp_make(be, ZCOMP_LEVEL_DEFAULT, false, out);
 }
 
 void zcomp_ctx_destroy(struct zcomp_ctx *ctx)
@@ -96,7 +110,7 @@ int zcomp_compress(struct zcomp_ctx *ctx, const void *src, size_t src_len,
 {
 	int ret;
 
-	if (src_len > ZCOMP_MAX_SRC)
+	if (src_len > ZCOMP_MAX_SRC || !ctx->compress)
 		return -EINVAL;
 	if (dst_cap == 0)
 		return 0;
@@ -115,6 +129,11 @@ int zcomp_decompress(struct zcomp_ctx *ctx, const void *src, size_t src_len,
 	/* Backends promise 0 or -EIO; hold any future one to that. */
 	return ctx->be->decompress(ctx->priv, src, src_len, dst, dst_len) ?
 		-EIO : 0;
+}
+
+bool zcomp_ctx_compresses(const struct zcomp_ctx *ctx)
+{
+	return ctx->compress;
 }
 
 const struct zcomp_backend *zcomp_ctx_backend(const struct zcomp_ctx *ctx)

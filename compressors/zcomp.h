@@ -19,6 +19,7 @@
 #ifndef FUSEZRAM_ZCOMP_H
 #define FUSEZRAM_ZCOMP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Largest input a context accepts, in bytes: one page. */
@@ -34,10 +35,11 @@ struct zcomp_backend {
 
 	/*
 	 * Create the backend's private state for one thread at @level
-	 * (already range-checked by zcomp_ctx_create()).  Returns NULL on
-	 * ENOMEM.
+	 * (already range-checked by zcomp_ctx_create()); with @compress
+	 * false, only what decompress() needs (compress() is then never
+	 * called on it).  Returns NULL on ENOMEM.
 	 */
-	void *(*create)(int level);
+	void *(*create)(int level, bool compress);
 	/* Free what create() returned.  Accepts NULL. */
 	void (*destroy)(void *priv);
 	/*
@@ -82,6 +84,15 @@ const struct zcomp_backend *const *zcomp_backends(void);
 int zcomp_ctx_create(const struct zcomp_backend *be, int level,
 		     struct zcomp_ctx **out);
 
+/*
+ * zcomp_dctx_create - a context that only decompresses, for a thread
+ * that reads pages of @be but compresses none: it holds no compression
+ * state (lz4hc's is 256 KiB, zstd's 90 KiB at level 3), and
+ * zcomp_compress() on it returns -EINVAL.  The level is @be's default.
+ * Returns 0 and sets *@out, -EINVAL if @be is NULL, -ENOMEM.
+ */
+int zcomp_dctx_create(const struct zcomp_backend *be, struct zcomp_ctx **out);
+
 /* zcomp_ctx_destroy - free a context.  Accepts NULL. */
 void zcomp_ctx_destroy(struct zcomp_ctx *ctx);
 
@@ -90,7 +101,8 @@ void zcomp_ctx_destroy(struct zcomp_ctx *ctx);
  * @dst_cap: size of @dst.  A result of @dst_cap bytes or more is not
  *           useful to the caller, so it is reported as 0.
  * Returns the compressed length (1..dst_cap-1), 0 for "does not fit",
- * -EINVAL for src_len > ZCOMP_MAX_SRC, or another -errno from the
+ * -EINVAL for src_len > ZCOMP_MAX_SRC or a context that only
+ * decompresses (zcomp_dctx_create()), or another -errno from the
  * library.  A src_len of 0 compresses to whatever the backend emits for
  * empty input (still > 0 bytes) or 0 if that does not fit.
  */
@@ -104,6 +116,9 @@ int zcomp_compress(struct zcomp_ctx *ctx, const void *src, size_t src_len,
  */
 int zcomp_decompress(struct zcomp_ctx *ctx, const void *src, size_t src_len,
 		     void *dst, size_t dst_len);
+
+/* zcomp_ctx_compresses - false for a context of zcomp_dctx_create(). */
+bool zcomp_ctx_compresses(const struct zcomp_ctx *ctx);
 
 /* zcomp_ctx_backend / zcomp_ctx_level - what a context was made with. */
 const struct zcomp_backend *zcomp_ctx_backend(const struct zcomp_ctx *ctx);

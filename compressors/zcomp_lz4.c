@@ -54,10 +54,13 @@
 
 struct zcomp_lz4_priv {
 	int level;	/* acceleration (lz4) or compression level (lz4hc) */
-	void *state;	/* LZ4_sizeofState() or LZ4_sizeofStateHC() bytes */
+	void *state;	/* LZ4_sizeofState() or LZ4_sizeofStateHC() bytes;
+			 * NULL in a context that only decompresses (lz4's
+			 * decompression needs no state) */
 };
 
-static void *zcomp_lz4_create_common(int level, int state_size)
+static void *zcomp_lz4_create_common(int level, bool compress,
+				     int state_size)
 {
 	struct zcomp_lz4_priv *p;
 
@@ -65,6 +68,9 @@ static void *zcomp_lz4_create_common(int level, int state_size)
 	if (!p)
 		return NULL;
 	p->level = level;
+	p->state = NULL;
+	if (!compress)
+		return p;
 	/* malloc's alignment satisfies LZ4_stream_t and LZ4_streamHC_t. */
 	p->state = malloc((size_t)state_size);
 	if (!p->state)
@@ -76,14 +82,14 @@ out_free:
 	return NULL;
 }
 
-static void *zcomp_lz4_create(int level)
+static void *zcomp_lz4_create(int level, bool compress)
 {
-	return zcomp_lz4_create_common(level, LZ4_sizeofState());
+	return zcomp_lz4_create_common(level, compress, LZ4_sizeofState());
 }
 
-static void *zcomp_lz4hc_create(int level)
+static void *zcomp_lz4hc_create(int level, bool compress)
 {
-	return zcomp_lz4_create_common(level, LZ4_sizeofStateHC());
+	return zcomp_lz4_create_common(level, compress, LZ4_sizeofStateHC());
 }
 
 static void zcomp_lz4_destroy(void *priv)

@@ -57,7 +57,8 @@
 #define ZCOMP_ZSTD_LEVEL_MAX	22
 
 struct zcomp_zstd_priv {
-	ZSTD_CCtx *cctx;	/* lives inside cwksp */
+	ZSTD_CCtx *cctx;	/* lives inside cwksp; NULL in a context that
+				 * only decompresses */
 	ZSTD_DCtx *dctx;	/* lives inside dwksp */
 	void *cwksp;
 	void *dwksp;
@@ -88,6 +89,11 @@ static int zcomp_zstd_set_params(struct zcomp_zstd_priv *p, int level)
 	};
 	size_t i;
 
+	if (ZSTD_isError(ZSTD_DCtx_setParameter(p->dctx, ZSTD_d_format,
+						ZSTD_f_zstd1_magicless)))
+		return -EINVAL;
+	if (!p->cctx)			/* decompression only */
+		return 0;
 	if (ZSTD_isError(ZSTD_CCtx_setParameter(p->cctx,
 						ZSTD_c_compressionLevel,
 						level)))
@@ -97,13 +103,10 @@ static int zcomp_zstd_set_params(struct zcomp_zstd_priv *p, int level)
 							cparams[i].param,
 							cparams[i].value)))
 			return -EINVAL;
-	if (ZSTD_isError(ZSTD_DCtx_setParameter(p->dctx, ZSTD_d_format,
-						ZSTD_f_zstd1_magicless)))
-		return -EINVAL;
 	return 0;
 }
 
-static void *zcomp_zstd_create(int level)
+static void *zcomp_zstd_create(int level, bool compress)
 {
 	struct zcomp_zstd_priv *p;
 	size_t csize, dsize;
@@ -116,20 +119,24 @@ static void *zcomp_zstd_create(int level)
 	if (!p)
 		return NULL;
 
-	csize = ZSTD_estimateCCtxSize_usingCParams(
-			ZSTD_getCParams(level, ZCOMP_MAX_SRC, 0));
 	dsize = ZSTD_estimateDCtxSize();
 	/* malloc's alignment satisfies the 8 bytes zstd asks for. */
-	p->cwksp = malloc(csize);
-	if (!p->cwksp)
-		goto out_destroy;
 	p->dwksp = malloc(dsize);
 	if (!p->dwksp)
 		goto out_destroy;
-	p->cctx = ZSTD_initStaticCCtx(p->cwksp, csize);
 	p->dctx = ZSTD_initStaticDCtx(p->dwksp, dsize);
-	if (!p->cctx || !p->dctx)
+	if (!p->dctx)
 		goto out_destroy;
+	if (compress) {
+		csize = ZSTD_estimateCCtxSize_usingCParams(
+				ZSTD_getCParams(level, ZCOMP_MAX_SRC, 0));
+		p->cwksp = malloc(csize);
+		if (!p->cwksp)
+			goto out_destroy;
+		p->cctx = ZSTD_initStaticCCtx(p->cwksp, csize);
+		if (!p->cctx)
+			goto out_destroy;
+	}
 	if (zcomp_zstd_set_params(p, level))
 		goto out_destroy;
 	return p;

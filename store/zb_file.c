@@ -150,7 +150,7 @@
 #include "store/zb_file.h"
 
 #define ZB_NONE UINT32_MAX		/* end of a list; no segment */
-#define ZB_MAX_SEGS (UINT32_MAX - 1)	/* loc keeps index + 1 in 32 bits */
+#define ZB_MAX_SEGS ((1u << 29) - 2)	/* loc keeps index + 1 in 29 bits */
 
 #define ZB_LOC_LEN_BITS 12
 #define ZB_LOC_OFF_BITS ZB_SEG_SHIFT

@@ -9,7 +9,8 @@
  *
  * Callers hold a 64-bit location ("loc") per object, never a pointer:
  *
- *	bits 63..32  segment index + 1 (so loc 0 is never returned and
+ *	bits 63..61  0 (the store keeps flags of its own there)
+ *	bits 60..32  segment index + 1 (so loc 0 is never returned and
  *	             means "no object")
  *	bits 31..30  0
  *	bits 29..12  byte offset of the object in its segment

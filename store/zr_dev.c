@@ -234,6 +234,7 @@ enum zr_kind {
 	ZR_KIND_COUNT,		/* zr_dev_parse_u64(), within min..max */
 	ZR_KIND_ALGORITHM,	/* a backend's name */
 	ZR_KIND_LEVEL,		/* zr_dev_parse_int(), the backend's range */
+	ZR_KIND_ALGO_LEVEL,	/* NAME[:LEVEL]: ALGORITHM, then its LEVEL */
 };
 
 /* Values that only attributes take, after the options' rows. */
@@ -241,6 +242,9 @@ enum {
 	ZR_VAL_RESET = ZR_NOPTS,	/* reset: any positive number */
 	ZR_VAL_IDLE,			/* idle: an age in seconds */
 	ZR_VAL_PRIORITY,		/* algorithm_params priority= */
+	ZR_VAL_RECOMP_PRIORITY,		/* recomp_algorithm, recompress */
+	ZR_VAL_THRESHOLD,		/* recompress threshold= */
+	ZR_VAL_MAX_PAGES,		/* recompress max_pages= */
 	ZR_VAL_PAGE_INDEX,		/* writeback page_index= */
 	ZR_VAL_WB_LIMIT,		/* writeback_limit: pages */
 	ZR_VAL_WB_LIMIT_ENABLE,		/* writeback_limit_enable: 0 or 1 */
@@ -292,6 +296,11 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 	[ZR_OPT_WRITEBACK_AGE] = { "writeback_age", ZR_KIND_COUNT, 0,
 				   ZR_WB_AGE_MAX, "a number of seconds",
 				   NULL, NULL },
+	[ZR_OPT_RECOMP_ALGORITHM] = { "recomp_algorithm", ZR_KIND_ALGO_LEVEL,
+				      0, 0, "a level", NULL, NULL },
+	[ZR_OPT_RECOMPRESS_AGE] = { "recompress_age", ZR_KIND_COUNT, 0,
+				    ZR_WB_AGE_MAX, "a number of seconds",
+				    NULL, NULL },
 	[ZR_OPT_MAX_THREADS] = { "max_threads", ZR_KIND_COUNT,
 				 1, ZR_DEV_THREADS_MAX, "an integer",
 				 NULL, NULL },
@@ -317,8 +326,16 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 			   "a positive number", NULL, NULL },
 	[ZR_VAL_IDLE] = { "idle", ZR_KIND_COUNT, 1, ZR_DEV_IDLE_MAX_AGE,
 			  "a number of seconds", NULL, NULL },
-	[ZR_VAL_PRIORITY] = { "priority", ZR_KIND_INT, 0, 0, "an integer",
-			      NULL, NULL },
+	[ZR_VAL_PRIORITY] = { "priority", ZR_KIND_INT, 0, ZR_RECOMP_MAX,
+			      "an integer", NULL, NULL },
+	[ZR_VAL_RECOMP_PRIORITY] = { "priority", ZR_KIND_INT, 1,
+				     ZR_RECOMP_MAX, "an integer", NULL, NULL },
+	/* zram's: below its huge class; here below a page. */
+	[ZR_VAL_THRESHOLD] = { "threshold", ZR_KIND_COUNT, 0,
+			       ZR_PAGE_SIZE - 1, "a number of bytes", NULL,
+			       NULL },
+	[ZR_VAL_MAX_PAGES] = { "max_pages", ZR_KIND_COUNT, 1, UINT64_MAX,
+			       "a number of pages", NULL, NULL },
 	[ZR_VAL_PAGE_INDEX] = { "page_index", ZR_KIND_COUNT, 0, UINT64_MAX,
 				"a page number", NULL, NULL },
 	[ZR_VAL_WB_LIMIT] = { "writeback_limit", ZR_KIND_COUNT, 0,
@@ -373,8 +390,10 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 		    struct zr_parsed *out, char *msg, size_t msgsize)
 {
 	const struct zr_value *v = &zr_values[idx];
-	char list[128];
+	char list[128], name[32];
+	const char *colon;
 	uint64_t u = 0;
+	size_t len;
 	int ret, i = 0;
 
 	switch (v->kind) {
@@ -444,6 +463,30 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 			return -EINVAL;
 		}
 		out->i = i;
+		return 0;
+	case ZR_KIND_ALGO_LEVEL:
+		colon = strchr(s, ':');
+		len = colon ? (size_t)(colon - s) : strlen(s);
+		snprintf(name, sizeof(name), "%.*s", (int)(len < sizeof(name) ?
+							   len : 0), s);
+		out->be = len < sizeof(name) ? zcomp_find(name) : NULL;
+		if (!out->be) {
+			zr_backend_list(list, sizeof(list));
+			zr_msg(msg, msgsize,
+			       "invalid %s '%s': expected one of %s, then optionally :LEVEL",
+			       v->name, s, list);
+			return -EINVAL;
+		}
+		out->i = ZCOMP_LEVEL_DEFAULT;
+		if (colon && (zr_dev_parse_int(colon + 1, &out->i) < 0 ||
+			      out->i < out->be->level_min ||
+			      out->i > out->be->level_max)) {
+			zr_msg(msg, msgsize,
+			       "invalid %s '%s': expected %s from %d to %d for %s",
+			       v->name, s, v->what, out->be->level_min,
+			       out->be->level_max, out->be->name);
+			return -EINVAL;
+		}
 		return 0;
 	}
 	return -EINVAL;
@@ -564,6 +607,21 @@ int zr_dev_check_opts(const struct zr_dev_opts *o, struct zr_dev_conf *conf,
 		return -EINVAL;
 	if (o->val[ZR_OPT_WRITEBACK_AGE])
 		conf->zc.writeback_age = (unsigned int)p.u;
+
+	/* Priority 1 only; more through control/recomp_algorithm. */
+	if (ZR_OPT_PARSE(ZR_OPT_RECOMP_ALGORITHM, NULL))
+		return -EINVAL;
+	if (o->val[ZR_OPT_RECOMP_ALGORITHM]) {
+		conf->zc.recomp[0].name = p.be->name;	/* static */
+		conf->zc.recomp[0].level = p.i;
+	}
+	/* Without a secondary algorithm it is kept, and does nothing. */
+	conf->zc.recompress_age = conf->zc.recomp[0].name ?
+		ZR_DEV_RC_AGE_DEFAULT : 0;
+	if (ZR_OPT_PARSE(ZR_OPT_RECOMPRESS_AGE, NULL))
+		return -EINVAL;
+	if (o->val[ZR_OPT_RECOMPRESS_AGE])
+		conf->zc.recompress_age = (unsigned int)p.u;
 #undef ZR_OPT_PARSE
 
 	if (zr_check_libfuse(o, num, msg, msgsize) < 0)
@@ -602,11 +660,16 @@ void zr_dev_opts_help(char *buf, size_t size)
 		  "    -o backing_size=SIZE   the most the backing file may take (default:\n"
 		  "                           the file system's free space)\n"
 		  "    -o writeback_age=SECS  write back pages unused for that long, 0 for\n"
-		  "                           never (default with a backing file: %d)\n",
+		  "                           never (default with a backing file: %d)\n"
+		  "    -o recomp_algorithm=ALG[:N]\n"
+		  "                           a denser compressor for idle pages, and its\n"
+		  "                           level (control/recompress; priority 1)\n"
+		  "    -o recompress_age=SECS recompress pages unused for that long, 0 for\n"
+		  "                           never (default with recomp_algorithm: %d)\n",
 		  ZR_PAGE_SIZE, ZR_DEV_THREADS_MAX, sysconf(_SC_NPROCESSORS_ONLN),
 		  ZR_DEV_RESERVE_MAX_MIB,
 		  (unsigned long long)(ZR_RESERVE_DEFAULT >> 20),
-		  ZR_DEV_WB_AGE_DEFAULT);
+		  ZR_DEV_WB_AGE_DEFAULT, ZR_DEV_RC_AGE_DEFAULT);
 }
 
 /* ---- the device ---------------------------------------------------------------- */
@@ -835,14 +898,21 @@ static struct zr_config zr_cur_config(struct zr_dev *dev)
 	zr_get_stats(dev->st, &s);
 	zc.mem_limit = s.mem_limit;
 	zc.writeback_age = (unsigned int)s.wb_age;
+	zc.recompress_age = (unsigned int)s.rc_age;
 	return zc;
 }
 
 void zr_dev_get_config(struct zr_dev *dev, struct zr_config *zc)
 {
+	unsigned int p;
+
 	zr_lock_shared(dev);
 	*zc = zr_cur_config(dev);
 	zc->level = zr_level(dev->st);
+	for (p = 1; p <= ZR_RECOMP_MAX; p++)
+		if (zc->recomp[p - 1].name)
+			zr_recomp_algorithm(dev->st, p,
+					    &zc->recomp[p - 1].level);
 	zr_unlock(dev);
 }
 
@@ -868,9 +938,9 @@ static int zr_busy(struct zr_dev *dev, bool need_empty)
 
 /*
  * zr_dev_replace - swap the store for a new, empty one and free the old
- * one with all its data: reset, and disksize, comp_algorithm and
- * algorithm_params while the disk is empty (zram refuses those once the
- * device is initialised).
+ * one with all its data: reset, and disksize, comp_algorithm,
+ * algorithm_params and recomp_algorithm while the disk is empty (zram
+ * refuses those once the device is initialised).
  * @edit:       changes the configuration for the new store (what the
  *              store was made with, and the memory limit in force); may
  *              refuse with -EINVAL, checked against the current store.
@@ -976,17 +1046,23 @@ static int zr_store_disksize(struct zr_dev *dev, const char *buf)
 	return zr_dev_replace(dev, zr_edit_disksize, &p.u, true);
 }
 
+/* zr_algo_line - every backend, @cur in brackets, and a newline. */
+static void zr_algo_line(struct zr_text *t, const char *cur)
+{
+	const struct zcomp_backend *const *be;
+
+	for (be = zcomp_backends(); *be; be++)
+		zr_printf(t, strcmp((*be)->name, cur) ? "%s%s" : "%s[%s]",
+			  be == zcomp_backends() ? "" : " ", (*be)->name);
+	zr_printf(t, "\n");
+}
+
 /* comp_algorithm: every backend, the one in use in brackets. */
 static int zr_show_comp_algorithm(struct zr_dev *dev, char *buf, size_t size)
 {
-	const struct zcomp_backend *const *be;
-	const char *cur = zr_algorithm(dev->st);
 	struct zr_text t = { buf, size, 0 };
 
-	for (be = zcomp_backends(); *be; be++)
-		zr_printf(&t, strcmp((*be)->name, cur) ? "%s%s" : "%s[%s]",
-			  be == zcomp_backends() ? "" : " ", (*be)->name);
-	zr_printf(&t, "\n");
+	zr_algo_line(&t, zr_algorithm(dev->st));
 	return (int)t.len;
 }
 
@@ -1008,58 +1084,113 @@ static int zr_store_comp_algorithm(struct zr_dev *dev, const char *buf)
 	return zr_dev_replace(dev, zr_edit_algorithm, p.be, true);
 }
 
-/* algorithm_params: write-only in zram; here it reads as it is written. */
+/*
+ * zr_next_key - the next word of zram's "key=value ..." syntax at *@pos
+ * (words separated by blanks), split in place: returns 1 with *@key and
+ * *@val set and *@pos moved past it, 0 at the end, -EINVAL for a word
+ * without "=" or with nothing after it.  Cannot fail otherwise.
+ */
+static int zr_next_key(char **pos, char **key, char **val)
+{
+	char *s = *pos + strspn(*pos, " \t\n"), *end;
+
+	if (*s == '\0')
+		return 0;
+	end = s + strcspn(s, " \t\n");
+	if (*end != '\0')
+		*end++ = '\0';
+	*pos = end;
+	*key = s;
+	*val = strchr(s, '=');
+	if (!*val || (*val)[1] == '\0')
+		return -EINVAL;
+	*(*val)++ = '\0';
+	return 1;
+}
+
+/*
+ * algorithm_params: write-only in zram; here it reads as it is written,
+ * a line for the primary algorithm and one per secondary one.
+ */
 static int zr_show_algorithm_params(struct zr_dev *dev, char *buf,
 				    size_t size)
 {
-	return snprintf(buf, size, "algo=%s level=%d\n", zr_algorithm(dev->st),
-			zr_level(dev->st));
+	struct zr_text t = { buf, size, 0 };
+	const char *name;
+	unsigned int p;
+	int level;
+
+	zr_printf(&t, "algo=%s level=%d\n", zr_algorithm(dev->st),
+		  zr_level(dev->st));
+	for (p = 1; p <= ZR_RECOMP_MAX; p++) {
+		name = zr_recomp_algorithm(dev->st, p, &level);
+		if (name)
+			zr_printf(&t, "priority=%u algo=%s level=%d\n", p, name,
+				  level);
+	}
+	return (int)t.len;
 }
 
 /* What algorithm_params said, checked against the store in zr_edit_params. */
 struct zr_params {
 	const char *algo;		/* NULL: not given */
+	int prio;			/* -1: not given */
 	const char *level;		/* the text of level= */
 };
 
-/* algo= must name the algorithm in use, level= be in its range. */
+/*
+ * The algorithm is the one of priority=, or else the first (the primary
+ * first) named by algo=, or else the primary; algo= and priority= given
+ * together must name the same one.  level= must be in its range.
+ */
 static int zr_edit_params(struct zr_config *zc, const void *arg)
 {
 	const struct zr_params *p = arg;
-	const struct zcomp_backend *be = zcomp_find(zc->algorithm);
+	const struct zcomp_backend *be;
+	const char *name;
 	struct zr_parsed v;
+	int prio = p->prio, i, *level;
 
+	for (i = 0; prio < 0 && p->algo && i <= ZR_RECOMP_MAX; i++) {
+		name = i ? zc->recomp[i - 1].name : zc->algorithm;
+		if (name && strcmp(p->algo, name) == 0)
+			prio = i;
+	}
+	if (prio < 0)
+		prio = 0;	/* algo= naming none is refused below */
+	name = prio ? zc->recomp[prio - 1].name : zc->algorithm;
+	level = prio ? &zc->recomp[prio - 1].level : &zc->level;
+	be = name ? zcomp_find(name) : NULL;
 	if (!be || (p->algo && strcmp(p->algo, be->name) != 0) ||
 	    zr_parse(ZR_OPT_COMP_LEVEL, p->level, be, &v, NULL, 0) < 0)
 		return -EINVAL;
-	zc->level = v.i;
+	*level = v.i;
 	return 0;
 }
 
 /*
- * zram's "key=value ..." syntax: level=N is required (as -o comp_level=);
- * algo=NAME (which must be the algorithm in use) and priority=0 may come
- * with it; dict= and anything else is refused.  Same rule as disksize.
+ * zram's "key=value ..." syntax: level=N is required (as -o comp_level=,
+ * in the range of the algorithm it is for); algo=NAME and priority=N (0
+ * the primary, 1 to ZR_RECOMP_MAX a secondary algorithm given) choose
+ * the algorithm, the primary by default; dict= and anything else is
+ * refused.  Same rule as disksize.
  */
 static int zr_store_algorithm_params(struct zr_dev *dev, const char *buf)
 {
-	char text[ZR_DEV_ATTR_SIZE + 1], *tok, *val, *save = NULL;
-	struct zr_params p = { NULL, NULL };
+	char text[ZR_DEV_ATTR_SIZE + 1], *pos = text, *key, *val;
+	struct zr_params p = { NULL, -1, NULL };
 	struct zr_parsed v;
+	int ret;
 
 	snprintf(text, sizeof(text), "%s", buf);
-	for (tok = strtok_r(text, " \t\n", &save); tok;
-	     tok = strtok_r(NULL, " \t\n", &save)) {
-		val = strchr(tok, '=');
-		if (!val || val[1] == '\0')
-			return -EINVAL;
-		*val++ = '\0';
-		if (strcmp(tok, "algo") == 0) {
+	while ((ret = zr_next_key(&pos, &key, &val)) > 0) {
+		if (strcmp(key, "algo") == 0) {
 			p.algo = val;
-		} else if (strcmp(tok, "priority") == 0) {
+		} else if (strcmp(key, "priority") == 0) {
 			if (zr_parse(ZR_VAL_PRIORITY, val, NULL, &v, NULL, 0))
 				return -EINVAL;
-		} else if (strcmp(tok, "level") == 0) {
+			p.prio = v.i;
+		} else if (strcmp(key, "level") == 0) {
 			if (zr_dev_parse_int(val, &v.i) < 0)
 				return -EINVAL;
 			p.level = val;
@@ -1067,9 +1198,82 @@ static int zr_store_algorithm_params(struct zr_dev *dev, const char *buf)
 			return -EINVAL;
 		}
 	}
-	if (!p.level)
+	if (ret < 0 || !p.level)
 		return -EINVAL;
 	return zr_dev_replace(dev, zr_edit_params, &p, true);
+}
+
+/*
+ * recomp_algorithm: zram's, "#P: " and comp_algorithm's line for each
+ * priority P that has a secondary algorithm; nothing when none has.
+ */
+static int zr_show_recomp_algorithm(struct zr_dev *dev, char *buf,
+				    size_t size)
+{
+	struct zr_text t = { buf, size, 0 };
+	const char *name;
+	unsigned int p;
+	int level;
+
+	buf[0] = '\0';
+	for (p = 1; p <= ZR_RECOMP_MAX; p++) {
+		name = zr_recomp_algorithm(dev->st, p, &level);
+		if (name) {
+			zr_printf(&t, "#%u: ", p);
+			zr_algo_line(&t, name);
+		}
+	}
+	return (int)t.len;
+}
+
+/* The secondary algorithm recomp_algorithm sets, and its priority. */
+struct zr_recomp_set {
+	const struct zcomp_backend *be;
+	unsigned int prio;
+};
+
+/* As comp_algorithm, the level goes back to the backend's default. */
+static int zr_edit_recomp(struct zr_config *zc, const void *arg)
+{
+	const struct zr_recomp_set *r = arg;
+
+	zc->recomp[r->prio - 1].name = r->be->name;
+	zc->recomp[r->prio - 1].level = ZCOMP_LEVEL_DEFAULT;
+	return 0;
+}
+
+/*
+ * zram's "algo=NAME [priority=N]": the secondary algorithm of priority
+ * N (1 to ZR_RECOMP_MAX, default 1), replacing the one there if any.
+ * Same rule as disksize.  recompress_age is left as it is (it stays 0
+ * unless set).
+ */
+static int zr_store_recomp_algorithm(struct zr_dev *dev, const char *buf)
+{
+	char text[ZR_DEV_ATTR_SIZE + 1], *pos = text, *key, *val;
+	struct zr_recomp_set r = { NULL, 1 };
+	struct zr_parsed v;
+	int ret;
+
+	snprintf(text, sizeof(text), "%s", buf);
+	while ((ret = zr_next_key(&pos, &key, &val)) > 0) {
+		if (strcmp(key, "algo") == 0) {
+			if (zr_parse(ZR_OPT_COMP_ALGORITHM, val, NULL, &v,
+				     NULL, 0) < 0)
+				return -EINVAL;
+			r.be = v.be;
+		} else if (strcmp(key, "priority") == 0) {
+			if (zr_parse(ZR_VAL_RECOMP_PRIORITY, val, NULL, &v,
+				     NULL, 0) < 0)
+				return -EINVAL;
+			r.prio = (unsigned int)v.i;
+		} else {
+			return -EINVAL;
+		}
+	}
+	if (ret < 0 || !r.be)
+		return -EINVAL;
+	return zr_dev_replace(dev, zr_edit_recomp, &r, true);
 }
 
 /* mem_limit: write-only in zram; here it reads in bytes, 0 for none. */
@@ -1189,14 +1393,35 @@ static int zr_show_io_stat(struct zr_dev *dev, char *buf, size_t size)
 			(unsigned long long)s.notify_free);
 }
 
-/* kernel zram's debug_stat, version 1. */
+/*
+ * kernel zram's debug_stat, version 1; then "#P NAME PAGES" for the
+ * algorithm of each priority P given (0 the primary): the compressed
+ * pages in RAM it stored; and the recompression counts of zr_stats.
+ */
 static int zr_show_debug_stat(struct zr_dev *dev, char *buf, size_t size)
 {
+	struct zr_text t = { buf, size, 0 };
+	const char *name;
 	struct zr_stats s;
+	unsigned int p;
+	int level;
 
 	zr_get_stats(dev->st, &s);
-	return snprintf(buf, size, "version: %d\n0 %8llu\n", 1,
-			(unsigned long long)s.miss_free);
+	zr_printf(&t, "version: %d\n0 %8llu\n", 1,
+		  (unsigned long long)s.miss_free);
+	for (p = 0; p <= ZR_RECOMP_MAX; p++) {
+		name = p ? zr_recomp_algorithm(dev->st, p, &level) :
+			zr_algorithm(dev->st);
+		if (name)
+			zr_printf(&t, "#%u %s %llu\n", p, name,
+				  (unsigned long long)s.algo_pages[p]);
+	}
+	zr_printf(&t, "recompressed %llu saved %llu aged %llu incompressible %llu\n",
+		  (unsigned long long)s.recompressed,
+		  (unsigned long long)s.recomp_saved,
+		  (unsigned long long)s.recomp_aged,
+		  (unsigned long long)s.incompressible);
+	return (int)t.len;
 }
 
 /* summary, part 1: the data, the memory, the process. */
@@ -1359,11 +1584,23 @@ static int zr_store_backing_dev(struct zr_dev *dev, const char *buf)
 }
 
 /*
+ * zram's page types, for writeback and recompress: the flags a page must
+ * have (zr_writeback(), zr_recompress()).  Only writeback takes
+ * incompressible (recompression passes those pages).
+ */
+static const struct { const char *name; uint32_t want; } zr_types[] = {
+	{ "idle", ZR_WB_IDLE }, { "huge", ZR_WB_HUGE },
+	{ "huge_idle", ZR_WB_HUGE | ZR_WB_IDLE },
+	{ "incompressible", ZR_WB_INCOMPRESSIBLE },
+};
+#define ZR_NTYPES (sizeof(zr_types) / sizeof(zr_types[0]))
+
+/*
  * zr_wb_parse - zram's writeback words: "idle", "huge", "huge_idle",
- * "incompressible" (here: huge, the pages compression could not shrink),
- * or "type=" one of those, and up to ZR_WB_RANGES "page_index=N" and
- * "page_indexes=LOW-HIGH" (inclusive) that limit it to those pages (a
- * type is then optional), of a disk of @npages.  Sets *@want (flags for
+ * "incompressible" (the pages no secondary algorithm shrank, marked by
+ * recompress), or "type=" one of those, and up to ZR_WB_RANGES
+ * "page_index=N" and "page_indexes=LOW-HIGH" (inclusive) that limit it
+ * to those pages (a type is then optional), of a disk of @npages.  Sets *@want (flags for
  * zr_writeback()) and @range[0..*@nranges) ([first, last) page numbers;
  * the whole disk when none is given).  Returns 0 or -EINVAL.
  */
@@ -1371,11 +1608,6 @@ static int zr_store_backing_dev(struct zr_dev *dev, const char *buf)
 static int zr_wb_parse(const char *text, uint64_t npages, uint32_t *want,
 		       uint64_t range[][2], unsigned int *nranges)
 {
-	static const struct { const char *name; uint32_t want; } types[] = {
-		{ "idle", ZR_WB_IDLE }, { "huge", ZR_WB_HUGE },
-		{ "huge_idle", ZR_WB_HUGE | ZR_WB_IDLE },
-		{ "incompressible", ZR_WB_HUGE },
-	};
 	char copy[ZR_DEV_ATTR_SIZE + 1], *tok, *save = NULL, *val, *dash;
 	bool typed = false;
 	struct zr_parsed p, q;
@@ -1390,12 +1622,12 @@ static int zr_wb_parse(const char *text, uint64_t npages, uint32_t *want,
 		if (val)
 			*val++ = '\0';
 		if (!val || !strcmp(tok, "type")) {
-			for (i = 0; i < sizeof(types) / sizeof(types[0]); i++)
-				if (!strcmp(val ? val : tok, types[i].name))
+			for (i = 0; i < ZR_NTYPES; i++)
+				if (!strcmp(val ? val : tok, zr_types[i].name))
 					break;
-			if (typed || i == sizeof(types) / sizeof(types[0]))
+			if (typed || i == ZR_NTYPES)
 				return -EINVAL;
-			*want = types[i].want;
+			*want = zr_types[i].want;
 			typed = true;
 			continue;
 		}
@@ -1508,6 +1740,160 @@ static int zr_store_wb_age(struct zr_dev *dev, const char *buf)
 	return 0;
 }
 
+/* ---- recompression (zram's recompress; recompress_age) ------------------ */
+
+/*
+ * zr_recomp_prio - the priority of the first secondary algorithm named
+ * @name (NULL: of any), or 0 for none.  Needs init_lock.  Cannot fail.
+ */
+static unsigned int zr_recomp_prio(struct zr_dev *dev, const char *name)
+{
+	const char *cur;
+	unsigned int p;
+	int level;
+
+	for (p = 1; p <= ZR_RECOMP_MAX; p++) {
+		cur = zr_recomp_algorithm(dev->st, p, &level);
+		if (cur && (!name || strcmp(cur, name) == 0))
+			return p;
+	}
+	return 0;
+}
+
+/*
+ * recompress: zram's keys, each at most once: type=idle|huge|huge_idle
+ * (none: every page), threshold=BYTES (0 to 4095: only objects at least
+ * that large), max_pages=N (at least 1: stop after trying N pages),
+ * algo=NAME or priority=N (a secondary algorithm given; both must then
+ * name the same one; neither: each in priority order until one shrinks
+ * the page).  Recompresses now (zr_recompress()) every page of the disk
+ * that qualifies; returns 0 whatever the count, -EINVAL for anything
+ * else or without a secondary algorithm, -ENOMEM.  Holds init_lock
+ * shared throughout.
+ */
+static int zr_store_recompress(struct zr_dev *dev, const char *buf)
+{
+	static const char *const keys[] = {
+		"type", "threshold", "max_pages", "algo", "priority",
+	};
+	enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
+	char text[ZR_DEV_ATTR_SIZE + 1], *pos = text, *key, *val;
+	unsigned int k, seen = 0, prio = 0, named = 0, i;
+	uint64_t threshold = 0, max = UINT64_MAX;
+	uint32_t want = 0;
+	struct zr_parsed v;
+	int64_t done;
+	int ret, level;
+
+	snprintf(text, sizeof(text), "%s", buf);
+	while ((ret = zr_next_key(&pos, &key, &val)) > 0) {
+		for (k = 0; k < NKEYS && strcmp(key, keys[k]) != 0; k++)
+			;
+		if (k == NKEYS || (seen & (1u << k)))
+			return -EINVAL;
+		seen |= 1u << k;
+		switch (k) {
+		case 0:
+			/* zr_types but the last, incompressible. */
+			for (i = 0; i + 1 < ZR_NTYPES; i++)
+				if (strcmp(val, zr_types[i].name) == 0)
+					break;
+			if (i + 1 == ZR_NTYPES)
+				return -EINVAL;
+			want = zr_types[i].want;
+			break;
+		case 1:
+		case 2:
+			if (zr_parse(k == 1 ? ZR_VAL_THRESHOLD :
+				     ZR_VAL_MAX_PAGES, val, NULL, &v, NULL, 0))
+				return -EINVAL;
+			*(k == 1 ? &threshold : &max) = v.u;
+			break;
+		case 3:
+			named = zr_recomp_prio(dev, val);
+			if (!named)
+				return -EINVAL;
+			break;
+		case 4:
+			if (zr_parse(ZR_VAL_RECOMP_PRIORITY, val, NULL, &v,
+				     NULL, 0) ||
+			    !zr_recomp_algorithm(dev->st, (unsigned int)v.i,
+						 &level))
+				return -EINVAL;
+			prio = (unsigned int)v.i;
+			break;
+		}
+	}
+	if (ret < 0 || (named && prio && named != prio))
+		return -EINVAL;
+	if (named)
+		prio = named;
+	if (!zr_recomp_prio(dev, NULL))
+		return -EINVAL;		/* no secondary algorithm at all */
+	done = zr_recompress(dev->st, want, (size_t)threshold, 0,
+			     dev->disksize / ZR_PAGE_SIZE, max, prio);
+	return done < 0 ? (int)done : 0;
+}
+
+/* recompress_age: seconds, 0 off; as -o recompress_age=, at once. */
+static int zr_show_rc_age(struct zr_dev *dev, char *buf, size_t size)
+{
+	struct zr_stats s;
+
+	zr_get_stats(dev->st, &s);
+	return snprintf(buf, size, "%llu\n", (unsigned long long)s.rc_age);
+}
+
+static int zr_store_rc_age(struct zr_dev *dev, const char *buf)
+{
+	struct zr_parsed p;
+
+	if (zr_parse(ZR_OPT_RECOMPRESS_AGE, buf, NULL, &p, NULL, 0) < 0)
+		return -EINVAL;
+	zr_set_recompress_age(dev->st, (unsigned int)p.u);
+	return 0;
+}
+
+/* summary, the recompression part. */
+static void zr_summary_recomp(struct zr_dev *dev, struct zr_text *t,
+			      const struct zr_stats *s)
+{
+	unsigned int p, first = zr_recomp_prio(dev, NULL);
+	const char *name;
+	char h1[32];
+	int level;
+
+	if (!first) {
+		zr_printf(t, "Recompression:  none (-o recomp_algorithm=), by age off too\n");
+		return;
+	}
+	zr_printf(t, "Recompression:  compressed pages in RAM by algorithm:\n"
+		  "                  #0 %-6s level %-4d %llu pages (the primary)\n",
+		  zr_algorithm(dev->st), zr_level(dev->st),
+		  (unsigned long long)s->algo_pages[0]);
+	for (p = 1; p <= ZR_RECOMP_MAX; p++) {
+		name = zr_recomp_algorithm(dev->st, p, &level);
+		if (name)
+			zr_printf(t, "                  #%u %-6s level %-4d %llu pages\n",
+				  p, name, level,
+				  (unsigned long long)s->algo_pages[p]);
+	}
+	zr_printf(t, "                %llu pages recompressed so far (%llu by age), saving\n"
+		  "                %s; %llu pages no secondary algorithm shrank\n"
+		  "                (incompressible)\n",
+		  (unsigned long long)s->recompressed,
+		  (unsigned long long)s->recomp_aged,
+		  zr_human(s->recomp_saved, h1, sizeof(h1)),
+		  (unsigned long long)s->incompressible);
+	if (!s->rc_age)
+		zr_printf(t, "                by age off (recompress_age 0)\n");
+	else
+		zr_printf(t, "                by age: pages unused for %llu s are recompressed\n"
+			  "                (with %s first)\n",
+			  (unsigned long long)s->rc_age,
+			  zr_recomp_algorithm(dev->st, first, &level));
+}
+
 /* bd_stat: zram's, in 4 KiB pages: in the file, read, written. */
 static int zr_show_bd_stat(struct zr_dev *dev, char *buf, size_t size)
 {
@@ -1578,6 +1964,7 @@ static int zr_show_summary(struct zr_dev *dev, char *buf, size_t size)
 	zr_get_stats(dev->st, &s);
 	zr_summary_figures(dev, &t, &s);
 	zr_summary_backing(dev, &t, &s);
+	zr_summary_recomp(dev, &t, &s);
 	zr_summary_process(dev, &t, &s);
 	zr_summary_classes(dev, &t);
 	return (int)t.len;
@@ -1625,6 +2012,10 @@ static const struct zr_attr_row zr_attrs[] = {
 		   zr_store_wb_limit_enable, false),
 	ZR_ATTR_RO("bd_stat", zr_show_bd_stat, ZR_DEV_ATTR_SIZE),
 	ZR_ATTR_RW("writeback_age", zr_show_wb_age, zr_store_wb_age, false),
+	ZR_ATTR_RW("recomp_algorithm", zr_show_recomp_algorithm,
+		   zr_store_recomp_algorithm, true),
+	ZR_ATTR_WO("recompress", zr_store_recompress, false),
+	ZR_ATTR_RW("recompress_age", zr_show_rc_age, zr_store_rc_age, false),
 };
 
 #define ZR_NATTRS (sizeof(zr_attrs) / sizeof(zr_attrs[0]))

@@ -13,7 +13,8 @@
  *	pointer, disksize and the configuration.  Every call below that
  *	touches them takes it shared, for the length of one store call;
  *	only a replacement of the store (reset, and disksize,
- *	comp_algorithm and algorithm_params of an empty disk) takes it
+ *	comp_algorithm, algorithm_params and recomp_algorithm of an empty
+ *	disk) takes it
  *	exclusive, by trylock only and just to swap the pointer, so that
  *	no request ever waits behind a replacement.  Never taken
  *	recursively; no call here expects it held by the caller.
@@ -76,6 +77,13 @@
  * the file's writes to what has settled.
  */
 #define ZR_DEV_WB_AGE_DEFAULT 1800
+/*
+ * recompress_age with a secondary algorithm, unless told otherwise: five
+ * minutes, shorter than writeback's half hour because a recompressed
+ * page costs only a slower decompression when it is wanted again, not a
+ * read of the file.  0 (off) without one.
+ */
+#define ZR_DEV_RC_AGE_DEFAULT 300
 /* A control file's content, at most one page, as sysfs ... */
 #define ZR_DEV_ATTR_SIZE 4096
 /* ... except summary: one line per size class in use. */
@@ -123,6 +131,8 @@ enum zr_dev_opt {
 	ZR_OPT_BACKING_DEV,
 	ZR_OPT_BACKING_SIZE,
 	ZR_OPT_WRITEBACK_AGE,
+	ZR_OPT_RECOMP_ALGORITHM,
+	ZR_OPT_RECOMPRESS_AGE,
 	ZR_OPT_MAX_THREADS,
 	ZR_OPT_LIBFUSE = ZR_OPT_MAX_THREADS,
 	ZR_OPT_MAX_READ,
@@ -168,7 +178,7 @@ int zr_dev_check_opts(const struct zr_dev_opts *o, struct zr_dev_conf *conf,
 
 /*
  * zr_dev_opts_help - the --help lines of the device's own options
- * (disksize to reserve, with every compressor's levels), into @buf
+ * (disksize to recompress_age, with every compressor's levels), into @buf
  * (truncated to @size).  Cannot fail.
  */
 void zr_dev_opts_help(char *buf, size_t size);
@@ -262,8 +272,9 @@ void zr_dev_get_stats(struct zr_dev *dev, struct zr_stats *s,
 		      uint64_t *disksize);
 
 /*
- * zr_dev_get_config - what the current store was made with, its level
- * resolved (never ZCOMP_LEVEL_DEFAULT) and the memory limit in force.
+ * zr_dev_get_config - what the current store was made with, its levels
+ * (the secondary algorithms' too) resolved (never ZCOMP_LEVEL_DEFAULT),
+ * and the memory limit and the ages in force.
  * Takes init_lock shared.  Cannot fail.
  */
 void zr_dev_get_config(struct zr_dev *dev, struct zr_config *zc);
@@ -323,9 +334,11 @@ int zr_dev_show(struct zr_dev *dev, const struct zr_dev_attr *attr,
  * Returns 0 (also for @len 0, which does nothing), or -errno having
  * changed nothing: -EACCES if @attr is not writable, -EINVAL for text
  * it does not understand, -EBUSY when the disk is open (reset,
- * disksize, comp_algorithm, algorithm_params) or holds data (all but
- * reset), or init_lock stayed held for too long, -ENOMEM (a new store).
- * Takes init_lock shared, or for a replacement as described at the top.
+ * disksize, comp_algorithm, algorithm_params, recomp_algorithm) or holds
+ * data (all but reset), or init_lock stayed held for too long, -ENOMEM
+ * (a new store); writeback and recompress also the errors of their
+ * store calls (see those attributes in zr_dev.c).  Takes init_lock
+ * shared, or for a replacement as described at the top.
  */
 int zr_dev_store(struct zr_dev *dev, const struct zr_dev_attr *attr,
 		 const char *buf, size_t len);

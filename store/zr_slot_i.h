@@ -45,6 +45,20 @@
 #define ZR_META_TIME_SHIFT 16
 #define ZR_META_TIME_MASK  0xffff0000u
 
+/*
+ * handle: for a same-filled page, the fill word, all 64 bits.  For an
+ * object, in the pool or in the file: bits 60..0 are its zs handle or zb
+ * loc (both stay below 2^61, see zs_pool.h and zb_file.h), bits 63..62
+ * the priority of the algorithm that compressed it (0 the primary, 1..3
+ * a secondary, zr_recompress(); 0 for a page stored raw), and bit 61 is
+ * set once recompression found that no secondary algorithm shrinks it
+ * (zram's ZRAM_INCOMPRESSIBLE).  Kept there rather than in meta, whose
+ * bits are all taken, because they are needed only under the lock.
+ */
+#define ZR_H_PRIO_SHIFT    62
+#define ZR_H_INCOMP        (1ULL << 61)
+#define ZR_H_OBJ_MASK      (ZR_H_INCOMP - 1)
+
 struct zr_slot {
 	struct zr_rwlock lock;
 	/*

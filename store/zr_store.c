@@ -20,6 +20,16 @@
  * A read takes the slot's read lock and decompresses straight out of the
  * allocator (zs_read), or fills zeros or the same-fill word.
  *
+ * Recompression (zr_recompress(), zram's recomp_algorithm and
+ * recompress).  Up to ZR_RECOMP_MAX secondary algorithms; each object
+ * records, in its slot's handle, the priority of the one that made it
+ * (zr_slot_i.h), so a read picks the right decompressor, in RAM or in the
+ * backing file.  Writes always compress with the primary.  Recompressing
+ * a page holds its write lock from the decompression to the swap, one
+ * page at a time: the page is idle by choice, so a write of it waits for
+ * one page's compression at most, and no check-and-retry is needed for a
+ * write racing the new object in.
+ *
  * The page table is an anonymous mapping touched only where pages are
  * written; it is not counted in mem_used_total (see the man page).
  *
@@ -49,7 +59,9 @@
  * wastes more than its threshold; and, first of all, writing the
  * backing file's closed segments (zb_write_queued()) and keeping its free
  * segments ready, punching those no write needed for a while
- * (zb_refill()).  Each task says when it wants to run again; otherwise
+ * (zb_refill()); and recompressing (zr_task_recompress()) and writing
+ * back (zr_task_writeback()) what has not been used for their ages.
+ * Each task says when it wants to run again; otherwise
  * the thread sleeps until kicked.  One wake-up,
  * zr_maint_kick(): after a store or a free when zs_cache_wanted() says
  * so, and after a discard when the pool is fragmented.  The cache is
@@ -58,7 +70,8 @@
  * Locking:
  *   slot lock (zr_slot_i.h)   one per page; never waited for while
  *                             another is held (a spill inside a partial
- *                             write takes its victims' by trylock)
+ *                             write takes its victims' by trylock);
+ *                             held exclusive across a recompression
  *     -> zs_pool class lock   taken inside zs_store/zs_read/zs_free
  *     -> zb_file's mutex      inside zb_write/zb_read/zb_free: a page is
  *                             copied to the backing file under its own
@@ -88,6 +101,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -99,18 +113,39 @@
 #include "store/zb_file.h"
 
 #define ZR_COMPACT_PERIOD_MS 10000	/* between fragmentation checks */
+/*
+ * The maintainer's nice value.  The I/O path waits for some of its tasks
+ * (the allocator's cache, the backing file's segment writes), and its
+ * policies have CPU budgets of their own; at nice 0 it got a fair share
+ * among the FUSE threads, which under load left the recompression policy
+ * a seventh of its budget (bench/RESULTS.md).  Lowering it needs
+ * CAP_SYS_NICE (root has it); without, it stays at 0.
+ */
+#define ZR_MAINT_NICE (-7)
 
 struct zr_job;
 
 /* One per thread that does I/O: created once, recycled at thread exit. */
 struct zr_stream {
-	struct zcomp_ctx *ctx;
+	/*
+	 * ctx[p]: the algorithm of priority p (0 the primary), NULL where
+	 * the store has none: every thread may read a recompressed page.
+	 * A secondary's context only decompresses until the thread first
+	 * recompresses (zr_stream_recomp()): the compression state of
+	 * lz4hc or zstd, 90-256 KiB, is not kept by every I/O thread.
+	 */
+	struct zcomp_ctx *ctx[ZR_RECOMP_MAX + 1];
 	struct zr_stream *next;		/* guarded by streams_lock */
 	struct zr_stream *all_next;	/* guarded by streams_lock */
 	uint8_t cbuf[ZR_PAGE_SIZE];	/* compressed output */
 	uint8_t page[ZR_PAGE_SIZE];	/* bounce page for partial I/O */
-	/* With a backing file only, else NULL: a page's compressed copy on
-	 * its way to or from the file (ZR_PAGE_SIZE). */
+	/*
+	 * With a backing file only, else NULL: a page's compressed copy on
+	 * its way to or from the file, ZR_PAGE_SIZE; with a secondary
+	 * algorithm too, twice that: the page itself, then its copy in the
+	 * first secondary algorithm (zr_wb_encode()).  Not cbuf or page:
+	 * a spill writes back while those hold the page being stored.
+	 */
 	uint8_t *bdbuf;
 };
 
@@ -121,8 +156,11 @@ struct zr_store {
 	size_t table_bytes;
 	struct zs_pool *pool;
 	struct zb_file *bd;		/* the backing file, or NULL; borrowed */
-	const struct zcomp_backend *backend;
-	int level;
+	/* backend[p], level[p]: the algorithm of priority p (0 the
+	 * primary), backend NULL where none is given. */
+	const struct zcomp_backend *backend[ZR_RECOMP_MAX + 1];
+	int level[ZR_RECOMP_MAX + 1];
+	unsigned rc_first, rc_last;	/* lowest, highest secondary; 0 none */
 
 	pthread_key_t stream_key;	/* this thread's zr_stream */
 	pthread_mutex_t streams_lock;	/* protects spare and all */
@@ -172,6 +210,16 @@ struct zr_store {
 	bool wb_huge_done;		/* this sweep's huge pass is done */
 	uint32_t wb_sweep_oldest;	/* oldest in RAM seen so far */
 	_Atomic uint64_t spill_hand;	/* zr_spill()'s next window */
+	_Atomic uint64_t algo_pages[ZR_RECOMP_MAX + 1];
+	_Atomic uint64_t recompressed;
+	_Atomic uint64_t recomp_saved;
+	_Atomic uint64_t recomp_aged;
+	_Atomic uint64_t incompressible;
+	_Atomic unsigned rc_age;	/* the recompression policy's age, s */
+	/* Its sweep; the maintainer's alone, no lock. */
+	uint64_t rc_hand;		/* next slot to look at */
+	uint64_t rc_sweep_done;		/* pages recompressed since the
+					 * sweep's last compaction */
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
@@ -197,6 +245,60 @@ struct zr_stream_owner {
 	struct zr_stream stream;
 	struct zr_store *st;
 };
+
+/* zr_stream_free - free a stream that is in no list. */
+static void zr_stream_free(struct zr_stream *s)
+{
+	unsigned p;
+
+	for (p = 0; p <= ZR_RECOMP_MAX; p++)
+		zcomp_ctx_destroy(s->ctx[p]);
+	free(s->bdbuf);
+	free((struct zr_stream_owner *)s);
+}
+
+/* zr_stream_ctxs - a context for each of the store's algorithms, the
+ * secondaries' for decompression: 0 or -ENOMEM (the ones made are left
+ * for zr_stream_free()). */
+static int zr_stream_ctxs(struct zr_store *st, struct zr_stream *s)
+{
+	unsigned p;
+	int ret;
+
+	for (p = 0; p <= ZR_RECOMP_MAX; p++) {
+		if (!st->backend[p])
+			continue;
+		ret = p ? zcomp_dctx_create(st->backend[p], &s->ctx[p]) :
+		      zcomp_ctx_create(st->backend[p], st->level[p],
+				       &s->ctx[p]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * zr_stream_recomp - make @s's secondary contexts able to compress, for
+ * a thread about to recompress.  Returns 0 or -ENOMEM (@s unchanged
+ * where it failed).  Allocates: call it outside any slot lock.
+ */
+static int zr_stream_recomp(struct zr_store *st, struct zr_stream *s)
+{
+	struct zcomp_ctx *ctx;
+	unsigned p;
+	int ret;
+
+	for (p = 1; p <= ZR_RECOMP_MAX; p++) {
+		if (!s->ctx[p] || zcomp_ctx_compresses(s->ctx[p]))
+			continue;
+		ret = zcomp_ctx_create(st->backend[p], st->level[p], &ctx);
+		if (ret)
+			return ret;
+		zcomp_ctx_destroy(s->ctx[p]);
+		s->ctx[p] = ctx;
+	}
+	return 0;
+}
 
 static void zr_stream_release(void *arg)
 {
@@ -233,18 +335,19 @@ static struct zr_stream *zr_stream_get(struct zr_store *st)
 			return NULL;
 		o->st = st;
 		if (st->bd) {
-			o->stream.bdbuf = malloc(ZR_PAGE_SIZE);
+			o->stream.bdbuf = malloc(st->rc_first ?
+						 2 * ZR_PAGE_SIZE :
+						 ZR_PAGE_SIZE);
 			if (!o->stream.bdbuf) {
 				free(o);
 				return NULL;
 			}
 		}
-		if (zcomp_ctx_create(st->backend, st->level, &o->stream.ctx)) {
-			free(o->stream.bdbuf);
-			free(o);
+		s = &o->stream;
+		if (zr_stream_ctxs(st, s)) {
+			zr_stream_free(s);
 			return NULL;
 		}
-		s = &o->stream;
 		pthread_mutex_lock(&st->streams_lock);
 		s->all_next = st->all;
 		st->all = s;
@@ -385,9 +488,43 @@ static bool zr_meta_in_file(uint32_t meta)
 	return (meta & ZR_META_FILE) == ZR_META_FILE;
 }
 
+/* An object's zs handle or zb loc, without the store's bits. */
+static uint64_t zr_h_obj(uint64_t handle)
+{
+	return handle & ZR_H_OBJ_MASK;
+}
+
+/* The priority of the algorithm that compressed an object. */
+static unsigned zr_h_prio(uint64_t handle)
+{
+	return (unsigned)(handle >> ZR_H_PRIO_SHIFT);
+}
+
+/* Is an object in RAM compressed (not same-filled, raw or in the file)? */
+static bool zr_meta_compressed(uint32_t meta)
+{
+	return zr_meta_in_pool(meta) && !(meta & ZR_META_HUGE);
+}
+
+/*
+ * zr_wants - has the object in slot state @meta/@handle every flag of
+ * @want (ZR_WB_IDLE, ZR_WB_HUGE: meta's; ZR_WB_INCOMPRESSIBLE: the
+ * handle's)?  Needs the slot's lock, for the handle.
+ */
+static bool zr_wants(uint32_t meta, uint64_t handle, uint32_t want)
+{
+	if ((want & ZR_WB_INCOMPRESSIBLE) && !(handle & ZR_H_INCOMP))
+		return false;
+	want &= ~ZR_WB_INCOMPRESSIBLE;
+	return (meta & want) == want;
+}
+
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want, bool try,
+			     uint64_t idx, uint32_t want, bool spill,
 			     uint32_t min_age);
+static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
+			      uint64_t idx, uint32_t want, size_t threshold,
+			      unsigned prio, uint32_t min_age, bool *tried);
 
 /*
  * Spilling.  With a backing file, a store that would pass mem_limit
@@ -498,7 +635,7 @@ static int zr_encode(struct zr_store *st, struct zr_stream *s,
 		e->handle = word;
 		return 0;
 	}
-	len = zcomp_compress(s->ctx, page, ZR_PAGE_SIZE, s->cbuf,
+	len = zcomp_compress(s->ctx[0], page, ZR_PAGE_SIZE, s->cbuf,
 			     ZR_HUGE_THRESHOLD + 1);
 	if (len < 0)
 		return len;
@@ -522,13 +659,13 @@ static int zr_encode(struct zr_store *st, struct zr_stream *s,
 static void zr_release(struct zr_store *st, const struct zr_entry *e)
 {
 	if (zr_meta_in_file(e->meta)) {
-		zb_free(st->bd, e->handle);
+		zb_free(st->bd, zr_h_obj(e->handle));
 		zr_bd_kick(st);
 		return;
 	}
 	if (!zr_meta_in_pool(e->meta))
 		return;
-	zs_free(st->pool, e->handle, zr_meta_len(e->meta));
+	zs_free(st->pool, zr_h_obj(e->handle), zr_meta_len(e->meta));
 	/* A freed span may have cached pages that the thread ages. */
 	zr_refill_kick(st);
 }
@@ -541,8 +678,18 @@ static void zr_release(struct zr_store *st, const struct zr_entry *e)
 static void zr_account(struct zr_store *st, const struct zr_entry *old,
 		       const struct zr_entry *new)
 {
-	if (old->meta && (old->meta & ZR_META_IDLE))
+	if (old->meta & ZR_META_IDLE)
 		zr_stat_sub(st, idle_pages, 1);
+	if (new->meta & ZR_META_IDLE)
+		zr_stat_add(st, idle_pages, 1);
+	if (zr_meta_compressed(old->meta))
+		zr_stat_sub(st, algo_pages[zr_h_prio(old->handle)], 1);
+	if (zr_meta_compressed(new->meta))
+		zr_stat_add(st, algo_pages[zr_h_prio(new->handle)], 1);
+	if (zr_meta_in_pool(old->meta) && (old->handle & ZR_H_INCOMP))
+		zr_stat_sub(st, incompressible, 1);
+	if (zr_meta_in_pool(new->meta) && (new->handle & ZR_H_INCOMP))
+		zr_stat_add(st, incompressible, 1);
 	if (zr_meta_in_file(old->meta)) {
 		zr_stat_sub(st, bd_count, 1);
 		zr_stat_sub(st, bd_bytes, zr_meta_len(old->meta));
@@ -572,17 +719,29 @@ static void zr_account(struct zr_store *st, const struct zr_entry *old,
 }
 
 /*
- * zr_swap_locked - put @new in slot @s, return what was there in @old.
- * Needs the slot's write lock.
+ * zr_put_locked - put @new in slot @s as it is (its access time
+ * included), return what was there in @old.  Needs the slot's write
+ * lock.
  */
-static void zr_swap_locked(struct zr_store *st, struct zr_slot *s,
-			   const struct zr_entry *new, struct zr_entry *old)
+static void zr_put_locked(struct zr_store *st, struct zr_slot *s,
+			  const struct zr_entry *new, struct zr_entry *old)
 {
 	old->meta = zr_slot_meta(s);
 	old->handle = s->handle;
-	zr_slot_set_meta(s, new->meta ? new->meta | zr_now16(st) : 0);
+	zr_slot_set_meta(s, new->meta);
 	s->handle = new->handle;
 	zr_account(st, old, new);
+}
+
+/* zr_swap_locked - zr_put_locked(), the page accessed now. */
+static void zr_swap_locked(struct zr_store *st, struct zr_slot *s,
+			   const struct zr_entry *new, struct zr_entry *old)
+{
+	struct zr_entry e = *new;
+
+	if (e.meta)
+		e.meta |= zr_now16(st);
+	zr_put_locked(st, s, &e, old);
 }
 
 struct zr_decomp {
@@ -630,19 +789,22 @@ static int zr_decode_file(struct zr_store *st, struct zr_stream *s,
 			  uint32_t meta, uint64_t handle, void *dst,
 			  size_t ahead)
 {
+	struct zcomp_ctx *ctx = s->ctx[zr_h_prio(handle)];
 	size_t len = zr_meta_len(meta);
 	int ret;
 
 	if (len == ZR_PAGE_SIZE)		/* stored raw */
-		ret = zb_read(st->bd, handle, dst, len, ahead);
+		ret = zb_read(st->bd, zr_h_obj(handle), dst, len, ahead);
 	else
-		ret = zb_read(st->bd, handle, s->bdbuf, len, ahead);
+		ret = zb_read(st->bd, zr_h_obj(handle), s->bdbuf, len, ahead);
 	if (ret)
 		return -EIO;
 	zr_stat_add(st, bd_reads, 1);
 	if (len == ZR_PAGE_SIZE)
 		return 0;
-	return zcomp_decompress(s->ctx, s->bdbuf, len, dst, ZR_PAGE_SIZE);
+	if (!ctx)			/* a priority the store has not */
+		return -EIO;
+	return zcomp_decompress(ctx, s->bdbuf, len, dst, ZR_PAGE_SIZE);
 }
 
 /*
@@ -656,7 +818,7 @@ static int zr_decode_locked(struct zr_store *st, struct zr_stream *s,
 			    uint64_t last)
 {
 	uint32_t meta = zr_slot_meta(slot);
-	struct zr_decomp d = { s->ctx, dst };
+	struct zr_decomp d = { s->ctx[zr_h_prio(slot->handle)], dst };
 
 	if (!meta) {
 		memset(dst, 0, ZR_PAGE_SIZE);
@@ -671,8 +833,11 @@ static int zr_decode_locked(struct zr_store *st, struct zr_stream *s,
 		return 0;
 	}
 	if (meta & ZR_META_HUGE)
-		return zs_load(st->pool, slot->handle, dst, ZR_PAGE_SIZE);
-	return zs_read(st->pool, slot->handle, zr_meta_len(meta),
+		return zs_load(st->pool, zr_h_obj(slot->handle), dst,
+			       ZR_PAGE_SIZE);
+	if (!d.ctx)			/* a priority the store has not */
+		return -EIO;
+	return zs_read(st->pool, zr_h_obj(slot->handle), zr_meta_len(meta),
 		       zr_decomp_cb, &d);
 }
 
@@ -805,8 +970,7 @@ static bool zr_free_page(struct zr_store *st, uint64_t idx)
  * there is any (each checks cheaply first) and returns the milliseconds
  * after which it wants to run again, or 0 to wait for a kick.  Tasks run
  * in table order at every wake-up, whatever woke the thread, so each must
- * be harmless to run early.  The tier policies (writeback to a backing
- * file, recompression) are to join this table.
+ * be harmless to run early.
  */
 struct zr_task {
 	const char *name;
@@ -933,8 +1097,97 @@ static unsigned zr_task_writeback(struct zr_store *st)
 	if (!st->bd || !age)
 		return 0;
 	s = zr_stream_get(st);
-	if (s && !zr_wb_run(st, s, age))
+	if (s && !zr_stream_recomp(st, s) && !zr_wb_run(st, s, age))
 		return ZR_WB_RUN_GAP_MS;
+	ms = (uint64_t)age * 1000 / 4;
+	return ms < 1000 ? 1000 : ms > ZR_WB_SLEEP_MAX_MS ?
+		ZR_WB_SLEEP_MAX_MS : (unsigned)ms;
+}
+
+/*
+ * The recompression policy (zr_config.recompress_age): the maintainer
+ * sweeps the table and recompresses the pages in RAM not read or
+ * written for the age, with the first secondary algorithm, or, where
+ * that does not shrink a page, the next (zr_recompress()'s priority 0):
+ * so a page none shrinks is marked incompressible and not tried at
+ * every sweep again.  Its CPU budget: a run works ZR_RC_RUN_MS at most,
+ * of the thread's CPU time (so the budget holds whether or not the CPUs
+ * are busy), then the thread sleeps ZR_RC_RUN_GAP_MS while the sweep
+ * lasts: the policy takes at most a third of one CPU, and foreground I/O
+ * keeps its speed (zstd at its default level recompresses some 10,000
+ * pages a second in that share here).  Every ZR_RC_COMPACT_PAGES pages recompressed, and at the
+ * end of a sweep that recompressed any, a compaction gives back what the
+ * old objects held.  Between sweeps it sleeps as the writeback policy
+ * does.
+ */
+#define ZR_RC_RUN_MS 5
+#define ZR_RC_RUN_GAP_MS 10
+#define ZR_RC_COMPACT_PAGES 16384	/* 64 MiB of pages */
+/* The clock is read once this much work is done: a slot passed counts
+ * 1, a page tried ZR_RC_PAGE_WORK (some 20 us of it, not 20 ns). */
+#define ZR_RC_CLOCK_WORK 1024
+#define ZR_RC_PAGE_WORK 64
+
+/* zr_thread_ms - the calling thread's CPU time, in milliseconds. */
+static uint64_t zr_thread_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* One run of a sweep; returns true when the sweep is over. */
+static bool zr_rc_run(struct zr_store *st, struct zr_stream *s,
+		      uint32_t age)
+{
+	uint64_t idx, done = 0, start = zr_thread_ms();
+	uint32_t meta, work = 0;
+	bool tried;
+
+	for (idx = st->rc_hand; idx < st->npages; idx++) {
+		if (work >= ZR_RC_CLOCK_WORK) {
+			if (zr_thread_ms() - start >= ZR_RC_RUN_MS)
+				break;
+			work = 0;
+		}
+		work++;
+		meta = zr_slot_meta(&st->table[idx]);
+		if (!zr_meta_in_pool(meta) || zr_meta_age(st, meta) < age)
+			continue;
+		tried = false;
+		if (zr_recompress_page(st, s, idx, 0, 0, 0, age, &tried) > 0)
+			done++;
+		if (tried)
+			work += ZR_RC_PAGE_WORK;
+	}
+	st->rc_hand = idx;
+	zr_stat_add(st, recomp_aged, done);
+	st->rc_sweep_done += done;
+	/* The old objects left holes all over the classes: close them. */
+	if (st->rc_sweep_done >= ZR_RC_COMPACT_PAGES ||
+	    (idx == st->npages && st->rc_sweep_done)) {
+		zs_compact(st->pool);
+		st->rc_sweep_done = 0;
+	}
+	if (idx < st->npages)
+		return false;
+	st->rc_hand = 0;
+	return true;
+}
+
+/* Recompress what has not been used for the age: see zr_rc_run(). */
+static unsigned zr_task_recompress(struct zr_store *st)
+{
+	uint32_t age = atomic_load_explicit(&st->rc_age, memory_order_relaxed);
+	struct zr_stream *s;
+	uint64_t ms;
+
+	if (!st->rc_first || !age)
+		return 0;
+	s = zr_stream_get(st);
+	if (s && !zr_stream_recomp(st, s) && !zr_rc_run(st, s, age))
+		return ZR_RC_RUN_GAP_MS;
 	ms = (uint64_t)age * 1000 / 4;
 	return ms < 1000 ? 1000 : ms > ZR_WB_SLEEP_MAX_MS ?
 		ZR_WB_SLEEP_MAX_MS : (unsigned)ms;
@@ -945,6 +1198,7 @@ static const struct zr_task zr_tasks[] = {
 	{ "cache refill", zr_task_refill },
 	{ "cache aging", zr_task_age },
 	{ "compaction", zr_task_compact },
+	{ "recompression by age", zr_task_recompress },
 	{ "writeback by age", zr_task_writeback },
 };
 
@@ -978,6 +1232,8 @@ static void *zr_maintainer(void *arg)
 	unsigned i, ms, soonest;
 
 	pthread_setname_np(pthread_self(), "zr-maintainer");
+	/* See ZR_MAINT_NICE; without the privilege it stays at 0. */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), ZR_MAINT_NICE);
 	for (;;) {
 		/* Cleared first: a kick while the tasks run is not lost. */
 		atomic_store_explicit(&st->maint_kicked, false,
@@ -1058,6 +1314,7 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 	struct zr_store *st;
 	struct zcomp_ctx *probe;
 	pthread_condattr_t ca;
+	unsigned p;
 	int ret;
 
 	if (!cfg->disksize || cfg->disksize % ZR_PAGE_SIZE ||
@@ -1066,17 +1323,29 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	st->backend = zcomp_find(cfg->algorithm ? cfg->algorithm : "lz4");
-	if (!st->backend) {
-		ret = -EINVAL;
-		goto out_free;
+	for (p = 0; p <= ZR_RECOMP_MAX; p++) {
+		const struct zr_algo a = p ? cfg->recomp[p - 1] :
+			(struct zr_algo){ cfg->algorithm ? cfg->algorithm :
+					  "lz4", cfg->level };
+
+		if (p && !a.name)
+			continue;
+		st->backend[p] = zcomp_find(a.name);
+		if (!st->backend[p]) {
+			ret = -EINVAL;
+			goto out_free;
+		}
+		st->level[p] = a.level == ZCOMP_LEVEL_DEFAULT ?
+			       st->backend[p]->level_default : a.level;
+		ret = zcomp_ctx_create(st->backend[p], st->level[p], &probe);
+		if (ret)
+			goto out_free;
+		zcomp_ctx_destroy(probe);
+		if (p && !st->rc_first)
+			st->rc_first = p;
+		if (p)
+			st->rc_last = p;
 	}
-	st->level = cfg->level == ZCOMP_LEVEL_DEFAULT ?
-		    st->backend->level_default : cfg->level;
-	ret = zcomp_ctx_create(st->backend, st->level, &probe);
-	if (ret)
-		goto out_free;
-	zcomp_ctx_destroy(probe);
 
 	clock_gettime(CLOCK_MONOTONIC_COARSE, &st->epoch);
 	st->disksize = cfg->disksize;
@@ -1084,6 +1353,8 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 	st->wb_limit = cfg->wb_limit;
 	atomic_init(&st->wb_age, cfg->writeback_age > ZR_WB_AGE_MAX ?
 		    ZR_WB_AGE_MAX : cfg->writeback_age);
+	atomic_init(&st->rc_age, cfg->recompress_age > ZR_WB_AGE_MAX ?
+		    ZR_WB_AGE_MAX : cfg->recompress_age);
 	st->npages = cfg->disksize / ZR_PAGE_SIZE;
 	st->table_bytes = st->npages * sizeof(struct zr_slot);
 	st->table = mmap(NULL, st->table_bytes, PROT_READ | PROT_WRITE,
@@ -1201,9 +1472,7 @@ void zr_store_destroy(struct zr_store *st)
 	pthread_key_delete(st->stream_key);
 	for (s = st->all; s; s = next) {
 		next = s->all_next;
-		zcomp_ctx_destroy(s->ctx);
-		free(s->bdbuf);
-		free((struct zr_stream_owner *)s);
+		zr_stream_free(s);
 	}
 	/* Before maint_lock goes: a free may kick the (stopped) thread. */
 	zr_free_file_objects(st);
@@ -1560,52 +1829,97 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
 }
 
 /*
+ * zr_wb_encode - the bytes that slot @slot's object (in the pool) goes
+ * to the backing file as, in @s->bdbuf: *@obj and *@len; *@bits, the
+ * handle's bits of the object, are changed to match.  With @denser and
+ * a secondary algorithm, an object made by one of lower priority than
+ * the first secondary goes in that one when it comes out smaller (@s
+ * must hold a compressing context of it, zr_stream_recomp()): a page
+ * written back because it is cold is best stored densest, as every byte
+ * not written is disk bandwidth and space.  Else, and for a spill, the
+ * object goes as it is: a spill runs on the write that needs the room,
+ * of pages that may be wanted again soon, and the hog of bench/tier.sh
+ * took 36% longer with zstd there (bench/RESULTS.md).  Returns 0, or
+ * -EIO if the object does not decompress.  Needs the slot's write lock.
+ */
+static int zr_wb_encode(struct zr_store *st, struct zr_stream *s,
+			const struct zr_slot *slot, bool denser,
+			const void **obj, size_t *len, uint64_t *bits)
+{
+	uint32_t meta = zr_slot_meta(slot);
+	uint8_t *out = s->bdbuf + ZR_PAGE_SIZE;
+	unsigned p = st->rc_first;
+	int clen;
+
+	*len = zr_meta_len(meta);
+	if (!denser || !p || zr_h_prio(slot->handle) >= p)
+		goto as_is;
+	if (zr_decode_locked(st, s, slot, s->bdbuf,
+			     (uint64_t)(slot - st->table)))
+		return -EIO;
+	clen = zcomp_compress(s->ctx[p], s->bdbuf, ZR_PAGE_SIZE, out, *len);
+	if (clen <= 0)
+		goto as_is;
+	*obj = out;
+	*len = (size_t)clen;
+	*bits = (*bits & ZR_H_INCOMP) | (uint64_t)p << ZR_H_PRIO_SHIFT;
+	return 0;
+
+as_is:
+	*obj = s->bdbuf;
+	return zs_load(st->pool, zr_h_obj(slot->handle), s->bdbuf, *len);
+}
+
+/*
  * zr_writeback_page - move slot @idx's object to the backing file if the
  * slot holds one in the pool with every flag of @want.  Returns 1 if it
- * moved, 0 if the page is not one to move (or, with @try, its lock is
+ * moved, 0 if the page is not one to move (or, with @spill, its lock is
  * taken), or -errno from zb_write() (the page then stays in RAM).  Holds
  * the slot's write lock across the copy into the file's segment buffer
  * (zb_write() writes no segment out unless the maintainer has fallen
- * behind), so that the page cannot change under the copy.  Copies through @s->bdbuf, which no caller uses
- * across this call (cbuf and page may hold the page being stored).
- * @try: only if the lock is free (the caller may hold another slot's).
+ * behind), so that the page cannot change under the copy.  Copies
+ * through @s->bdbuf, which no caller uses across this call (cbuf and
+ * page may hold the page being stored).
+ * @spill: for zr_spill(): only if the lock is free (the caller may hold
+ * another slot's), and the object goes as it is (zr_wb_encode()).
  * @min_age: only if not read or written for that many seconds (0: any).
  */
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want, bool try,
+			     uint64_t idx, uint32_t want, bool spill,
 			     uint32_t min_age)
 {
 	struct zr_slot *slot = &st->table[idx];
 	struct zr_entry new, old;
+	uint64_t loc, bits;
+	const void *obj;
 	uint32_t meta;
-	uint64_t loc;
 	size_t len;
 	int ret;
 
 	if (zr_slot_empty(slot))	/* "Empty slots" above */
 		return 0;
-	if (!try)
+	if (!spill)
 		zr_slot_lock_write(slot);
 	else if (!zr_slot_trylock_write(slot))
 		return 0;
 	meta = zr_slot_meta(slot);
-	if (!zr_meta_in_pool(meta) ||
-	    (meta & want) != want || zr_meta_age(st, meta) < min_age) {
+	if (!zr_meta_in_pool(meta) || !zr_wants(meta, slot->handle, want) ||
+	    zr_meta_age(st, meta) < min_age) {
 		zr_slot_unlock_write(slot);
 		return 0;
 	}
-	len = zr_meta_len(meta);
-	ret = zs_load(st->pool, slot->handle, s->bdbuf, len);
+	bits = slot->handle & ~ZR_H_OBJ_MASK;	/* its algorithm, its mark */
+	ret = zr_wb_encode(st, s, slot, !spill, &obj, &len, &bits);
 	if (!ret)
-		ret = zb_write(st->bd, s->bdbuf, len, &loc);
+		ret = zb_write(st->bd, obj, len, &loc);
 	if (ret < 0) {
 		zr_slot_unlock_write(slot);
 		return ret;
 	}
 	if (ret)			/* a segment waits to be written */
 		zr_maint_kick(st);
-	new.meta = (meta & ZR_META_SIZE_MASK) | ZR_META_FILE;
-	new.handle = loc;
+	new.meta = (uint32_t)len | ZR_META_FILE;
+	new.handle = loc | bits;
 	zr_swap_locked(st, slot, &new, &old);
 	zr_slot_unlock_write(slot);
 	zr_release(st, &old);
@@ -1622,10 +1936,10 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 
 	if (!st->bd)
 		return -ENODEV;
-	if (want & ~(ZR_WB_IDLE | ZR_WB_HUGE))
+	if (want & ~(ZR_WB_IDLE | ZR_WB_HUGE | ZR_WB_INCOMPRESSIBLE))
 		return -EINVAL;
 	s = zr_stream_get(st);
-	if (!s)
+	if (!s || zr_stream_recomp(st, s))
 		return -ENOMEM;
 	if (last > st->npages)
 		last = st->npages;
@@ -1645,8 +1959,139 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 	return (int64_t)done;
 }
 
+/*
+ * zr_recompress_page - recompress slot @idx's object if it is one to
+ * (zr_recompress(); @min_age as zr_writeback_page()'s), with the
+ * algorithm of priority @prio, or with @prio 0 each secondary above the
+ * one that stored it, in order, until one shrinks it.  Returns 1 if a
+ * smaller object replaced it, 0 if not (passed, or tried and not shrunk:
+ * *@tried is set once it was decompressed), or -ENOMEM.  Holds the
+ * slot's write lock from the decompression to the swap (see
+ * zr_recompress()); uses @s->page and @s->cbuf.
+ */
+static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
+			      uint64_t idx, uint32_t want, size_t threshold,
+			      unsigned prio, uint32_t min_age, bool *tried)
+{
+	struct zr_slot *slot = &st->table[idx];
+	unsigned cur, p, from, to;
+	struct zr_entry new, old;
+	int clen = 0, ret = 0;
+	size_t len, cap;
+	uint32_t meta;
+	uint64_t h;
+
+	/* A snapshot without the lock, as zr_spill()'s; checked below. */
+	if (!zr_meta_in_pool(zr_slot_meta(slot)))
+		return 0;
+	zr_slot_lock_write(slot);
+	meta = zr_slot_meta(slot);
+	cur = zr_h_prio(slot->handle);
+	from = prio ? prio : cur + 1;
+	to = prio ? prio : st->rc_last;
+	len = zr_meta_len(meta);
+	if (!zr_meta_in_pool(meta) || (slot->handle & ZR_H_INCOMP) ||
+	    !zr_wants(meta, slot->handle, want) || len < threshold ||
+	    cur >= to || zr_meta_age(st, meta) < min_age)
+		goto out_unlock;
+	if (zr_decode_locked(st, s, slot, s->page, idx)) {
+		zr_stat_add(st, failed_reads, 1);
+		goto out_unlock;
+	}
+	*tried = true;
+	/* Smaller than it is; a huge page small enough not to be huge. */
+	cap = (meta & ZR_META_HUGE) ? ZR_HUGE_THRESHOLD + 1 : len;
+	for (p = from; p <= to; p++) {
+		if (!s->ctx[p])
+			continue;
+		clen = zcomp_compress(s->ctx[p], s->page, ZR_PAGE_SIZE,
+				      s->cbuf, cap);
+		if (clen != 0)
+			break;
+	}
+	if (clen <= 0) {
+		/* The last algorithm there is did not shrink it either. */
+		if (clen == 0 && to == st->rc_last) {
+			slot->handle |= ZR_H_INCOMP;
+			zr_stat_add(st, incompressible, 1);
+		}
+		goto out_unlock;
+	}
+	/* At the memory limit, or short of memory: passed, nothing lost. */
+	ret = zs_store(st->pool, s->cbuf, (size_t)clen, &h);
+	if (ret) {
+		ret = ret == -ENOMEM ? ret : 0;
+		goto out_unlock;
+	}
+	/* Not an access: the page keeps its age and its IDLE mark. */
+	new.meta = (uint32_t)clen |
+		   (meta & (ZR_META_TIME_MASK | ZR_META_IDLE));
+	new.handle = h | (uint64_t)p << ZR_H_PRIO_SHIFT;
+	zr_put_locked(st, slot, &new, &old);
+	zr_slot_unlock_write(slot);
+	zr_release(st, &old);
+	zr_stat_add(st, recompressed, 1);
+	zr_stat_add(st, recomp_saved, len - (size_t)clen);
+	return 1;
+
+out_unlock:
+	zr_slot_unlock_write(slot);
+	return ret;
+}
+
+int64_t zr_recompress(struct zr_store *st, uint32_t want, size_t threshold,
+		      uint64_t first, uint64_t last, uint64_t max,
+		      unsigned prio)
+{
+	uint64_t idx, done = 0, tried = 0;
+	struct zr_stream *s;
+	bool t;
+	int ret = 0;
+
+	if ((want & ~(ZR_WB_IDLE | ZR_WB_HUGE)) || prio > ZR_RECOMP_MAX ||
+	    !st->rc_first || (prio && !st->backend[prio]))
+		return -EINVAL;
+	s = zr_stream_get(st);
+	if (!s || zr_stream_recomp(st, s))
+		return -ENOMEM;
+	if (last > st->npages)
+		last = st->npages;
+	for (idx = first; idx < last && tried < max; idx++) {
+		t = false;
+		ret = zr_recompress_page(st, s, idx, want, threshold, prio, 0,
+					 &t);
+		if (ret < 0)
+			break;
+		done += (uint64_t)ret;
+		tried += t;
+	}
+	if (done)
+		zs_compact(st->pool);
+	if (ret < 0 && !done)
+		return ret;
+	return (int64_t)done;
+}
+
+void zr_set_recompress_age(struct zr_store *st, unsigned secs)
+{
+	atomic_store_explicit(&st->rc_age, secs > ZR_WB_AGE_MAX ?
+			      ZR_WB_AGE_MAX : secs, memory_order_relaxed);
+	zr_maint_kick(st);
+}
+
+const char *zr_recomp_algorithm(const struct zr_store *st, unsigned prio,
+				int *level)
+{
+	if (prio < 1 || prio > ZR_RECOMP_MAX || !st->backend[prio])
+		return NULL;
+	*level = st->level[prio];
+	return st->backend[prio]->name;
+}
+
 void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 {
+	unsigned p;
+
 	memset(out, 0, sizeof(*out));
 	out->pages_stored = zr_stat_get(st, pages_stored);
 	out->orig_data_size = out->pages_stored << ZR_PAGE_SHIFT;
@@ -1675,6 +2120,13 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->bd_aged = zr_stat_get(st, bd_aged);
 	out->wb_age = atomic_load_explicit(&st->wb_age, memory_order_relaxed);
 	out->wb_oldest = zr_stat_get(st, wb_oldest);
+	for (p = 0; p <= ZR_RECOMP_MAX; p++)
+		out->algo_pages[p] = zr_stat_get(st, algo_pages[p]);
+	out->recompressed = zr_stat_get(st, recompressed);
+	out->recomp_saved = zr_stat_get(st, recomp_saved);
+	out->recomp_aged = zr_stat_get(st, recomp_aged);
+	out->incompressible = zr_stat_get(st, incompressible);
+	out->rc_age = atomic_load_explicit(&st->rc_age, memory_order_relaxed);
 }
 
 uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want)
@@ -1722,12 +2174,12 @@ uint64_t zr_compact(struct zr_store *st)
 
 const char *zr_algorithm(const struct zr_store *st)
 {
-	return st->backend->name;
+	return st->backend[0]->name;
 }
 
 int zr_level(const struct zr_store *st)
 {
-	return st->level;
+	return st->level[0];
 }
 
 unsigned zr_class_count(struct zr_store *st)

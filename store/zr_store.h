@@ -56,6 +56,19 @@ struct zr_wb_limit {
 uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want);
 void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n);
 
+/*
+ * Secondary algorithms, for recompression (zram's recomp_algorithm):
+ * priorities 1..ZR_RECOMP_MAX; 0 is the primary, the one every write
+ * compresses with.
+ */
+#define ZR_RECOMP_MAX 3
+
+/* An algorithm and its level. */
+struct zr_algo {
+	const char *name;	/* backend name (zcomp_find()); NULL: none */
+	int level;		/* ZCOMP_LEVEL_DEFAULT or a backend level */
+};
+
 struct zr_config {
 	uint64_t disksize;	/* bytes; multiple of ZR_PAGE_SIZE, > 0 */
 	const char *algorithm;	/* backend name, see zcomp_find() */
@@ -89,6 +102,21 @@ struct zr_config {
 	 * At most ZR_WB_AGE_MAX (ages are kept modulo 65536 s).
 	 */
 	unsigned writeback_age;
+	/*
+	 * recomp[p - 1]: the secondary algorithm of priority p, or a NULL
+	 * name for none at that priority (priorities may be left out, as
+	 * in zram).
+	 */
+	struct zr_algo recomp[ZR_RECOMP_MAX];
+	/*
+	 * Seconds: pages in RAM not read or written for that long are
+	 * recompressed in the background with the first secondary
+	 * algorithm (the lowest priority given), or the next where that
+	 * does not shrink a page (zr_recompress()'s priority 0); 0 = off,
+	 * and off while there is no secondary algorithm.  At most
+	 * ZR_WB_AGE_MAX.
+	 */
+	unsigned recompress_age;
 };
 
 #define ZR_WB_AGE_MAX 65535
@@ -199,6 +227,21 @@ struct zr_stats {
 	uint64_t wb_age;		/* the policy's age, seconds; 0 off */
 	uint64_t wb_oldest;		/* age of the oldest page in RAM seen
 					 * by the policy's last sweep, s */
+	/*
+	 * Recompression.  algo_pages[p]: compressed pages in RAM stored by
+	 * the algorithm of priority p (0 the primary; huge and same-filled
+	 * pages are in none).  recompressed: pages recompressed into a
+	 * smaller object since the store was made, recomp_saved the bytes
+	 * that saved, of which recomp_aged by the age policy;
+	 * incompressible: pages in RAM marked so (no secondary algorithm
+	 * shrank them).
+	 */
+	uint64_t algo_pages[ZR_RECOMP_MAX + 1];
+	uint64_t recompressed;
+	uint64_t recomp_saved;
+	uint64_t recomp_aged;
+	uint64_t incompressible;
+	uint64_t rc_age;		/* the policy's age, seconds; 0 off */
 };
 
 /* zr_get_stats - fill @out; each field an atomic read.  Cannot fail. */
@@ -227,17 +270,25 @@ uint64_t zr_compact(struct zr_store *st);
  */
 uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
 
-/* Flags a page must have to be written back (zr_writeback()). */
+/* Flags a page must have to be written back (zr_writeback()) or
+ * recompressed (zr_recompress()). */
 #define ZR_WB_IDLE 0x8000u		/* marked idle (zr_mark_idle()) */
 #define ZR_WB_HUGE 0x4000u		/* stored raw: compression did not pay */
+#define ZR_WB_INCOMPRESSIBLE 0x10000u	/* marked by zr_recompress(): no
+					 * secondary algorithm shrank it */
 
 /*
  * zr_writeback - move stored pages to the backing file, as zram's
  * writeback: each page of [@first, @last) (page numbers, clipped to the
  * disk) whose compressed object is in RAM and that has every flag of
- * @want (0: any such page, zram's page_index=), until @max pages have
+ * @want (ZR_WB_IDLE, ZR_WB_HUGE, ZR_WB_INCOMPRESSIBLE; 0: any such
+ * page, zram's page_index=), until @max pages have
  * moved.  Same-filled pages and pages already in the file are passed.
- * The compressed bytes move as they are (packed by zb_file); the RAM is
+ * The compressed bytes move as they are (packed by zb_file), but for a
+ * page stored with the primary when there is a secondary algorithm: it
+ * goes in the first secondary one if that makes it smaller (a cold page
+ * is best stored densest; so do the age policy's, but not a spill's,
+ * see zr_wb_encode() in zr_store.c); the RAM is
  * freed, and mm_stat no longer counts the page; a moved page loses its
  * IDLE mark.  It is read from the file from then on, and stays there
  * until it is overwritten or discarded.
@@ -249,6 +300,52 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
  */
 int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 		     uint64_t last, uint64_t max);
+
+/*
+ * zr_recompress - zram's recompress: each page of [@first, @last) (page
+ * numbers, clipped to the disk) whose object is in RAM, that has every
+ * flag of @want (ZR_WB_IDLE, ZR_WB_HUGE; 0: any page), whose object is
+ * at least @threshold bytes (0: any; a huge page counts ZR_PAGE_SIZE),
+ * that is not marked incompressible and was stored by an algorithm of
+ * lower priority than the one tried, is recompressed with the
+ * secondary algorithm of priority @prio (1..ZR_RECOMP_MAX), or with
+ * @prio 0 with each secondary algorithm in priority order until one
+ * shrinks it.  The new object replaces the old only if it is smaller
+ * (and, for a huge page, below ZR_HUGE_THRESHOLD).  A page that the
+ * last secondary algorithm (the highest priority given) did not shrink
+ * is marked incompressible: recompression passes it from then on, and
+ * zr_writeback() with ZR_WB_INCOMPRESSIBLE takes it.  A recompressed
+ * page keeps its access time and IDLE mark (it was not used); a write
+ * stores it with the primary algorithm again and clears the mark.
+ * Stops after @max pages were tried (zram's max_pages).  Then, if any
+ * page was recompressed, compacts the pool (zr_compact()), so that the
+ * memory the old objects held goes back at once.
+ * Returns the pages recompressed (0 or more); -EINVAL if @prio names no
+ * secondary algorithm (or, @prio 0, none is given) or @want has other
+ * bits; -ENOMEM.  A page whose object does not decompress is passed
+ * and counted in failed_reads.  Takes each page's slot lock exclusive
+ * in turn, while its new object is swapped in (the compression runs
+ * under it too: a concurrent write of that page waits for one page's
+ * recompression).
+ */
+int64_t zr_recompress(struct zr_store *st, uint32_t want, size_t threshold,
+		      uint64_t first, uint64_t last, uint64_t max,
+		      unsigned prio);
+
+/*
+ * zr_set_recompress_age - the recompression policy's age in seconds
+ * (see zr_config.recompress_age), at once; 0 turns it off.  Cannot fail.
+ */
+void zr_set_recompress_age(struct zr_store *st, unsigned secs);
+
+/*
+ * zr_recomp_algorithm - the secondary algorithm of priority @prio
+ * (1..ZR_RECOMP_MAX): its backend's static name, or NULL for none (or
+ * a priority out of range), and its level (resolved) in *@level.
+ * Cannot fail.
+ */
+const char *zr_recomp_algorithm(const struct zr_store *st, unsigned prio,
+				int *level);
 
 /*
  * zr_set_writeback_age - the age policy's age in seconds (see

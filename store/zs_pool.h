@@ -14,7 +14,8 @@
  * same class at any time; it rewrites the handle's location under the
  * class lock, so a reader never sees a half-moved object.
  *
- * Handle 0 is never returned and means "no object".
+ * Handle 0 is never returned and means "no object".  Handles are below
+ * 2^49 (an entry index of at most 41 bits, and the class's 8).
  *
  * Locking (details in zs_pool.c): one reader/writer lock per class.
  * zs_load()/zs_read() take it shared, zs_store()/zs_free()/zs_compact()

@@ -139,7 +139,7 @@ fz_expect_eq "-o row" "$(sed -n 2p "$FZ_TMP/out" | norm)" "$FZ_MNT $loop1"
 ctl -o +RATIO,MEM-LIMIT "$FZ_MNT" || fz_fail "fzramctl -o + exited $?"
 fz_expect_eq "-o + header" "$(head -n 1 "$FZ_TMP/out" | norm)" "$DEFAULT_HEADER RATIO MEM-LIMIT"
 ctl --output-all "$FZ_MNT" || fz_fail "fzramctl --output-all exited $?"
-fz_expect_eq "--output-all columns" "$(head -n 1 "$FZ_TMP/out" | wc -w)" 21
+fz_expect_eq "--output-all columns" "$(head -n 1 "$FZ_TMP/out" | wc -w)" 27
 ctl -n "$FZ_MNT" || fz_fail "fzramctl -n exited $?"
 fz_expect_eq "-n lines" "$(wc -l <"$FZ_TMP/out")" 1
 if ctl -o NAME,BOGUS; then fz_fail "fzramctl -o BOGUS succeeded"; fi

@@ -57,6 +57,7 @@ declare -A mode=(
 	[max_comp_streams]=444 [mm_stat]=444 [io_stat]=444 [debug_stat]=444
 	[summary]=444 [backing_dev]=644 [writeback]=200 [writeback_limit]=644
 	[writeback_limit_enable]=644 [bd_stat]=444 [writeback_age]=644
+	[recomp_algorithm]=644 [recompress]=200 [recompress_age]=644
 )
 for f in "${!mode[@]}"; do
 	[ -f "$C/$f" ] || fz_fail "control/$f missing"
@@ -66,7 +67,7 @@ listed=$(cd "$C" && printf '%s\n' * | sort | tr '\n' ' ')
 want=$(printf '%s\n' "${!mode[@]}" | sort | tr '\n' ' ')
 fz_expect_eq "files in control/" "$listed" "$want"
 # As kernfs: refused even to root, whatever the mode bits allow root.
-for f in compact reset idle; do
+for f in compact reset idle recompress; do
 	if cat "$C/$f" >/dev/null 2>"$FZ_TMP/rerr"; then
 		fz_fail "reading write-only control/$f succeeded"
 	fi

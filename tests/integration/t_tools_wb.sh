@@ -127,8 +127,8 @@ fz_expect_eq "BACKING" "${f[9]}" "$bd"
 fz_expect_eq "BD-DATA, human-readable" "${f[10]}" 2M
 fz_expect_eq "BD-READS" "${f[11]}" "$BD_READS"
 ctl --output-all "$MNT1" || fz_fail "fzramctl --output-all exited $?"
-fz_expect_eq "--output-all columns" "$(head -n 1 "$FZ_TMP/out" | wc -w)" 21
-head -n 1 "$FZ_TMP/out" | grep -q ' BACKING .* WB-AGE MOUNTPOINT$' ||
+fz_expect_eq "--output-all columns" "$(head -n 1 "$FZ_TMP/out" | wc -w)" 27
+head -n 1 "$FZ_TMP/out" | grep -q ' BACKING .* WB-AGE RECOMP-ALGORITHM .* RC-AGE MOUNTPOINT$' ||
 	fz_fail "--output-all header: $(head -n 1 "$FZ_TMP/out")"
 if ctl -o BACKING,BD-BOGUS "$MNT1"; then fz_fail "fzramctl -o BD-BOGUS succeeded"; fi
 grep -q "unknown column: BD-BOGUS" "$FZ_TMP/err" || fz_fail "-o BD-BOGUS: $(cat "$FZ_TMP/err")"

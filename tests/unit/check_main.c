@@ -15,6 +15,7 @@ int main(void)
 	srunner_add_suite(sr, zr_store_suite());
 	srunner_add_suite(sr, zb_file_suite());
 	srunner_add_suite(sr, zr_writeback_suite());
+	srunner_add_suite(sr, zr_recomp_suite());
 	srunner_add_suite(sr, zr_dev_suite());
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);

@@ -497,7 +497,7 @@ END_TEST
 START_TEST(test_backend_no_room)
 {
 	const struct zcomp_backend *be = backend(_i);
-	void *priv = be->create(be->level_default);
+	void *priv = be->create(be->level_default, true);
 	unsigned char *src = xmalloc(ZCOMP_MAX_SRC);
 	unsigned char *dst = xmalloc(ZCOMP_MAX_SRC);
 	uint64_t seed = 0x5eed0004;
@@ -563,6 +563,36 @@ START_TEST(test_cap_sweep)
 	free(out);
 	free(src);
 	zcomp_ctx_destroy(ctx);
+}
+END_TEST
+
+/*
+ * A context that only decompresses reads what a full one of the same
+ * backend wrote, at any level, and refuses to compress.
+ */
+START_TEST(test_dctx)
+{
+	const struct zcomp_backend *be = backend(_i);
+	struct zcomp_ctx *full = ctx_new(be, be->level_max), *dec = NULL;
+	unsigned char *src = xmalloc(ZCOMP_MAX_SRC), *c, dst[64];
+	uint64_t seed = 0x5eed0010;
+	size_t clen, i;
+
+	for (i = 0; i < ZCOMP_MAX_SRC; i++)
+		src[i] = (unsigned char)('a' + (tu_rand(&seed) & 7));
+	ck_assert_int_eq(zcomp_dctx_create(be, &dec), 0);
+	ck_assert(!zcomp_ctx_compresses(dec));
+	ck_assert(zcomp_ctx_compresses(full));
+	ck_assert_int_eq(zcomp_compress(dec, src, ZCOMP_MAX_SRC, dst,
+					sizeof(dst)), -EINVAL);
+	c = compress_exact(full, src, ZCOMP_MAX_SRC, &clen);
+	check_decompress(dec, c, clen, src, ZCOMP_MAX_SRC);
+	zcomp_ctx_destroy(dec);
+	ck_assert_int_eq(zcomp_dctx_create(NULL, &dec), -EINVAL);
+	ck_assert_ptr_null(dec);
+	free(c);
+	free(src);
+	zcomp_ctx_destroy(full);
 }
 END_TEST
 
@@ -794,6 +824,7 @@ Suite *zcomp_suite(void)
 	tcase_add_loop_test(tc, test_empty, 0, n);
 	tcase_add_test(tc, test_frame_overhead);
 	tcase_add_loop_test(tc, test_reuse, 0, n);
+	tcase_add_loop_test(tc, test_dctx, 0, n);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("capacity");

@@ -3,8 +3,8 @@
  * parsers, every -o option the device checks (good values, every kind of
  * bad one, and the one-line message naming it), every control attribute
  * (show formats, good and bad writes with nothing changed, EBUSY while
- * open or holding data), the I/O wrappers and open control files.  No
- * root, no FUSE.
+ * open or holding data), recompression's keys and counts, the I/O
+ * wrappers and open control files.  No root, no FUSE.
  *
  * Loop tests run once per backend in zcomp_backends(); the fixture-less
  * helpers give each a fresh device of TD_DISK bytes with no reserve.
@@ -37,6 +37,27 @@ static const char *const td_junk[] = {
 static const char *td_backend(int i)
 {
 	return zcomp_backends()[i]->name;
+}
+
+/* td_secondary - a denser algorithm than backend @i: zstd, or lz4hc. */
+static const char *td_secondary(int i)
+{
+	return strcmp(td_backend(i), "zstd") ? "zstd" : "lz4hc";
+}
+
+/* td_algo_line - comp_algorithm's line with @cur bracketed, into @buf. */
+static const char *td_algo_line(const char *cur, char *buf, size_t size)
+{
+	const struct zcomp_backend *const *be;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (be = zcomp_backends(); *be; be++)
+		len += (size_t)snprintf(buf + len, size - len,
+					strcmp((*be)->name, cur) ? "%s%s" :
+					"%s[%s]", len ? " " : "", (*be)->name);
+	snprintf(buf + len, size - len, "\n");
+	return buf;
 }
 
 /* td_create - a device of @disksize bytes compressing with backend @i. */
@@ -91,18 +112,20 @@ static int td_store(struct zr_dev *dev, const char *name, const char *text)
 static void td_store_bad(struct zr_dev *dev, const char *name,
 			 const char *text, int err)
 {
-	static char before[8][ZR_DEV_ATTR_SIZE];
 	static const char *const shown[] = {
 		"disksize", "comp_algorithm", "algorithm_params", "mem_limit",
-		"max_comp_streams",
+		"max_comp_streams", "recomp_algorithm", "recompress_age",
+		"writeback_age",
 	};
+	enum { N = sizeof(shown) / sizeof(shown[0]) };
+	static char before[N][ZR_DEV_ATTR_SIZE];
 	size_t i;
 
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < N; i++)
 		td_show_buf(dev, shown[i], before[i], sizeof(before[i]));
 	ck_assert_msg(td_store(dev, name, text) == err,
 		      "write '%s' to %s: not %d", text, name, err);
-	for (i = 0; i < 5; i++)
+	for (i = 0; i < N; i++)
 		ck_assert_str_eq(td_show(dev, shown[i]), before[i]);
 }
 
@@ -253,6 +276,13 @@ START_TEST(test_opts_defaults)
 	ck_assert_uint_eq(c.zc.workers, c.threads - 1);
 	ck_assert_uint_eq(c.max_read, ZR_DEV_READ_DEFAULT);
 	ck_assert_uint_eq(c.max_threads, ZR_DEV_WORKERS_DEFAULT);
+	for (int p = 0; p < ZR_RECOMP_MAX; p++)
+		ck_assert_ptr_null(c.zc.recomp[p].name);
+	ck_assert_uint_eq(c.zc.recompress_age, 0);
+	ck_assert_str_eq(zr_dev_opt_name(ZR_OPT_RECOMP_ALGORITHM),
+			 "recomp_algorithm");
+	ck_assert_str_eq(zr_dev_opt_name(ZR_OPT_RECOMPRESS_AGE),
+			 "recompress_age");
 	ck_assert_str_eq(zr_dev_opt_name(ZR_OPT_CONGESTION_THRESHOLD),
 			 "congestion_threshold");
 	ck_assert_ptr_null(zr_dev_opt_name(ZR_NOPTS));
@@ -323,6 +353,16 @@ START_TEST(test_opts_messages)
 		{ ZR_OPT_MAX_BACKGROUND, "0", "invalid max_background '0': expected an integer from 1 to 65535" },
 		{ ZR_OPT_CONGESTION_THRESHOLD, "65536", "invalid congestion_threshold '65536': expected an integer from 1 to 65535" },
 		{ ZR_OPT_CONGESTION_THRESHOLD, "65", "invalid congestion_threshold '65': expected an integer from 1 to 64 (max_background)" },
+		{ ZR_OPT_RECOMP_ALGORITHM, "nosuch", "invalid recomp_algorithm 'nosuch': expected one of lz4, lz4hc, zstd, then optionally :LEVEL" },
+		{ ZR_OPT_RECOMP_ALGORITHM, ":3", "invalid recomp_algorithm ':3': expected one of lz4, lz4hc, zstd, then optionally :LEVEL" },
+		{ ZR_OPT_RECOMP_ALGORITHM, "zstd 3", "invalid recomp_algorithm 'zstd 3': expected one of lz4, lz4hc, zstd, then optionally :LEVEL" },
+		{ ZR_OPT_RECOMP_ALGORITHM, "zstd:99", "invalid recomp_algorithm 'zstd:99': expected a level from -7 to 22 for zstd" },
+		{ ZR_OPT_RECOMP_ALGORITHM, "zstd:", "invalid recomp_algorithm 'zstd:': expected a level from -7 to 22 for zstd" },
+		{ ZR_OPT_RECOMP_ALGORITHM, "zstd:3:4", "invalid recomp_algorithm 'zstd:3:4': expected a level from -7 to 22 for zstd" },
+		{ ZR_OPT_RECOMP_ALGORITHM, "lz4hc:2", "invalid recomp_algorithm 'lz4hc:2': expected a level from 3 to 12 for lz4hc" },
+		{ ZR_OPT_RECOMP_ALGORITHM, "lz4:x", "invalid recomp_algorithm 'lz4:x': expected a level from 1 to 65537 for lz4" },
+		{ ZR_OPT_RECOMPRESS_AGE, "65536", "invalid recompress_age '65536': expected a number of seconds from 0 to 65535" },
+		{ ZR_OPT_RECOMPRESS_AGE, "5m", "invalid recompress_age '5m': expected a number of seconds from 0 to 65535" },
 	};
 	struct zr_dev_opts o = { .novalue = ZR_OPT_THREADS };
 	struct zr_dev_conf c;
@@ -393,6 +433,10 @@ START_TEST(test_opts_help)
 
 	zr_dev_opts_help(buf, sizeof(buf));
 	ck_assert_ptr_nonnull(strstr(buf, "    -o disksize=SIZE"));
+	ck_assert_ptr_nonnull(strstr(buf, "    -o recomp_algorithm=ALG[:N]\n"));
+	/* Whole: the last line is there, and fusezram.c's buffer holds it. */
+	ck_assert_ptr_nonnull(strstr(buf, "(default with recomp_algorithm: 300)\n"));
+	ck_assert_uint_lt(strlen(buf), sizeof(buf) - 1);
 	ck_assert_ptr_nonnull(strstr(buf, "                             zstd   "));
 	ck_assert_ptr_nonnull(strstr(buf, "0 to 16M (default: 4M)\n"));
 	zr_dev_opts_help(buf, 10);
@@ -414,7 +458,8 @@ START_TEST(test_attr_table)
 		{ "summary", 0444 }, { "backing_dev", 0644 },
 		{ "writeback", 0200 }, { "writeback_limit", 0644 },
 		{ "writeback_limit_enable", 0644 }, { "bd_stat", 0444 },
-		{ "writeback_age", 0644 },
+		{ "writeback_age", 0644 }, { "recomp_algorithm", 0644 },
+		{ "recompress", 0200 }, { "recompress_age", 0644 },
 	};
 	const struct zr_dev_attr *a;
 	size_t i;
@@ -433,7 +478,10 @@ START_TEST(test_attr_table)
 		ck_assert_ptr_eq(zr_dev_attr_find(a->name), a);
 	}
 	ck_assert(td_attr("reset")->replaces && td_attr("disksize")->replaces);
+	ck_assert(td_attr("recomp_algorithm")->replaces);
 	ck_assert(!td_attr("mem_limit")->replaces);
+	ck_assert(!td_attr("recompress")->replaces);
+	ck_assert(!td_attr("recompress_age")->replaces);
 }
 END_TEST
 
@@ -668,23 +716,27 @@ END_TEST
 START_TEST(test_attr_busy)
 {
 	static const char *const replacing[] = {
-		"disksize", "comp_algorithm", "algorithm_params", "reset",
+		"disksize", "comp_algorithm", "algorithm_params",
+		"recomp_algorithm", "reset",
 	};
+	enum { N = sizeof(replacing) / sizeof(replacing[0]) };
 	struct zr_dev *dev = td_create(_i, "1M");
-	char good[4][64];
+	char good[N][64];
 	size_t j;
 
 	snprintf(good[0], sizeof(good[0]), "2M");
 	snprintf(good[1], sizeof(good[1]), "%s", td_backend(_i));
 	snprintf(good[2], sizeof(good[2]), "level=%d",
 		 zcomp_backends()[_i]->level_default);
-	snprintf(good[3], sizeof(good[3]), "1");
+	snprintf(good[3], sizeof(good[3]), "algo=%s priority=2",
+		 td_secondary(_i));
+	snprintf(good[4], sizeof(good[4]), "1");
 	zr_dev_open(dev);
 	zr_dev_open(dev);
 	ck_assert_int_eq(zr_dev_opens(dev), 2);
 	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
 				     "Image:          open 2 time(s)"));
-	for (j = 0; j < 4; j++) {
+	for (j = 0; j < N; j++) {
 		td_store_bad(dev, replacing[j], good[j], -EBUSY);
 		td_store_bad(dev, replacing[j], "banana", -EINVAL);
 	}
@@ -694,14 +746,23 @@ START_TEST(test_attr_busy)
 	ck_assert_int_eq(zr_dev_opens(dev), 0);
 
 	td_fill(dev, 1);
-	for (j = 0; j < 3; j++) {
+	for (j = 0; j + 1 < N; j++) {
 		td_store_bad(dev, replacing[j], good[j], -EBUSY);
 		td_store_bad(dev, replacing[j], "banana", -EINVAL);
 	}
 	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
-	for (j = 0; j < 4; j++)
+	for (j = 0; j < N; j++)
 		ck_assert_int_eq(td_store(dev, replacing[j], good[j]), 0);
 	ck_assert_str_eq(td_show(dev, "disksize"), "2097152\n");
+	snprintf(good[0], sizeof(good[0]), "#2: ");
+	td_algo_line(td_secondary(_i), good[0] + 4, sizeof(good[0]) - 4);
+	ck_assert_str_eq(td_show(dev, "recomp_algorithm"), good[0]);
+	/* A secondary algorithm's level: the same rule. */
+	td_fill(dev, 1);
+	td_store_bad(dev, "algorithm_params", "priority=2 level=5", -EBUSY);
+	snprintf(good[0], sizeof(good[0]), "algo=%s level=5", td_secondary(_i));
+	td_store_bad(dev, "algorithm_params", good[0], -EBUSY);
+	td_store_bad(dev, "algorithm_params", "priority=2 level=99", -EINVAL);
 	zr_dev_destroy(dev);
 }
 END_TEST
@@ -886,7 +947,7 @@ START_TEST(test_attr_formats)
 {
 	struct zr_dev *dev = td_create(_i, "1M");
 	unsigned long long v[9];
-	char *line2;
+	char *line2, want[128];
 
 	ck_assert_str_eq(td_show(dev, "max_comp_streams"), "2\n");
 	td_fill(dev, 16);
@@ -904,10 +965,13 @@ START_TEST(test_attr_formats)
 				&v[2], &v[3]), 4);
 	ck_assert_uint_eq(v[2], 0);
 	td_show(dev, "debug_stat");
-	ck_assert_int_eq(strncmp(td_buf, "version: 1\n", 11), 0);
+	ck_assert_int_eq(strncmp(td_buf, "version: 1\n0 ", 13), 0);
 	line2 = td_buf + 11;
-	ck_assert_uint_eq(td_fields(line2), 2);
-	ck_assert_ptr_eq(strchr(line2, '\n'), td_buf + strlen(td_buf) - 1);
+	/* zram's second line, then ours: one per algorithm, the counts. */
+	line2 = strchr(line2, '\n') + 1;
+	snprintf(want, sizeof(want), "#0 %s 16\nrecompressed 0 saved 0 aged 0 incompressible 0\n",
+		 td_backend(_i));
+	ck_assert_str_eq(line2, want);
 	zr_dev_destroy(dev);
 }
 END_TEST
@@ -920,7 +984,9 @@ START_TEST(test_attr_summary)
 		"\nData stored:    ", "\n  same-filled:  ", "\n  huge:         ",
 		"\n  idle:         ", "\nCompressed to:  ", "\nMemory used:    ",
 		"\nMemory saved:   ", "\nOverhead:       ", "\nReserve:        ",
-		"\nBacking file:   none", "\nNot counted:    ",
+		"\nBacking file:   none",
+		"\nRecompression:  none (-o recomp_algorithm=), by age off too\n",
+		"\nNot counted:    ",
 		"\nFailed I/O:     ",
 		"\nImage:          open 0 time(s); 2 thread(s)",
 		"\nMemory lock:    ", "\nSize classes in use.",
@@ -954,6 +1020,354 @@ START_TEST(test_attr_summary)
 	ck_assert_ptr_null(strstr(td_buf, "(none: no compressed page"));
 	ck_assert_uint_eq(td_buf[strlen(td_buf) - 1], '\n');
 	zr_dev_destroy(dev);
+}
+END_TEST
+
+/* ---- recompression ---------------------------------------------------------- */
+
+/*
+ * -o recomp_algorithm=NAME[:LEVEL] sets priority 1; recompress_age is 300
+ * with it, 0 without, and taken (doing nothing) without it.
+ */
+START_TEST(test_opts_recomp)
+{
+	struct zr_dev_opts o = { .novalue = -1 };
+	struct zr_dev_conf c;
+	struct zr_dev *dev = NULL;
+	char msg[ZR_DEV_MSG_SIZE];
+
+	ck_assert_int_eq(td_check(ZR_OPT_RECOMP_ALGORITHM, "zstd", &c, msg), 0);
+	ck_assert_str_eq(c.zc.recomp[0].name, "zstd");
+	ck_assert_int_eq(c.zc.recomp[0].level, ZCOMP_LEVEL_DEFAULT);
+	ck_assert_ptr_null(c.zc.recomp[1].name);
+	ck_assert_ptr_null(c.zc.recomp[2].name);
+	ck_assert_uint_eq(c.zc.recompress_age, ZR_DEV_RC_AGE_DEFAULT);
+	ck_assert_int_eq(td_check(ZR_OPT_RECOMP_ALGORITHM, "zstd:-7", &c, msg),
+			 0);
+	ck_assert_int_eq(c.zc.recomp[0].level, -7);
+	ck_assert_int_eq(td_check(ZR_OPT_RECOMP_ALGORITHM, "lz4hc:12", &c,
+				  msg), 0);
+	ck_assert_str_eq(c.zc.recomp[0].name, "lz4hc");
+	ck_assert_int_eq(c.zc.recomp[0].level, 12);
+	ck_assert_int_eq(td_check(ZR_OPT_RECOMP_ALGORITHM, "zstd:+22", &c,
+				  msg), 0);
+	ck_assert_int_eq(c.zc.recomp[0].level, 22);
+	/* The age alone: taken, kept, nothing to do. */
+	ck_assert_int_eq(td_check(ZR_OPT_RECOMPRESS_AGE, "60", &c, msg), 0);
+	ck_assert_ptr_null(c.zc.recomp[0].name);
+	ck_assert_uint_eq(c.zc.recompress_age, 60);
+	ck_assert_int_eq(td_check(ZR_OPT_RECOMPRESS_AGE, "65535", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.recompress_age, 65535);
+	o.val[ZR_OPT_RECOMP_ALGORITHM] = (char *)"zstd:9";
+	o.val[ZR_OPT_RECOMPRESS_AGE] = (char *)"0";
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(c.zc.recompress_age, 0);
+	o.val[ZR_OPT_RECOMPRESS_AGE] = (char *)"3";
+	o.val[ZR_OPT_DISKSIZE] = (char *)"1M";
+	o.val[ZR_OPT_RESERVE] = (char *)"0";
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, sizeof(msg)), 0);
+	ck_assert_uint_eq(c.zc.recompress_age, 3);
+	/* The device shows what it was made with. */
+	ck_assert_int_eq(zr_dev_create(&c, &dev), 0);
+	ck_assert_str_eq(td_show(dev, "recomp_algorithm"),
+			 "#1: lz4 lz4hc [zstd]\n");
+	ck_assert_str_eq(td_show(dev, "algorithm_params"),
+			 "algo=lz4 level=1\npriority=1 algo=zstd level=9\n");
+	ck_assert_str_eq(td_show(dev, "recompress_age"), "3\n");
+	{
+		struct zr_config zc;
+
+		zr_dev_get_config(dev, &zc);
+		ck_assert_str_eq(zc.recomp[0].name, "zstd");
+		ck_assert_int_eq(zc.recomp[0].level, 9);
+		ck_assert_uint_eq(zc.recompress_age, 3);
+	}
+	zr_dev_destroy(dev);
+	o.novalue = ZR_OPT_RECOMP_ALGORITHM;
+	ck_assert_int_eq(zr_dev_check_opts(&o, &c, msg, sizeof(msg)), -EINVAL);
+	ck_assert_str_eq(msg, "option 'recomp_algorithm' needs a value, as in -o recomp_algorithm=...");
+}
+END_TEST
+
+/*
+ * recomp_algorithm: "algo=NAME [priority=N]" replaces the store, read
+ * back as zram prints it; algorithm_params reaches a secondary's level;
+ * recompress_age reads and writes seconds.  Everything refused changes
+ * nothing.
+ */
+START_TEST(test_attr_recomp_algorithm)
+{
+	static const char *const bad[] = {
+		"zstd", "algo=", "algo", "algo=nosuch", "algo=ZSTD",
+		"priority=1", "algo=zstd priority=0", "algo=zstd priority=4",
+		"algo=zstd priority=-1", "algo=zstd priority=x",
+		"algo=zstd priority=", "algo=zstd foo=1", "algo=zstd level=3",
+		"=zstd", "algo=zstd priority=1 priority=2 foo",
+	};
+	const char *sec = td_secondary(_i);
+	const struct zcomp_backend *sbe = zcomp_find(sec);
+	struct zr_dev *dev = td_create(_i, "1M");
+	char want[256], line[64], text[128];
+	size_t j;
+
+	ck_assert_str_eq(td_show(dev, "recomp_algorithm"), "");
+	ck_assert_str_eq(td_show(dev, "recompress_age"), "0\n");
+	for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+		td_store_bad(dev, "recomp_algorithm", bad[j], -EINVAL);
+	td_store_junk(dev, "recomp_algorithm");
+
+	snprintf(text, sizeof(text), "algo=%s\n", sec);
+	ck_assert_int_eq(td_store(dev, "recomp_algorithm", text), 0);
+	snprintf(want, sizeof(want), "#1: %s", td_algo_line(sec, line,
+							    sizeof(line)));
+	ck_assert_str_eq(td_show(dev, "recomp_algorithm"), want);
+	ck_assert_int_eq(td_store(dev, "recomp_algorithm",
+				  "priority=3  algo=lz4"), 0);
+	snprintf(want + strlen(want), sizeof(want) - strlen(want), "#3: %s",
+		 td_algo_line("lz4", line, sizeof(line)));
+	ck_assert_str_eq(td_show(dev, "recomp_algorithm"), want);
+	/* Set through control/, the age stays as it was: 0. */
+	ck_assert_str_eq(td_show(dev, "recompress_age"), "0\n");
+
+	/* algorithm_params: a line per algorithm; each line writes back. */
+	snprintf(want, sizeof(want),
+		 "algo=%s level=%d\npriority=1 algo=%s level=%d\npriority=3 algo=lz4 level=1\n",
+		 td_backend(_i), zcomp_backends()[_i]->level_default, sec,
+		 sbe->level_default);
+	ck_assert_str_eq(td_show(dev, "algorithm_params"), want);
+	snprintf(text, sizeof(text), "priority=1 level=%d", sbe->level_max);
+	ck_assert_int_eq(td_store(dev, "algorithm_params", text), 0);
+	snprintf(text, sizeof(text), "priority=1 algo=%s level=%d\n", sec,
+		 sbe->level_max);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "algorithm_params"), text));
+	snprintf(text, sizeof(text), "algo=%s level=%d", sec, sbe->level_min);
+	ck_assert_int_eq(td_store(dev, "algorithm_params", text), 0);
+	snprintf(text, sizeof(text), "priority=1 algo=%s level=%d\n", sec,
+		 sbe->level_min);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "algorithm_params"), text));
+	ck_assert_int_eq(td_store(dev, "algorithm_params",
+				  "priority=3 algo=lz4 level=7"), 0);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "algorithm_params"),
+				     "priority=3 algo=lz4 level=7\n"));
+	/* The primary's line is untouched by all that. */
+	snprintf(text, sizeof(text), "algo=%s level=%d\n", td_backend(_i),
+		 zcomp_backends()[_i]->level_default);
+	ck_assert_int_eq(strncmp(td_show(dev, "algorithm_params"), text,
+				 strlen(text)), 0);
+	td_store_bad(dev, "algorithm_params", "priority=2 level=1", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "priority=4 level=1", -EINVAL);
+	snprintf(text, sizeof(text), "priority=1 level=%d", sbe->level_max + 1);
+	td_store_bad(dev, "algorithm_params", text, -EINVAL);
+	snprintf(text, sizeof(text), "priority=3 algo=%s level=5", sec);
+	td_store_bad(dev, "algorithm_params", text, -EINVAL);
+	td_store_bad(dev, "algorithm_params", "algo=nosuch level=1", -EINVAL);
+	td_store_bad(dev, "algorithm_params", "priority=1", -EINVAL);
+
+	/* Rewriting a priority: the level goes back to the default. */
+	ck_assert_int_eq(td_store(dev, "recomp_algorithm", "algo=lz4 priority=3"),
+			 0);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "algorithm_params"),
+				     "priority=3 algo=lz4 level=1\n"));
+
+	/* recompress_age: seconds, at once; kept by every replacement. */
+	ck_assert_int_eq(td_store(dev, "recompress_age", "60\n"), 0);
+	ck_assert_str_eq(td_show(dev, "recompress_age"), "60\n");
+	td_store_junk(dev, "recompress_age");
+	td_store_bad(dev, "recompress_age", "65536", -EINVAL);
+	td_store_bad(dev, "recompress_age", "+1", -EINVAL);
+	td_store_bad(dev, "recompress_age", "5m", -EINVAL);
+	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	ck_assert_int_eq(td_store(dev, "comp_algorithm", td_backend(_i)), 0);
+	snprintf(text, sizeof(text), "priority=2 algo=%s", sec);
+	ck_assert_int_eq(td_store(dev, "recomp_algorithm", text), 0);
+	ck_assert_str_eq(td_show(dev, "recompress_age"), "60\n");
+	/* ... and the secondary algorithms are kept too. */
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "recomp_algorithm"), "#1: "));
+	ck_assert_ptr_nonnull(strstr(td_buf, "#2: "));
+	ck_assert_ptr_nonnull(strstr(td_buf, "#3: "));
+	ck_assert_int_eq(td_store(dev, "recompress_age", "0"), 0);
+	ck_assert_str_eq(td_show(dev, "recompress_age"), "0\n");
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * td_debug - a count of debug_stat: the pages of the algorithm of
+ * priority P for @what "#P", else the figure after the word @what on
+ * its last line ("recompressed", "saved", "aged", "incompressible").
+ */
+static unsigned long long td_debug(struct zr_dev *dev, const char *what)
+{
+	static const char *const words[] = {
+		"recompressed", "saved", "aged", "incompressible",
+	};
+	unsigned long long v[4] = { 0 };
+	const char *p = td_show(dev, "debug_stat");
+	size_t n = strlen(what), i;
+
+	if (what[0] == '#') {	/* "#P NAME PAGES" */
+		for (; p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+			if (strncmp(p, what, n) == 0 && p[n] == ' ') {
+				ck_assert_int_eq(sscanf(p + n, " %*s %llu",
+							&v[0]), 1);
+				return v[0];
+			}
+		ck_abort_msg("debug_stat has no '%s':\n%s", what, td_buf);
+	}
+	p = strstr(td_buf, "\nrecompressed ");
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(sscanf(p, " recompressed %llu saved %llu aged %llu incompressible %llu",
+				&v[0], &v[1], &v[2], &v[3]), 4);
+	for (i = 0; i < 4; i++)
+		if (strcmp(what, words[i]) == 0)
+			return v[i];
+	ck_abort_msg("no count '%s' in debug_stat", what);
+	return 0;
+}
+
+/*
+ * recompress: zram's keys; every bad one EINVAL with nothing changed
+ * (no page recompressed); then idle pages go to the secondary algorithm,
+ * debug_stat and summary count them, and every byte reads back.
+ */
+START_TEST(test_attr_recompress)
+{
+	static const char *const bad[] = {
+		"idle", "type=", "type=all", "type=IDLE", "type=incompressible",
+		"type=idle type=huge", "type=idle type=idle", "threshold=4096",
+		"threshold=-1", "threshold=1K", "threshold=x", "max_pages=0",
+		"max_pages=-1", "max_pages=x", "priority=0", "priority=2",
+		"priority=4", "priority=x", "algo=nosuch", "algo=",
+		"algo=zstd priority=1 algo=zstd", "foo=1", "type=idle foo=bar",
+		"=1", "type=idle=1",
+	};
+	const char *sec = td_secondary(_i);
+	struct zr_dev *dev = td_create(_i, "1M");
+	char text[128], page[ZR_PAGE_SIZE], want[ZR_PAGE_SIZE];
+	unsigned long long n0, n1;
+	size_t j;
+
+	td_fill(dev, 32);
+	/* No secondary algorithm: refused, whatever the words. */
+	td_store_bad(dev, "recompress", "type=idle", -EINVAL);
+	td_store_bad(dev, "recompress", "\n", -EINVAL);
+	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	snprintf(text, sizeof(text), "algo=%s", sec);
+	ck_assert_int_eq(td_store(dev, "recomp_algorithm", text), 0);
+	td_fill(dev, 32);
+	ck_assert_uint_eq(td_debug(dev, "#0"), 32);
+	ck_assert_uint_eq(td_debug(dev, "#1"), 0);
+
+	for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+		td_store_bad(dev, "recompress", bad[j], -EINVAL);
+	for (j = 0; j < TD_NJUNK; j++)
+		if (td_junk[j][0] && strcmp(td_junk[j], "\n"))
+			td_store_bad(dev, "recompress", td_junk[j], -EINVAL);
+	/* algo= names a secondary algorithm, not the primary ... */
+	snprintf(text, sizeof(text), "algo=%s", td_backend(_i));
+	td_store_bad(dev, "recompress", text, -EINVAL);
+	/* ... and the same as priority= when both are given. */
+	snprintf(text, sizeof(text), "algo=%s priority=2", sec);
+	td_store_bad(dev, "recompress", text, -EINVAL);
+	ck_assert_uint_eq(td_debug(dev, "recompressed"), 0);
+	ck_assert_uint_eq(td_debug(dev, "#0"), 32);
+
+	/* Nothing idle: nothing done, and no error. */
+	ck_assert_int_eq(td_store(dev, "recompress", "type=idle"), 0);
+	ck_assert_uint_eq(td_debug(dev, "recompressed"), 0);
+	/* A threshold above every object: nothing done either. */
+	ck_assert_int_eq(td_store(dev, "idle", "all"), 0);
+	ck_assert_int_eq(td_store(dev, "recompress",
+				  "type=idle threshold=4095"), 0);
+	ck_assert_uint_eq(td_debug(dev, "recompressed"), 0);
+	/* max_pages: at most that many. */
+	snprintf(text, sizeof(text), "type=idle max_pages=4 algo=%s priority=1\n",
+		 sec);
+	ck_assert_int_eq(td_store(dev, "recompress", text), 0);
+	n1 = td_debug(dev, "#1");
+	ck_assert_uint_le(n1, 4);
+	ck_assert_uint_eq(td_debug(dev, "recompressed"), n1);
+	ck_assert_int_eq(td_store(dev, "recompress", "type=idle threshold=0"),
+			 0);
+	n0 = td_debug(dev, "#0");
+	n1 = td_debug(dev, "#1");
+	ck_assert_uint_eq(n0 + n1, 32);
+	ck_assert_uint_eq(td_debug(dev, "recompressed"), n1);
+	/* lz4 to zstd shrinks this text: every page moves. */
+	if (strcmp(td_backend(_i), "lz4") == 0) {
+		ck_assert_uint_eq(n1, 32);
+		ck_assert_uint_gt(td_debug(dev, "saved"), 0);
+	}
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				     "\nRecompression:  compressed pages in RAM by algorithm:\n"));
+	snprintf(text, sizeof(text), "pages recompressed so far (0 by age)");
+	ck_assert_ptr_nonnull(strstr(td_buf, text));
+	ck_assert_ptr_nonnull(strstr(td_buf, "by age off (recompress_age 0)"));
+	ck_assert_int_eq(td_store(dev, "recompress_age", "30"), 0);
+	snprintf(text, sizeof(text), "pages unused for 30 s are recompressed\n"
+		 "                (with %s first)\n", sec);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"), text));
+	/* Recompressed pages keep their idle mark. */
+	ck_assert_ptr_nonnull(strstr(td_buf,
+			      "  idle:         32 pages marked idle"));
+
+	/* Every byte reads back; a rewrite goes back to the primary. */
+	for (j = 0; j < sizeof(want); j++)
+		want[j] = "fusezram device test "[j % 21];
+	for (j = 0; j < 32; j++) {
+		ck_assert_int_eq(zr_dev_read(dev, page, sizeof(page),
+					     j * ZR_PAGE_SIZE),
+				 (ssize_t)sizeof(page));
+		ck_assert(memcmp(page, want, sizeof(page)) == 0);
+	}
+	td_fill(dev, 32);
+	ck_assert_uint_eq(td_debug(dev, "#0"), 32);
+	ck_assert_uint_eq(td_debug(dev, "#1"), 0);
+	/* Without type or algorithm: every page, each secondary in turn. */
+	ck_assert_int_eq(td_store(dev, "recompress", "\n"), 0);
+	ck_assert_uint_eq(td_debug(dev, "#0") + td_debug(dev, "#1"), 32);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * writeback's incompressible: the pages recompress marked (no secondary
+ * algorithm shrank them), not huge ones in general.
+ */
+START_TEST(test_attr_incompressible)
+{
+	struct zr_dev *dev = td_create(_i, "1M");
+	char path[128], page[ZR_PAGE_SIZE], back[ZR_PAGE_SIZE];
+	unsigned long long bd[3];
+	uint64_t seed = 99 + (uint64_t)_i;
+
+	td_mkdir();
+	snprintf(path, sizeof(path), "%s/backing", td_dir);
+	ck_assert_int_eq(td_store(dev, "backing_dev", path), 0);
+	snprintf(page, sizeof(page), "algo=%s", td_secondary(_i));
+	ck_assert_int_eq(td_store(dev, "recomp_algorithm", page), 0);
+	td_fill(dev, 8);
+	tu_fill_random(page, sizeof(page), &seed);
+	ck_assert_int_eq(zr_dev_write(dev, page, sizeof(page), 20 * 4096),
+			 (ssize_t)sizeof(page));
+	/* Huge, not yet marked: incompressible takes nothing. */
+	ck_assert_int_eq(td_store(dev, "writeback", "incompressible"), 0);
+	ck_assert_str_eq(td_show(dev, "bd_stat"), "       0        0        0\n");
+	ck_assert_int_eq(td_store(dev, "recompress", "type=huge"), 0);
+	ck_assert_uint_eq(td_debug(dev, "incompressible"), 1);
+	ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				     "; 1 pages no secondary algorithm shrank"));
+	ck_assert_int_eq(td_store(dev, "writeback", "type=incompressible\n"),
+			 0);
+	ck_assert_int_eq(sscanf(td_show(dev, "bd_stat"), "%llu %llu %llu",
+				&bd[0], &bd[1], &bd[2]), 3);
+	ck_assert(bd[0] == 1 && bd[2] == 1);
+	ck_assert_uint_eq(td_debug(dev, "incompressible"), 0);
+	ck_assert_int_eq(zr_dev_read(dev, back, sizeof(back), 20 * 4096),
+			 (ssize_t)sizeof(back));
+	ck_assert(memcmp(page, back, sizeof(page)) == 0);
+	zr_dev_destroy(dev);
+	td_rmdir();
 }
 END_TEST
 
@@ -1127,6 +1541,84 @@ START_TEST(test_replace_race)
 }
 END_TEST
 
+/* td_page - the content of page @idx in test_recompress_race. */
+static void td_page(char *page, uint64_t idx)
+{
+	size_t j;
+
+	for (j = 0; j < ZR_PAGE_SIZE; j++)
+		page[j] = "recompress race page "[(j + idx) % 21];
+}
+
+/* Rewrites and reads pages of the first 256 KiB, checking each read. */
+static void *td_rewriter(void *arg)
+{
+	struct td_race *r = arg;
+	char page[ZR_PAGE_SIZE], want[ZR_PAGE_SIZE];
+	uint64_t idx = 0;
+
+	while (!atomic_load(&r->stop)) {
+		td_page(want, idx);
+		if (idx % 3 == 0)
+			ck_assert_int_eq(zr_dev_write(r->dev, want, sizeof(want),
+						      idx * ZR_PAGE_SIZE),
+					 (ssize_t)sizeof(want));
+		ck_assert_int_eq(zr_dev_read(r->dev, page, sizeof(page),
+					     idx * ZR_PAGE_SIZE),
+				 (ssize_t)sizeof(page));
+		ck_assert(memcmp(page, want, sizeof(page)) == 0);
+		idx = (idx + 7) % 64;
+	}
+	return NULL;
+}
+
+/*
+ * recompress while pages are read and written: every read sees the
+ * page's content, whichever algorithm holds it.
+ */
+START_TEST(test_recompress_race)
+{
+	struct td_race r = { .dev = td_create(_i, "1M") };
+	char page[ZR_PAGE_SIZE], text[64];
+	pthread_t t[2];
+	uint64_t idx;
+	int i;
+
+	snprintf(text, sizeof(text), "algo=%s", td_secondary(_i));
+	ck_assert_int_eq(td_store(r.dev, "recomp_algorithm", text), 0);
+	for (idx = 0; idx < 64; idx++) {
+		td_page(page, idx);
+		ck_assert_int_eq(zr_dev_write(r.dev, page, sizeof(page),
+					      idx * ZR_PAGE_SIZE),
+				 (ssize_t)sizeof(page));
+	}
+	atomic_init(&r.stop, false);
+	for (i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, td_rewriter, &r),
+				 0);
+	for (i = 0; i < 100; i++) {
+		ck_assert_int_eq(td_store(r.dev, "idle", "all"), 0);
+		ck_assert_int_eq(td_store(r.dev, "recompress",
+					  i % 2 ? "type=idle" : "\n"), 0);
+		ck_assert_int_ge(zr_dev_show(r.dev, td_attr("debug_stat"),
+					     page, sizeof(page)), 0);
+	}
+	atomic_store(&r.stop, true);
+	for (i = 0; i < 2; i++)
+		pthread_join(t[i], NULL);
+	for (idx = 0; idx < 64; idx++) {
+		char want[ZR_PAGE_SIZE];
+
+		td_page(want, idx);
+		ck_assert_int_eq(zr_dev_read(r.dev, page, sizeof(page),
+					     idx * ZR_PAGE_SIZE),
+				 (ssize_t)sizeof(page));
+		ck_assert(memcmp(page, want, sizeof(page)) == 0);
+	}
+	zr_dev_destroy(r.dev);
+}
+END_TEST
+
 Suite *zr_dev_suite(void)
 {
 	Suite *s = suite_create("zr_dev");
@@ -1144,6 +1636,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_test(tp, test_opts_help);
 	tcase_add_test(tp, test_attr_table);
 	tcase_add_test(tp, test_opts_backing);
+	tcase_add_test(tp, test_opts_recomp);
 	suite_add_tcase(s, tp);
 
 	tcase_add_loop_test(ta, test_attr_access, 0, n);
@@ -1158,6 +1651,9 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_attr_writeback, 0, n);
 	tcase_add_loop_test(ta, test_attr_formats, 0, n);
 	tcase_add_loop_test(ta, test_attr_summary, 0, n);
+	tcase_add_loop_test(ta, test_attr_recomp_algorithm, 0, n);
+	tcase_add_loop_test(ta, test_attr_recompress, 0, n);
+	tcase_add_loop_test(ta, test_attr_incompressible, 0, n);
 	tcase_add_loop_test(ta, test_io, 0, n);
 	tcase_add_loop_test(ta, test_open_file, 0, n);
 	tcase_add_test(ta, test_open_file_budget);
@@ -1165,6 +1661,7 @@ Suite *zr_dev_suite(void)
 
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_replace_race, 0, n);
+	tcase_add_loop_test(tc, test_recompress_race, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }
