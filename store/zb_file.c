@@ -69,9 +69,10 @@
  * there, and puts the old segment on the write queue; it writes nothing
  * itself, so that a page written back (a spill, on the path of a swap
  * write) costs a copy and not a 256 KiB write.  zb_write_queued(), on a
- * background thread, writes the queue: one pwrite per segment of its
- * filled bytes rounded up to ZB_ALIGN, at an aligned offset, into blocks
- * allocated ahead.  Readers of a queued segment copy from its buffer
+ * background thread, writes the queue: one pwritev per run of up to
+ * ZB_WRITE_RUN queued segments that lie together in the file (1 MiB, a
+ * large request of a disk's queue), of their filled bytes rounded up to
+ * ZB_ALIGN, at an aligned offset, into blocks allocated ahead.  Readers of a queued segment copy from its buffer
  * until the write is done.  With ZB_NBUF buffers, that many segments can
  * wait or be written at once; a zb_write() that finds none free writes
  * the oldest queued segment itself (so the file makes progress without
@@ -144,12 +145,16 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "store/zb_file.h"
 
 #define ZB_NONE UINT32_MAX		/* end of a list; no segment */
+/* Queued segments that follow one another in the file go in one write of
+ * up to this many: 1 MiB, one request of the disk's queue here. */
+#define ZB_WRITE_RUN 4
 #define ZB_MAX_SEGS ((1u << 29) - 2)	/* loc keeps index + 1 in 29 bits */
 
 #define ZB_LOC_LEN_BITS 12
@@ -214,7 +219,7 @@ struct zb_win {
 
 struct zb_counters {			/* relaxed atomics, cumulative */
 	_Atomic uint64_t reads, writes, failed_reads, failed_writes, disk_reads;
-	_Atomic uint64_t segs_written, segs_punched, bad_frees;
+	_Atomic uint64_t segs_written, disk_writes, segs_punched, bad_frees;
 	_Atomic uint64_t nospace;	/* zb_write() refused: -ENOSPC */
 };
 
@@ -377,6 +382,34 @@ static int zb_write_all(int fd, const void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+/* zb_writev_all - pwritev(2) of @n buffers at @off, to the end (the
+ * iovecs are consumed).  0 or -errno. */
+static int zb_writev_all(int fd, struct iovec *iov, unsigned n, uint64_t off)
+{
+	ssize_t w;
+
+	while (n) {
+		w = pwritev(fd, iov, (int)n, (off_t)off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		if (w == 0)
+			return -EIO;
+		off += (uint64_t)w;
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (char *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
+	}
+	return 0;
+}
+
 /* Where fallocate(2) is missing: write the segment with zeros. */
 static int zb_zero_seg(struct zb_file *f, uint32_t idx)
 {
@@ -455,12 +488,17 @@ static int zb_add_ready_locked(struct zb_file *f)
  * Without the lock (the segment is FLUSHING: nobody writes the buffer).
  * Through the page cache, the range is written back and dropped at once.
  */
-static int zb_write_seg(struct zb_file *f, uint32_t idx, const void *data,
-			uint32_t fill)
+static int zb_write_seg(struct zb_file *f, uint32_t idx, struct iovec *iov,
+			unsigned n)
 {
-	uint64_t off = zb_seg_off(idx), len = zb_roundup(fill);
-	int r = zb_write_all(f->fd, data, (size_t)len, off);
+	uint64_t off = zb_seg_off(idx), len = 0;
+	unsigned i;
+	int r = 0;
 
+	for (i = 0; i < n; i++)
+		len += iov[i].iov_len;
+	CTR_INC(f, disk_writes);
+	r = zb_writev_all(f->fd, iov, n, off);
 	if (r || f->direct)
 		return r;
 	if (sync_file_range(f->fd, (off_t)off, (off_t)len,
@@ -504,17 +542,49 @@ static bool zb_seal_locked(struct zb_file *f, uint32_t idx)
 	return true;
 }
 
+static int zb_written_locked(struct zb_file *f, uint32_t idx, int r);
+
+/*
+ * zb_flush_segs_locked - write the @n sealed segments of @run, which lie
+ * one after another in the file and all but the last full (so their
+ * buffers make one write), and record each outcome.  Drops the lock.
+ * Returns 0, or -EIO if the write failed.
+ */
+static int zb_flush_segs_locked(struct zb_file *f, const uint32_t *run,
+				unsigned n)
+{
+	struct iovec iov[ZB_WRITE_RUN];
+	unsigned i;
+	int r, ret = 0;
+
+	for (i = 0; i < n; i++) {
+		/* fill is frozen while FLUSHING */
+		iov[i].iov_base = f->bufs[f->segs[run[i]].buf].data;
+		iov[i].iov_len = zb_roundup(f->segs[run[i]].fill);
+	}
+	pthread_mutex_unlock(&f->lock);
+	r = zb_write_seg(f, run[0], iov, n);
+	pthread_mutex_lock(&f->lock);
+	for (i = 0; i < n; i++)
+		if (zb_written_locked(f, run[i], r))
+			ret = -EIO;
+	return ret;
+}
+
 /* Write sealed segment @idx and record the outcome.  Drops the lock. */
 static int zb_flush_seg_locked(struct zb_file *f, uint32_t idx)
 {
+	return zb_flush_segs_locked(f, &idx, 1);
+}
+
+/*
+ * zb_written_locked - record the outcome @r (0 or -errno) of sealed
+ * segment @idx's write.  Returns 0, or -EIO if it failed.
+ */
+static int zb_written_locked(struct zb_file *f, uint32_t idx, int r)
+{
 	struct zb_seg *s = &f->segs[idx];
 	struct zb_buf *b = &f->bufs[s->buf];
-	uint32_t fill = s->fill;	/* frozen while FLUSHING */
-	int r;
-
-	pthread_mutex_unlock(&f->lock);
-	r = zb_write_seg(f, idx, b->data, fill);
-	pthread_mutex_lock(&f->lock);
 
 	f->nflushing--;
 	if (r) {
@@ -546,18 +616,37 @@ static int zb_flush_seg_locked(struct zb_file *f, uint32_t idx)
 
 /*
  * zb_write_next_locked - take the oldest queued segment off the queue and
- * write it (zb_flush_seg_locked()).  Drops the lock.  Returns 0, -EIO if
- * the write failed, or -ENOENT if none is queued.
+ * write it, together with those queued right after it that extend it to
+ * a range of the file (either way), up to ZB_WRITE_RUN
+ * (zb_flush_segs_locked()).  Drops the lock.
+ * Returns 0, -EIO if the write failed, or -ENOENT if none is queued.
  */
 static int zb_write_next_locked(struct zb_file *f)
 {
-	uint32_t idx = f->queue;
+	uint32_t lo, hi, next, run[ZB_WRITE_RUN];
+	unsigned n, i;
 
 	if (!f->nqueued)
 		return -ENOENT;
-	f->queue = f->segs[idx].next;
-	f->nqueued--;
-	return zb_flush_seg_locked(f, idx);
+	lo = hi = f->queue;
+	for (n = 1;; n++) {
+		f->queue = f->segs[f->queue].next;
+		f->nqueued--;
+		if (n == ZB_WRITE_RUN || !f->nqueued)
+			break;
+		/* The reserve is a stack, so segments are taken in either
+		 * order; all but the last in the file must be full. */
+		next = f->queue;
+		if (next == hi + 1 && f->segs[hi].fill == ZB_SEG_SIZE)
+			hi = next;
+		else if (next + 1 == lo && f->segs[next].fill == ZB_SEG_SIZE)
+			lo = next;
+		else
+			break;
+	}
+	for (i = 0; i < n; i++)
+		run[i] = lo + i;
+	return zb_flush_segs_locked(f, run, n);
 }
 
 /*
@@ -997,6 +1086,7 @@ void zb_get_stats(struct zb_file *f, struct zb_stats *st)
 	pthread_mutex_unlock(&f->lock);
 	st->cap_bytes = (uint64_t)f->seg_max * ZB_SEG_SIZE;
 	st->segs_written = CTR_GET(f, segs_written);
+	st->disk_writes = CTR_GET(f, disk_writes);
 	st->segs_punched = CTR_GET(f, segs_punched);
 	st->reads = CTR_GET(f, reads);
 	st->disk_reads = CTR_GET(f, disk_reads);

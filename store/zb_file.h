@@ -239,6 +239,8 @@ struct zb_stats {
 					 * back: their size less live bytes */
 	uint64_t segs_bad;		/* could not be written; retired */
 	uint64_t segs_written;		/* segment writes done */
+	uint64_t disk_writes;		/* write calls they took: adjacent
+					 * segments go in one */
 	uint64_t segs_punched;		/* punches done */
 	uint64_t reads;			/* zb_read() calls served */
 	uint64_t disk_reads;		/* of those, read from the file (the

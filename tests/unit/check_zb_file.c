@@ -1229,6 +1229,48 @@ START_TEST(test_write_queue)
 }
 END_TEST
 
+/*
+ * Queued segments that lie together in the file go in one write of up
+ * to ZB_WRITE_RUN (4): segments taken one by one as the file grows lie
+ * in ascending order, those from a refilled reserve (a stack) in
+ * descending order; both make runs.  Only the last in the file may be
+ * partly filled, so a run stops at the open segment's predecessor.
+ */
+START_TEST(test_write_runs)
+{
+	enum { PER = ZB_SEG_SIZE / ZB_MAX_OBJ, M = 12 * PER };
+	struct obj *o = calloc(M, sizeof(*o));
+	struct zb_file *f;
+	struct zb_stats st, st2;
+	unsigned n = 0, closed;
+	int phase, r;
+
+	ck_assert_ptr_nonnull(o);
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (phase = 0; phase < 2; phase++) {
+		/* phase 1: 8 segments pushed on the reserve, taken last
+		 * first */
+		if (phase == 1)
+			ck_assert_int_eq(zb_refill(f, zb_now_ms()), 0);
+		zb_get_stats(f, &st);
+		for (closed = 0; closed < 5; n++) {
+			ck_assert_uint_lt(n, M);
+			o[n] = (struct obj){ 0, ZB_MAX_OBJ, n };
+			r = put(f, &o[n]);
+			ck_assert_int_ge(r, 0);
+			closed += (unsigned)r;
+		}
+		ck_assert_int_eq(zb_write_queued(f), 0);
+		zb_get_stats(f, &st2);
+		ck_assert_uint_eq(st2.segs_written - st.segs_written, 5);
+		/* phase 0: 0-3 and 4; phase 1: 5, then 13 down to 10 */
+		ck_assert_uint_eq(st2.disk_writes - st.disk_writes, 2);
+		ck_assert_uint_eq(st2.failed_writes, 0);
+	}
+	check_all_close(f, o, n);
+}
+END_TEST
+
 /* tmpfs (/dev/shm): O_DIRECT since Linux 6.6, fallocate and punching. */
 START_TEST(test_tmpfs)
 {
@@ -1582,6 +1624,7 @@ Suite *zb_file_suite(void)
 	tcase_add_test(tc, test_io_errors);
 	tcase_add_test(tc, test_window_stale);
 	tcase_add_test(tc, test_write_queue);
+	tcase_add_test(tc, test_write_runs);
 	tcase_add_test(tc, test_tmpfs);
 	suite_add_tcase(s, tc);
 
