@@ -26,6 +26,8 @@ COMP_CFLAGS := $(shell $(PKG_CONFIG) --cflags liblz4 libzstd 2>/dev/null)
 COMP_LIBS   := $(shell $(PKG_CONFIG) --libs liblz4 libzstd 2>/dev/null)
 FUSE_CFLAGS := $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
 FUSE_LIBS   := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
+URING_CFLAGS := $(shell $(PKG_CONFIG) --cflags liburing 2>/dev/null)
+URING_LIBS   := $(shell $(PKG_CONFIG) --libs liburing 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 
@@ -44,11 +46,15 @@ TSAN_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=thread
 
 all: fusezram
 
-fusezram: $(B)/fusezram.o $(CORE_SRCS:%.c=$(B)/%.o)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(COMP_LIBS)
+fusezram: $(B)/fusezram.o $(B)/fz_ring.o $(CORE_SRCS:%.c=$(B)/%.o)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(FUSE_LIBS) $(URING_LIBS) $(COMP_LIBS)
 
-$(B)/fusezram.o: fusezram.c $(wildcard store/*.h compressors/*.h) | $(B)
+$(B)/fusezram.o: fusezram.c fz_ring.h $(wildcard store/*.h compressors/*.h) | $(B)
 	$(CC) $(ALL_CFLAGS) $(FUSE_CFLAGS) $(COMP_CFLAGS) -c -o $@ $<
+
+# The FUSE transport: glue, like fusezram.c (bench/nullfs links it too).
+$(B)/fz_ring.o: fz_ring.c fz_ring.h | $(B)
+	$(CC) $(ALL_CFLAGS) $(FUSE_CFLAGS) $(URING_CFLAGS) -c -o $@ $<
 
 # Core objects never see FUSE_CFLAGS: nothing under store/ or compressors/
 # may include a FUSE header (enforced by the layering check below).

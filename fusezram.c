@@ -61,6 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fz_ring.h"
 #include "store/zr_dev.h"
 
 #ifndef FUSEZRAM_VERSION
@@ -120,6 +121,7 @@ enum {
 /* Everything the handlers share; fuse_req_userdata(). */
 struct fz_data {
 	struct zr_dev *dev;		/* the device; set before the mount */
+	struct fz_ring *ring;		/* the transport; set before the mount */
 
 	uid_t uid;			/* owner of the directories and */
 	gid_t gid;			/* control files: the mounting user */
@@ -897,6 +899,7 @@ enum {
 	FZ_KEY_NOMLOCK = 200,		/* -o nomlock */
 	FZ_KEY_IGNORE,			/* generic, meaningless here */
 	FZ_KEY_NO_ASYNC_DIO,		/* refused: see fz_opt_proc */
+	FZ_KEY_IO_URING,		/* -o io_uring, without a value */
 };
 
 #define FZ_OPT(name, idx) \
@@ -915,6 +918,9 @@ static const struct fuse_opt fz_opt_spec[] = {
 	FZ_OPT("writeback_age", ZR_OPT_WRITEBACK_AGE),
 	FZ_OPT("recomp_algorithm", ZR_OPT_RECOMP_ALGORITHM),
 	FZ_OPT("recompress_age", ZR_OPT_RECOMPRESS_AGE),
+	FZ_LOPT("io_uring", ZR_OPT_IO_URING),
+	FUSE_OPT_KEY("io_uring", FZ_KEY_IO_URING),	/* = io_uring=on */
+	FZ_OPT("io_uring_depth", ZR_OPT_IO_URING_DEPTH),
 	FUSE_OPT_KEY("nomlock", FZ_KEY_NOMLOCK),
 	FUSE_OPT_KEY("no_async_dio", FZ_KEY_NO_ASYNC_DIO),
 	FZ_LOPT("max_threads", ZR_OPT_MAX_THREADS),
@@ -969,6 +975,8 @@ static int fz_opt_proc(void *data, const char *arg, int key,
 			o->raw.novalue = key - FZ_KEY_NOVALUE;
 		return 0;
 	}
+	if (key == FZ_KEY_IO_URING)
+		return fz_strdup(&o->raw.val[ZR_OPT_IO_URING], "on");
 	if (key == FZ_KEY_NOMLOCK || key == FZ_KEY_IGNORE) {
 		o->nomlock |= key == FZ_KEY_NOMLOCK;
 		return 0;
@@ -1465,9 +1473,46 @@ static int fz_make_device(struct fz_main *m)
 	return 0;
 }
 
-/* fz_make_loop - the read buffers' key and the worker loop's config. */
+/* The transport's own READ and WRITE of the image, into and from its
+ * ring buffers: what fz_read() and fz_write() do for the image. */
+static ssize_t fz_ring_read(void *arg, void *buf, size_t size, uint64_t off)
+{
+	struct fz_data *fz = arg;
+
+	fz_thread_check(fz);
+	return zr_dev_read(fz->dev, buf, size, off);
+}
+
+static ssize_t fz_ring_write(void *arg, const void *buf, size_t size,
+			     uint64_t off)
+{
+	struct fz_data *fz = arg;
+	ssize_t ret;
+
+	fz_thread_check(fz);
+	ret = zr_dev_write(fz->dev, buf, size, off);
+	if (ret > 0)
+		fz_touch(fz);
+	return ret;
+}
+
+static void fz_describe_transport(void *arg, char *buf, size_t len)
+{
+	fz_ring_describe(arg, buf, len);
+}
+
+/*
+ * fz_make_loop - the read buffers' key, the transport (io_uring when the
+ * kernel offers it at INIT) and the worker loop's config, which serves
+ * /dev/fuse in any case.
+ */
 static int fz_make_loop(struct fz_main *m)
 {
+	struct fz_ring_conf rc = {
+		.enable = m->conf.io_uring, .depth = m->conf.io_uring_depth,
+		.ino = FZ_INO_IMAGE, .arg = &m->fz,
+		.read = fz_ring_read, .write = fz_ring_write,
+	};
 	struct zr_config zc;
 	int ret;
 
@@ -1484,6 +1529,13 @@ static int fz_make_loop(struct fz_main *m)
 		return -1;
 	}
 	m->have_key = true;
+	ret = fz_ring_create(&rc, &m->fz.ring);
+	if (ret < 0) {
+		fz_log(FUSE_LOG_ERR, "cannot make the transport: %s",
+		       strerror(-ret));
+		return -1;
+	}
+	zr_dev_set_transport(m->fz.dev, fz_describe_transport, m->fz.ring);
 	if (m->opts.singlethread)
 		return 0;
 	m->loop_cfg = fuse_loop_cfg_create();
@@ -1516,6 +1568,11 @@ static int fz_serve(struct fz_main *m)
 	if (fz_sig_install(m->se, &m->fz) != 0 ||
 	    fuse_session_mount(m->se, m->opts.mountpoint) != 0)
 		goto out_signals;
+	if (fz_ring_attach(m->fz.ring, m->se) != 0) {
+		fz_log(FUSE_LOG_ERR, "cannot attach the transport to the session");
+		fuse_session_unmount(m->se);
+		goto out_signals;
+	}
 	if (!m->opts.foreground)
 		fz_detached(m->notify_fd);
 	else if (chdir("/") != 0)
@@ -1550,6 +1607,8 @@ static void fz_teardown(struct fz_main *m)
 	int i;
 
 	fuse_loop_cfg_destroy(m->loop_cfg);
+	/* After the unmount: its threads' requests ended with it. */
+	fz_ring_destroy(m->fz.ring);
 	if (m->have_key) {
 		free(pthread_getspecific(fz_rbuf_key));	/* -s: main's */
 		pthread_key_delete(fz_rbuf_key);

@@ -13,6 +13,7 @@ set -euo pipefail
 packages=(
 	# build
 	build-essential pkg-config libfuse3-dev liblz4-dev libzstd-dev
+	liburing-dev
 	# unit tests, man page check
 	check groff-base
 	# integration tests: fusermount3, losetup/mount/swapon, fallocate,

@@ -15,7 +15,7 @@ n=0
 fresh() {
 	rm -rf "$tmp/src"
 	mkdir -p "$tmp/src"
-	cp -r "$here/fusezram.c" "$here/store" "$here/compressors" "$tmp/src/"
+	cp -r "$here/fusezram.c" "$here/fz_ring.h" "$here/store" "$here/compressors" "$tmp/src/"
 }
 
 # expect WANT WHAT - run the check on the copy; WANT is pass or fail.

@@ -85,6 +85,8 @@ struct zr_dev {
 	atomic_int opens;
 	/* Set before requests are served, then only read. */
 	struct zr_dev_discipline disc;
+	void (*transport)(void *arg, char *buf, size_t len);
+	void *transport_arg;
 	/* Bytes held by the copies of open files, ZR_DEV_COPY_BUDGET. */
 	_Atomic size_t copy_bytes;
 	/*
@@ -235,6 +237,7 @@ enum zr_kind {
 	ZR_KIND_ALGORITHM,	/* a backend's name */
 	ZR_KIND_LEVEL,		/* zr_dev_parse_int(), the backend's range */
 	ZR_KIND_ALGO_LEVEL,	/* NAME[:LEVEL]: ALGORITHM, then its LEVEL */
+	ZR_KIND_SWITCH,		/* "on" (u = 1) or "off" (u = 0) */
 };
 
 /* Values that only attributes take, after the options' rows. */
@@ -300,6 +303,11 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 				      0, 0, "a level", NULL, NULL },
 	[ZR_OPT_RECOMPRESS_AGE] = { "recompress_age", ZR_KIND_COUNT, 0,
 				    ZR_WB_AGE_MAX, "a number of seconds",
+				    NULL, NULL },
+	[ZR_OPT_IO_URING] = { "io_uring", ZR_KIND_SWITCH, 0, 0,
+			      "expected on or off", NULL, NULL },
+	[ZR_OPT_IO_URING_DEPTH] = { "io_uring_depth", ZR_KIND_COUNT, 1,
+				    ZR_DEV_URING_DEPTH_MAX, "an integer",
 				    NULL, NULL },
 	[ZR_OPT_MAX_THREADS] = { "max_threads", ZR_KIND_COUNT,
 				 1, ZR_DEV_THREADS_MAX, "an integer",
@@ -397,6 +405,14 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 	int ret, i = 0;
 
 	switch (v->kind) {
+	case ZR_KIND_SWITCH:
+		if (strcmp(s, "on") && strcmp(s, "off")) {
+			zr_msg(msg, msgsize, "invalid %s '%s': %s", v->name, s,
+			       v->what);
+			return -EINVAL;
+		}
+		out->u = !strcmp(s, "on");
+		return 0;
 	case ZR_KIND_PATH:
 		if (s[0] != '/' || strlen(s) >= PATH_MAX) {
 			zr_msg(msg, msgsize, "invalid %s '%s': %s", v->name, s,
@@ -622,6 +638,17 @@ int zr_dev_check_opts(const struct zr_dev_opts *o, struct zr_dev_conf *conf,
 		return -EINVAL;
 	if (o->val[ZR_OPT_RECOMPRESS_AGE])
 		conf->zc.recompress_age = (unsigned int)p.u;
+
+	conf->io_uring = true;
+	if (ZR_OPT_PARSE(ZR_OPT_IO_URING, NULL))
+		return -EINVAL;
+	if (o->val[ZR_OPT_IO_URING])
+		conf->io_uring = p.u;
+	conf->io_uring_depth = ZR_DEV_URING_DEPTH_DEFAULT;
+	if (ZR_OPT_PARSE(ZR_OPT_IO_URING_DEPTH, NULL))
+		return -EINVAL;
+	if (o->val[ZR_OPT_IO_URING_DEPTH])
+		conf->io_uring_depth = (unsigned int)p.u;
 #undef ZR_OPT_PARSE
 
 	if (zr_check_libfuse(o, num, msg, msgsize) < 0)
@@ -665,11 +692,16 @@ void zr_dev_opts_help(char *buf, size_t size)
 		  "                           a denser compressor for idle pages, and its\n"
 		  "                           level (control/recompress; priority 1)\n"
 		  "    -o recompress_age=SECS recompress pages unused for that long, 0 for\n"
-		  "                           never (default with recomp_algorithm: %d)\n",
+		  "                           never (default with recomp_algorithm: %d)\n"
+		  "    -o io_uring=on|off     FUSE over io_uring when the kernel offers it\n"
+		  "                           (default: on), else /dev/fuse\n"
+		  "    -o io_uring_depth=N    requests in flight per CPU on io_uring, 1 to\n"
+		  "                           %d (default: %d)\n",
 		  ZR_PAGE_SIZE, ZR_DEV_THREADS_MAX, sysconf(_SC_NPROCESSORS_ONLN),
 		  ZR_DEV_RESERVE_MAX_MIB,
 		  (unsigned long long)(ZR_RESERVE_DEFAULT >> 20),
-		  ZR_DEV_WB_AGE_DEFAULT, ZR_DEV_RC_AGE_DEFAULT);
+		  ZR_DEV_WB_AGE_DEFAULT, ZR_DEV_RC_AGE_DEFAULT,
+		  ZR_DEV_URING_DEPTH_MAX, ZR_DEV_URING_DEPTH_DEFAULT);
 }
 
 /* ---- the device ---------------------------------------------------------------- */
@@ -746,6 +778,14 @@ void zr_dev_set_discipline(struct zr_dev *dev,
 			   const struct zr_dev_discipline *d)
 {
 	dev->disc = *d;
+}
+
+void zr_dev_set_transport(struct zr_dev *dev,
+			  void (*describe)(void *arg, char *buf, size_t len),
+			  void *arg)
+{
+	dev->transport = describe;
+	dev->transport_arg = arg;
 }
 
 static void zr_lock_shared(struct zr_dev *dev)
@@ -1501,6 +1541,12 @@ static void zr_summary_process(struct zr_dev *dev, struct zr_text *t,
 			  dev->disc.io_flusher ? "on" : "FAILED",
 			  dev->disc.oom_score_adj ? dev->disc.oom_score_adj :
 			  "unchanged");
+	if (dev->transport) {
+		char line[384];
+
+		dev->transport(dev->transport_arg, line, sizeof(line));
+		zr_printf(t, "Transport:      %s\n", line);
+	}
 }
 
 /* summary, part 3: one line per size class in use. */

@@ -84,6 +84,13 @@
  * read of the file.  0 (off) without one.
  */
 #define ZR_DEV_RC_AGE_DEFAULT 300
+/*
+ * io_uring_depth: entries (requests in flight) per CPU's queue.  8 per
+ * CPU covers a loop device's queue depth on a small machine; each entry
+ * holds a buffer of the largest request (128 KiB by default), locked.
+ */
+#define ZR_DEV_URING_DEPTH_DEFAULT 8
+#define ZR_DEV_URING_DEPTH_MAX 128
 /* A control file's content, at most one page, as sysfs ... */
 #define ZR_DEV_ATTR_SIZE 4096
 /* ... except summary: one line per size class in use. */
@@ -133,6 +140,8 @@ enum zr_dev_opt {
 	ZR_OPT_WRITEBACK_AGE,
 	ZR_OPT_RECOMP_ALGORITHM,
 	ZR_OPT_RECOMPRESS_AGE,
+	ZR_OPT_IO_URING,
+	ZR_OPT_IO_URING_DEPTH,
 	ZR_OPT_MAX_THREADS,
 	ZR_OPT_LIBFUSE = ZR_OPT_MAX_THREADS,
 	ZR_OPT_MAX_READ,
@@ -160,6 +169,10 @@ struct zr_dev_conf {
 	 * NULL for none; its cap in bytes, 0 for the free space. */
 	const char *backing_dev;
 	uint64_t backing_size;
+	/* The FUSE transport (the glue's): io_uring when the kernel offers
+	 * it (-o io_uring=on, the default), its entries per queue. */
+	bool io_uring;
+	unsigned int io_uring_depth;
 };
 
 /* zr_dev_opt_name - "disksize" for ZR_OPT_DISKSIZE; NULL out of range. */
@@ -224,6 +237,16 @@ void zr_dev_destroy(struct zr_dev *dev);
  */
 void zr_dev_set_discipline(struct zr_dev *dev,
 			   const struct zr_dev_discipline *d);
+
+/*
+ * zr_dev_set_transport - the summary's "Transport:" line is what
+ * @describe(@arg, buf, len) writes, called from whatever thread reads
+ * the summary (it must be safe there).  Call before requests are
+ * served; without it the line is left out.  Cannot fail.
+ */
+void zr_dev_set_transport(struct zr_dev *dev,
+			  void (*describe)(void *arg, char *buf, size_t len),
+			  void *arg);
 
 /* ---- I/O: each one store call under init_lock held shared ------------------ */
 

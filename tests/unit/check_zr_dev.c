@@ -279,6 +279,11 @@ START_TEST(test_opts_defaults)
 	for (int p = 0; p < ZR_RECOMP_MAX; p++)
 		ck_assert_ptr_null(c.zc.recomp[p].name);
 	ck_assert_uint_eq(c.zc.recompress_age, 0);
+	ck_assert(c.io_uring);
+	ck_assert_uint_eq(c.io_uring_depth, ZR_DEV_URING_DEPTH_DEFAULT);
+	ck_assert_str_eq(zr_dev_opt_name(ZR_OPT_IO_URING), "io_uring");
+	ck_assert_str_eq(zr_dev_opt_name(ZR_OPT_IO_URING_DEPTH),
+			 "io_uring_depth");
 	ck_assert_str_eq(zr_dev_opt_name(ZR_OPT_RECOMP_ALGORITHM),
 			 "recomp_algorithm");
 	ck_assert_str_eq(zr_dev_opt_name(ZR_OPT_RECOMPRESS_AGE),
@@ -325,6 +330,14 @@ START_TEST(test_opts_good)
 	ck_assert_uint_eq(c.zc.reserve, 0);
 	ck_assert_int_eq(td_check(ZR_OPT_CONGESTION_THRESHOLD, "64", &c, msg),
 			 0);
+	ck_assert_int_eq(td_check(ZR_OPT_IO_URING, "off", &c, msg), 0);
+	ck_assert(!c.io_uring);
+	ck_assert_int_eq(td_check(ZR_OPT_IO_URING, "on", &c, msg), 0);
+	ck_assert(c.io_uring);
+	ck_assert_int_eq(td_check(ZR_OPT_IO_URING_DEPTH, "1", &c, msg), 0);
+	ck_assert_uint_eq(c.io_uring_depth, 1);
+	ck_assert_int_eq(td_check(ZR_OPT_IO_URING_DEPTH, "128", &c, msg), 0);
+	ck_assert_uint_eq(c.io_uring_depth, 128);
 }
 END_TEST
 
@@ -363,6 +376,12 @@ START_TEST(test_opts_messages)
 		{ ZR_OPT_RECOMP_ALGORITHM, "lz4:x", "invalid recomp_algorithm 'lz4:x': expected a level from 1 to 65537 for lz4" },
 		{ ZR_OPT_RECOMPRESS_AGE, "65536", "invalid recompress_age '65536': expected a number of seconds from 0 to 65535" },
 		{ ZR_OPT_RECOMPRESS_AGE, "5m", "invalid recompress_age '5m': expected a number of seconds from 0 to 65535" },
+		{ ZR_OPT_IO_URING, "maybe", "invalid io_uring 'maybe': expected on or off" },
+		{ ZR_OPT_IO_URING, "", "invalid io_uring '': expected on or off" },
+		{ ZR_OPT_IO_URING, "ON", "invalid io_uring 'ON': expected on or off" },
+		{ ZR_OPT_IO_URING_DEPTH, "0", "invalid io_uring_depth '0': expected an integer from 1 to 128" },
+		{ ZR_OPT_IO_URING_DEPTH, "129", "invalid io_uring_depth '129': expected an integer from 1 to 128" },
+		{ ZR_OPT_IO_URING_DEPTH, "-1", "invalid io_uring_depth '-1': expected an integer from 1 to 128" },
 	};
 	struct zr_dev_opts o = { .novalue = ZR_OPT_THREADS };
 	struct zr_dev_conf c;
@@ -977,6 +996,12 @@ START_TEST(test_attr_formats)
 END_TEST
 
 /* The summary: every line, empty and with data. */
+/* The glue's transport line, here its argument. */
+static void td_transport(void *arg, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s", (const char *)arg);
+}
+
 START_TEST(test_attr_summary)
 {
 	static const char *const lines[] = {
@@ -1017,6 +1042,10 @@ START_TEST(test_attr_summary)
 	ck_assert_ptr_nonnull(strstr(td_buf,
 		"Memory lock:    mlockall on, I/O flusher FAILED, oom_score_adj -900\n"));
 	ck_assert_ptr_nonnull(strstr(td_buf, "64.0 KiB in 16 pages (6.2% of the disk)"));
+	ck_assert_ptr_null(strstr(td_buf, "Transport:"));	/* none set */
+	zr_dev_set_transport(dev, td_transport, (void *)"a ring");
+	td_show(dev, "summary");
+	ck_assert_ptr_nonnull(strstr(td_buf, "\nTransport:      a ring\n"));
 	ck_assert_ptr_null(strstr(td_buf, "(none: no compressed page"));
 	ck_assert_uint_eq(td_buf[strlen(td_buf) - 1], '\n');
 	zr_dev_destroy(dev);
