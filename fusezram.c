@@ -25,6 +25,10 @@
  * flight, bounded by max_background, served by up to max_threads workers.
  * Control files are direct_io: st_size neither limits nor pads a read;
  * writing one without store is EACCES even to root, as in kernfs.
+ * Requests come through /dev/fuse, or, when the kernel offers it, through
+ * fz_ring's per-CPU io_uring queues (fz_ring.h), which serve the image's
+ * READ and WRITE in their own buffers with fz_ring_read/_write and hand
+ * every other request to the same handlers through libfuse.
  *
  * TODO: splice (write_buf / fuse_reply_data) once measured to help;
  * mmap of the image (needs FUSE_DIRECT_IO_ALLOW_MMAP, libfuse > 3.14).
