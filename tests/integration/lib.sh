@@ -19,7 +19,10 @@
 #
 # Environment: FUSEZRAM (the daemon, default <repo>/fusezram), HOG (default
 # <repo>/build/hog), FZ_TMPBASE (where temporary directories go, default
-# $TMPDIR or /tmp), FZ_KEEP_LOG=1 (print the daemon's log even on success).
+# $TMPDIR or /tmp), FZ_KEEP_LOG=1 (print the daemon's log even on success),
+# FZ_TRANSPORT (fuse or uring, set by run.sh for each of its passes: every
+# mount fz_mount makes must then use that FUSE transport, see
+# fz_check_transport; unset, nothing is checked).
 
 set -euo pipefail
 
@@ -175,6 +178,15 @@ fz__undo_loop() {
 
 fz__loop_gone() { [ "$(fz__loop_back "$1")" != "$2" ]; }
 
+# fz__undo_loops IMG - detach every loop device on IMG.
+fz__undo_loops() {
+	local dev rc=0
+	for dev in $(fz_loops_of "$1"); do
+		fz__undo_loop "$dev" "$1" || rc=1
+	done
+	return "$rc"
+}
+
 fz__fusermount() { timeout 30 fusermount3 -u "$1" 2>/dev/null; }
 
 # fz__undo_fuse MNT PID LOG - unmount, let the daemon exit, reap it.
@@ -262,6 +274,7 @@ fz__undo() {
 	swap) fz__undo_swap "$a" ;;
 	fs) fz__undo_fs "$a" ;;
 	loop) fz__undo_loop "$a" "$b" ;;
+	loops) fz__undo_loops "$a" ;;
 	fuse) fz__undo_fuse "$a" "$b" "$c" ;;
 	cgroup) fz__undo_cgroup "$a" ;;
 	tmp) fz__undo_tmp "$a" ;;
@@ -468,25 +481,102 @@ fz_swaptool_cleanup() {
 }
 
 # ---------------------------------------------------------------------------
+# The FUSE transport.  The kernel sends requests through /dev/fuse or, when
+# the fuse module's enable_uring is on (Linux 6.14+), through io_uring if
+# the daemon takes it at INIT; control/summary's Transport line says
+# which, and why not io_uring.  run.sh runs every test under both, with
+# FZ_TRANSPORT=fuse and then uring.
+
+FZ_URING_PARAM=/sys/module/fuse/parameters/enable_uring
+
+case ${FZ_TRANSPORT:-} in
+'' | fuse | uring) ;;
+*) fz_fail "FZ_TRANSPORT='$FZ_TRANSPORT': expected fuse or uring" ;;
+esac
+
+# fz__transport_line MNT - print the summary's Transport line, label and
+# all (nothing if it has none); fails if the summary cannot be read.
+fz__transport_line() {
+	local s
+	s=$(timeout 10 cat -- "$1/control/summary" 2>/dev/null) || return 1
+	sed -n '/^Transport:/{p;q}' <<<"$s"
+}
+
+# fz__transport_settled MNT - the line is there and is not transient
+# (INIT not answered yet, or the rings still registering).
+fz__transport_settled() {
+	local l
+	l=$(fz__transport_line "$1") || return 1
+	case $l in
+	'' | *'(not negotiated yet)'* | 'Transport:'*' io_uring, registering'*) return 1 ;;
+	esac
+}
+
+# fz_transport [MNT] - set FZ_TRANSPORT_LINE to the Transport line of the
+# summary of MNT (default FZ_MNT), label and all, once it has settled:
+# waits at most 5 s for the rings to register; fails the test if the line
+# is missing or does not settle.
+fz_transport() {
+	local mnt=${1:-$FZ_MNT}
+	if ! fz_wait_until 5 fz__transport_settled "$mnt"; then
+		FZ_TRANSPORT_LINE=$(fz__transport_line "$mnt") || FZ_TRANSPORT_LINE="(the summary cannot be read)"
+		fz_fail "$mnt: no settled Transport line in control/summary after 5 s: '$FZ_TRANSPORT_LINE'"
+	fi
+	FZ_TRANSPORT_LINE=$(fz__transport_line "$mnt") ||
+		fz_fail "$mnt: control/summary cannot be read"
+}
+
+# fz_expect_transport T [MNT] - the mount MNT (default FZ_MNT) serves its
+# requests through the transport T: fuse (the line starts "Transport:
+# /dev/fuse") or uring ("Transport:      io_uring,").  Else the test
+# fails, quoting the line (which says why the daemon fell back): a
+# silent fallback must not pass.
+fz_expect_transport() {
+	local want=$1 mnt=${2:-$FZ_MNT} prefix
+	case $want in
+	fuse) prefix='Transport:      /dev/fuse' ;;
+	uring) prefix='Transport:      io_uring,' ;;
+	*) fz_fail "fz_expect_transport: unknown transport '$want' (expected fuse or uring)" ;;
+	esac
+	fz_transport "$mnt"
+	if [[ $FZ_TRANSPORT_LINE != "$prefix"* ]]; then
+		fz_fail "$mnt: expected the $want transport ('$prefix...'), control/summary says '$FZ_TRANSPORT_LINE' ($FZ_URING_PARAM: $(cat "$FZ_URING_PARAM" 2>/dev/null || echo absent))"
+	fi
+	fz_log "$mnt: $FZ_TRANSPORT_LINE"
+}
+
+# fz_check_transport [MNT] - fz_expect_transport "$FZ_TRANSPORT" MNT when
+# FZ_TRANSPORT is set; nothing otherwise.  For mounts made other than by
+# fz_mount (mount(8), fusezram-swap).
+# shellcheck disable=SC2120 # the argument is optional
+fz_check_transport() {
+	[ -z "${FZ_TRANSPORT:-}" ] || fz_expect_transport "$FZ_TRANSPORT" "${1:-$FZ_MNT}"
+}
+
+# ---------------------------------------------------------------------------
 # Mounting fusezram.
 
 FZ_NMOUNT=0
 
-# fz_mount [--detach] [--env NAME=VALUE]... [fusezram args...] - mount a
-# fresh image in a new directory under FZ_TMP.  Sets FZ_MNT (mount point),
-# FZ_IMG (the image), FZ_CTL (the control directory), FZ_PID (the daemon),
-# FZ_LOG (its output).  By default the daemon runs with -f in a session of
-# its own (so signals to the test reach it only through the cleanup); with
-# --detach it is started the ordinary way and must detach by itself.  Each
-# --env puts NAME=VALUE in the daemon's environment only (env(1) execs
-# it: the pid is the daemon's), e.g. --env LD_PRELOAD=lib.so.
+# fz_mount [--detach] [--env NAME=VALUE]... [--transport T] [fusezram
+# args...] - mount a fresh image in a new directory under FZ_TMP.  Sets
+# FZ_MNT (mount point), FZ_IMG (the image), FZ_CTL (the control
+# directory), FZ_PID (the daemon), FZ_LOG (its output).  By default the
+# daemon runs with -f in a session of its own (so signals to the test
+# reach it only through the cleanup); with --detach it is started the
+# ordinary way and must detach by itself.  Each --env puts NAME=VALUE in
+# the daemon's environment only (env(1) execs it: the pid is the
+# daemon's), e.g. --env LD_PRELOAD=lib.so.  Once the image is there, the
+# mount must use the transport T (fz_expect_transport): fuse, uring, or
+# any for no check; default $FZ_TRANSPORT, or any without it.
 fz_mount() {
-	local detach=0 rc=0
+	local detach=0 rc=0 transport=${FZ_TRANSPORT:-any}
 	local -a env=()
 	while :; do
 		case ${1:-} in
 		--detach) detach=1 ;;
 		--env) env+=("$2"); shift ;;
+		--transport) transport=$2; shift ;;
 		*) break ;;
 		esac
 		shift
@@ -522,6 +612,7 @@ fz_mount() {
 	fi
 	fz_wait_until 10 test -f "$FZ_IMG" || fz_fail "$FZ_IMG missing after mount"
 	fz_log "mounted fusezram $* at $FZ_MNT (pid $FZ_PID)"
+	[ "$transport" = any ] || fz_expect_transport "$transport" "$FZ_MNT"
 }
 
 # fz_umount [MNT] - unmount now (default FZ_MNT); fails if the daemon did
@@ -530,13 +621,16 @@ fz_mount() {
 fz_umount() { fz__undo_match fuse "${1:-$FZ_MNT}"; }
 
 # fz_loop IMG [losetup options...] - attach IMG to a free loop device of
-# our own (losetup -f --show); sets FZ_LOOP.
+# our own (losetup -f --show); sets FZ_LOOP.  Until losetup has named the
+# device, the registration covers every loop device on IMG: a signal
+# between the attach and the registration leaves nothing attached.
 fz_loop() {
 	local img=$1
 	shift
 	fz_require_loop
+	fz__register "loops|$img"
 	FZ_LOOP=$(timeout 60 losetup -f --show "$@" "$img") || fz_fail "losetup -f --show $* $img"
-	fz__register "loop|$FZ_LOOP|$img"
+	FZ_CLEANUP[${#FZ_CLEANUP[@]} - 1]="loop|$FZ_LOOP|$img"
 	fz_log "attached $FZ_LOOP to $img ($*)"
 }
 

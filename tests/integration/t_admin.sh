@@ -21,8 +21,21 @@
 # failing mkswap or swapon (stand-ins put first on PATH) undoes the steps
 # before it.  The unit file passes systemd-analyze verify.
 #
+# fusezram-swap and the transport: bad io_uring (maybe), io_uring_depth
+# (0, 129) and enable_uring (perhaps) values, and enable_uring = yes with
+# io_uring = off, are refused (exit 2) naming key, value and line, and
+# change nothing.  With the fuse module's enable_uring off, config shows
+# the keys and the options start passes (io_uring=on,io_uring_depth=4);
+# start with enable_uring = yes turns the switch on and says so, and the
+# swap's daemon serves on io_uring at depth 4; stop leaves the switch on;
+# a start with the switch already on says nothing of it; without the key,
+# start leaves the switch off and the daemon serves /dev/fuse.  The
+# switch is put back as the test found it.  (Without the switch in this
+# kernel: start with enable_uring = yes says so and serves /dev/fuse.)
+#
 # Safety: the lock directory /run/fusezram is removed at the end if the
-# test made it.  Before start, the cleanup registers 'fusezram-swap stop', a
+# test made it; the fuse module's enable_uring is put back as found (run
+# the test through run.sh, which holds the lock of those who switch it).  Before start, the cleanup registers 'fusezram-swap stop', a
 # swapoff and losetup -d of every loop device on the swap image (and
 # nothing else), and the unmount; after start, the loop device and swap
 # are registered with lib.sh as well.
@@ -266,6 +279,7 @@ fz__register "loop|$dev|$SWIMG"
 fz__register "swap|$dev"
 awk -v m="$SWMNT" '$5 == m { for (i = 7; $i != "-"; i++); print $(i + 1) }' /proc/self/mountinfo |
 	grep -qx fuse.fusezram || fz_fail "no fuse.fusezram mount at $SWMNT"
+fz_check_transport "$SWMNT"
 fz_expect_eq "losetup DIO of $dev" "$(losetup -n -O DIO "$dev" | tr -d '[:space:]')" 1
 line=$(awk -v d="$dev" '$1 == d' /proc/swaps)
 fz_log "/proc/swaps: $line"
@@ -302,6 +316,120 @@ grep -q 'nothing to stop' "$FZ_TMP/out" || fz_fail "second stop: $(cat "$FZ_TMP/
 rc=0
 fz_run 60 "$FZSWAP" --config "$CONF" status >/dev/null || rc=$?
 fz_expect_eq "status when stopped: exit status" "$rc" 3
+
+# ---------------------------------------------------------------------------
+# fusezram-swap and the transport: io_uring, io_uring_depth, enable_uring.
+
+# refused TEXT MESSAGE... - start and config with the settings TEXT exit
+# 2, each MESSAGE (a grep -F string) in their errors; nothing is made.
+refused() {
+	local text=$1 rc cmd m
+	shift
+	printf '%b' "$text" >"$CONF"
+	for cmd in start config; do
+		rc=0
+		fz_run 60 "$FZSWAP" --config "$CONF" "$cmd" >/dev/null 2>"$FZ_TMP/err" || rc=$?
+		cat "$FZ_TMP/err" >&2
+		fz_expect_eq "$cmd with a bad setting: exit status" "$rc" 2
+		for m in "$@"; do
+			grep -qF -- "$m" "$FZ_TMP/err" || fz_fail "$cmd: no message '$m' in: $(cat "$FZ_TMP/err")"
+		done
+	done
+	[ ! -e "$SWMNT" ] || fz_fail "start with a bad setting created $SWMNT"
+}
+
+# swap_start WHAT - fusezram-swap start (its output in $FZ_TMP/start.out),
+# the swap registered for the cleanup; sets dev.
+swap_start() {
+	fz_run 120 "$FZSWAP" --config "$CONF" start >"$FZ_TMP/start.out" 2>&1 ||
+		fz_fail "fusezram-swap start ($1) exited $?: $(cat "$FZ_TMP/start.out")"
+	cat "$FZ_TMP/start.out" >&2
+	dev=$(fz_loops_of "$SWIMG")
+	if [ -z "$dev" ] || [ "$(wc -l <<<"$dev")" -ne 1 ]; then
+		fz_fail "expected one loop device on $SWIMG ($1), got '$dev'"
+	fi
+	fz__register "loop|$dev|$SWIMG"
+	fz__register "swap|$dev"
+	grep -q "^${dev}[[:space:]]" /proc/swaps || fz_fail "$dev is not swap ($1)"
+}
+
+# swap_stop WHAT - fusezram-swap stop; nothing is left.
+swap_stop() {
+	fz_run 400 "$FZSWAP" --config "$CONF" stop >&2 || fz_fail "fusezram-swap stop ($1) exited $?"
+	[ -z "$(fz_loops_of "$SWIMG")" ] || fz_fail "loop devices left on $SWIMG after stop ($1)"
+	! fz_is_mounted "$SWMNT" || fz_fail "$SWMNT still mounted after stop ($1)"
+}
+
+PARAM=$FZ_URING_PARAM
+if [ -e "$PARAM" ]; then
+	if [ "$(cat "$PARAM")" = Y ]; then fz_defer "echo 1 >'$PARAM'"; else fz_defer "echo 0 >'$PARAM'"; fi
+	echo 0 >"$PARAM"
+	fz_expect_eq "$PARAM after writing 0" "$(cat "$PARAM")" N
+fi
+
+refused "mountpoint = $SWMNT\nio_uring = maybe\nio_uring_depth = 0\nenable_uring = perhaps\n" \
+	"swap.conf:2: invalid io_uring 'maybe': expected on or off" \
+	"swap.conf:3: invalid io_uring_depth '0': expected an integer from 1 to 128" \
+	"swap.conf:4: invalid enable_uring 'perhaps': expected yes or no"
+refused "mountpoint = $SWMNT\nio_uring_depth = 129\n" \
+	"swap.conf:2: invalid io_uring_depth '129': expected an integer from 1 to 128"
+refused "mountpoint = $SWMNT\nio_uring = off\nenable_uring = yes\n" \
+	"swap.conf:3: enable_uring yes is set but io_uring is off"
+[ ! -e "$PARAM" ] || fz_expect_eq "$PARAM after the refused starts" "$(cat "$PARAM")" N
+
+cat >"$CONF" <<EOF
+# t_admin: a small swap on io_uring, switched on by the tool
+disksize = 64M
+swap_priority = $PRIO
+mountpoint = $SWMNT
+io_uring = on
+io_uring_depth = 4
+enable_uring = yes
+EOF
+fz_run 60 "$FZSWAP" --config "$CONF" config >"$FZ_TMP/out" || fz_fail "config with the io_uring keys exited $?"
+cat "$FZ_TMP/out" >&2
+grep -qx "io_uring = on" "$FZ_TMP/out" || fz_fail "config shows no io_uring"
+grep -qx "io_uring_depth = 4" "$FZ_TMP/out" || fz_fail "config shows no io_uring_depth"
+grep -q "^enable_uring = yes[[:space:]]" "$FZ_TMP/out" || fz_fail "config shows no enable_uring"
+grep -q "^# start runs: .*,io_uring=on,io_uring_depth=4 $SWMNT\$" "$FZ_TMP/out" ||
+	fz_fail "config: start would not pass io_uring=on,io_uring_depth=4"
+
+if [ -e "$PARAM" ]; then
+	swap_start "enable_uring = yes, the switch off"
+	grep -qF "enable_uring = yes: wrote 1 to $PARAM" "$FZ_TMP/start.out" ||
+		fz_fail "start did not say it turned $PARAM on"
+	fz_expect_eq "$PARAM after start with enable_uring = yes" "$(cat "$PARAM")" Y
+	pid=$(fz__find_daemon "$SWMNT") || fz_fail "no daemon for $SWMNT"
+	tr '\0' '\n' <"/proc/$pid/cmdline" | grep -q -- ",io_uring=on,io_uring_depth=4" ||
+		fz_fail "the daemon's arguments lack io_uring=on,io_uring_depth=4: $(tr '\0' ' ' <"/proc/$pid/cmdline")"
+	fz_expect_transport uring "$SWMNT"
+	[[ $FZ_TRANSPORT_LINE =~ \ queue\(s\)\ of\ depth\ 4([^0-9]|$) ]] ||
+		fz_fail "the swap's rings are not of depth 4: $FZ_TRANSPORT_LINE"
+	grep -q "^fusezram-swap: transport: io_uring, .* of depth 4" "$FZ_TMP/start.out" ||
+		fz_fail "start did not show the transport"
+	swap_stop "io_uring"
+	fz_expect_eq "$PARAM after stop (left on)" "$(cat "$PARAM")" Y
+
+	# Already on: nothing said of it.
+	swap_start "enable_uring = yes, the switch on"
+	! grep -q "wrote 1" "$FZ_TMP/start.out" || fz_fail "start wrote $PARAM though it was on"
+	fz_expect_transport uring "$SWMNT"
+	swap_stop "io_uring, the switch on"
+
+	# Without the key the switch is left alone.
+	echo 0 >"$PARAM"
+	sed -i '/^enable_uring/d' "$CONF"
+	swap_start "no enable_uring, the switch off"
+	fz_expect_eq "$PARAM after start without enable_uring" "$(cat "$PARAM")" N
+	fz_expect_transport fuse "$SWMNT"
+	swap_stop "no enable_uring"
+else
+	sed -i '/^io_uring/d' "$CONF"
+	swap_start "enable_uring = yes, no switch in this kernel"
+	grep -qF "there is no $PARAM" "$FZ_TMP/start.out" || fz_fail "start did not say the kernel has no $PARAM"
+	fz_expect_transport fuse "$SWMNT"
+	swap_stop "no switch"
+fi
 
 # The unit file, with its placeholders filled in.
 if command -v systemd-analyze >/dev/null; then

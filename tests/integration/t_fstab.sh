@@ -50,6 +50,7 @@ mounted_by_helper() {
 	PID=$(fz__find_daemon "$dir") || fz_fail "no fusezram daemon serves $dir"
 	FZ_CLEANUP[${#FZ_CLEANUP[@]} - 1]="fuse|$dir|$PID|-"
 	fz_log "mounted at $dir by the helper: daemon $PID: $(tr '\0' ' ' <"/proc/$PID/cmdline")"
+	fz_check_transport "$dir"
 }
 
 # roundtrip DIR - 1 MiB written and read back through DIR/image.
