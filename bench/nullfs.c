@@ -15,13 +15,27 @@
  * whatever fusezram measures above nullfs is the cost of its page table,
  * compression and allocator.
  *
- *	nullfs [-f] [-s] -o size=1G MOUNTPOINT
+ * The transport is fusezram's (fz_ring.c): FUSE over io_uring when the
+ * kernel offers it (Linux 6.14+, /sys/module/fuse/parameters/enable_uring
+ * on) and -o io_uring=on, the default; /dev/fuse otherwise.  On the rings
+ * READ and WRITE of the image are answered in place (zeros into the ring's
+ * buffer; writes dropped), everything else through the same handlers as
+ * on /dev/fuse.  fz_ring logs the transport once it is settled ("transport:
+ * io_uring, ..." or "transport: /dev/fuse (why)"); nullfs logs it again
+ * at exit, with the number of requests the rings served ("nullfs: at exit,
+ * transport: ..."), which is what bench/run.sh checks an io_uring row by.
  *
- * Built by bench/run.sh on its own (no Makefile rule):
- *	cc -O2 -Wall -Wextra bench/nullfs.c $(pkg-config --cflags --libs fuse3)
+ *	nullfs [-f] [-s] -o size=1G[,io_uring=on|off][,io_uring_depth=N] MOUNTPOINT
  *
- * TODO: nothing counts requests; a per-op counter would show how the
- * kernel splits loop I/O into FUSE requests.
+ * Built by bench/run.sh on its own (no Makefile rule), with the transport:
+ *	cc -O2 -Wall -Wextra -D_GNU_SOURCE -pthread -I. bench/nullfs.c \
+ *		fz_ring.c $(pkg-config --cflags --libs fuse3 liburing)
+ * (fz_ring.c needs _GNU_SOURCE from the command line, as the Makefile
+ * gives it.)
+ *
+ * TODO: nothing counts requests on /dev/fuse; a per-op counter would show
+ * how the kernel splits loop I/O into FUSE requests (the rings' count is
+ * in the exit line).
  */
 #define FUSE_USE_VERSION 314
 #ifndef _GNU_SOURCE
@@ -45,6 +59,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fz_ring.h"
+
 #define NF_IMAGE_INO	2
 #define NF_IMAGE_NAME	"image"
 #define NF_ZERO_SIZE	(1u << 20)	/* one shared buffer of zeros */
@@ -67,10 +83,14 @@ static const char nf_zero[NF_ZERO_SIZE];
 
 struct nf_opts {
 	char *size;
+	char *io_uring;			/* "on" or "off" */
+	unsigned int io_uring_depth;
 };
 
 static const struct fuse_opt nf_opt_spec[] = {
 	{ "size=%s", offsetof(struct nf_opts, size), 0 },
+	{ "io_uring=%s", offsetof(struct nf_opts, io_uring), 0 },
+	{ "io_uring_depth=%u", offsetof(struct nf_opts, io_uring_depth), 0 },
 	FUSE_OPT_END
 };
 
@@ -263,6 +283,30 @@ static void nf_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	fuse_reply_write(req, size);
 }
 
+/* The rings' READ and WRITE of the image, in place (fz_ring_conf). */
+static ssize_t nf_ring_read(void *arg, void *buf, size_t size, uint64_t off)
+{
+	(void)arg;
+	if (off >= nf_size)
+		return 0;
+	if (size > nf_size - off)
+		size = nf_size - off;
+	memset(buf, 0, size);
+	return (ssize_t)size;
+}
+
+static ssize_t nf_ring_write(void *arg, const void *buf, size_t size,
+			     uint64_t off)
+{
+	(void)arg;
+	(void)buf;
+	if (off >= nf_size)
+		return -ENOSPC;
+	if (size > nf_size - off)
+		size = nf_size - off;
+	return (ssize_t)size;
+}
+
 static void nf_fallocate(fuse_req_t req, fuse_ino_t ino, int mode,
 			 off_t off, off_t len, struct fuse_file_info *fi)
 {
@@ -309,8 +353,14 @@ int main(int argc, char *argv[])
 	struct fuse_cmdline_opts opts = { 0 };
 	struct fuse_loop_config *config;
 	struct fuse_session *se;
-	struct nf_opts nopts = { 0 };
-	int ret = 1;
+	struct nf_opts nopts = { .io_uring_depth = FZ_RING_DEPTH_DEFAULT };
+	struct fz_ring_conf rc = {
+		.ino = NF_IMAGE_INO,
+		.read = nf_ring_read, .write = nf_ring_write,
+	};
+	struct fz_ring *ring = NULL;
+	char line[384];
+	int ret = 1, err;
 
 	/* fusezram's worker count first, so that -o max_threads= wins. */
 	if (fuse_opt_add_arg(&args, argv[0]) != 0 ||
@@ -322,7 +372,8 @@ int main(int argc, char *argv[])
 	if (fuse_parse_cmdline(&args, &opts) != 0)
 		goto out_args;
 	if (opts.show_help || opts.show_version || !opts.mountpoint) {
-		printf("usage: %s [-f] [-s] -o size=SIZE MOUNTPOINT\n", argv[0]);
+		printf("usage: %s [-f] [-s] -o size=SIZE[,io_uring=on|off][,io_uring_depth=N] MOUNTPOINT\n",
+		       argv[0]);
 		ret = !(opts.show_help || opts.show_version);
 		goto out_args;
 	}
@@ -330,6 +381,20 @@ int main(int argc, char *argv[])
 		goto out_args;
 	if (!nopts.size || nf_parse_size(nopts.size, &nf_size) != 0) {
 		fprintf(stderr, "nullfs: need -o size=SIZE (e.g. 1G)\n");
+		goto out_args;
+	}
+	if (nopts.io_uring && strcmp(nopts.io_uring, "on") != 0 &&
+	    strcmp(nopts.io_uring, "off") != 0) {
+		fprintf(stderr, "nullfs: -o io_uring=%s: expected on or off\n",
+			nopts.io_uring);
+		goto out_args;
+	}
+	rc.enable = !nopts.io_uring || strcmp(nopts.io_uring, "on") == 0;
+	rc.depth = nopts.io_uring_depth;
+	err = fz_ring_create(&rc, &ring);
+	if (err) {
+		fprintf(stderr, "nullfs: the transport (-o io_uring_depth=%u, 1 to %d): %s\n",
+			rc.depth, FZ_RING_DEPTH_MAX, strerror(-err));
 		goto out_args;
 	}
 
@@ -340,6 +405,10 @@ int main(int argc, char *argv[])
 		goto out_destroy;
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
+	if (fz_ring_attach(ring, se) != 0) {
+		fprintf(stderr, "nullfs: cannot attach the transport to the session\n");
+		goto out_unmount;
+	}
 	fuse_daemonize(opts.foreground);
 
 	if (opts.singlethread) {
@@ -357,12 +426,17 @@ int main(int argc, char *argv[])
 
 out_unmount:
 	fuse_session_unmount(se);
+	fz_ring_describe(ring, line, sizeof(line));
+	fuse_log(FUSE_LOG_NOTICE, "nullfs: at exit, transport: %s\n", line);
 out_signals:
 	fuse_remove_signal_handlers(se);
 out_destroy:
 	fuse_session_destroy(se);
 out_args:
+	/* After the unmount: the rings' requests ended with it. */
+	fz_ring_destroy(ring);
 	free(nopts.size);
+	free(nopts.io_uring);
 	free(opts.mountpoint);
 	fuse_opt_free_args(&args);
 	return ret;

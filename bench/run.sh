@@ -2,8 +2,10 @@
 #
 # bench/run.sh - the fusezram benchmark: memory and throughput against kernel
 # zram, nbdkit's zstd memory allocator behind nbdfuse, and nullfs (a FUSE
-# file system that stores nothing: the ceiling of the FUSE + loop path).
-# `make bench` runs it after building ./fusezram.  Root is required.
+# file system that stores nothing: the ceiling of the FUSE + loop path),
+# fusezram and nullfs each under both FUSE transports, /dev/fuse and FUSE
+# over io_uring.  `make bench` runs it after building ./fusezram.  Root is
+# required.
 #
 # All of it runs in one go on the same data, a corpus of /usr files
 # (bench/run.sh builds it once into build/bench/corpus.bin and reuses it):
@@ -19,8 +21,22 @@
 #     a discard.  Each target prints PASS or FAIL.
 #  3. Throughput, each configuration through a direct-I/O loop device:
 #     sequential 1 MiB write and read (dd), read-back compared with the
-#     corpus, 4 KiB random read and write (fio), compression ratio.  A table,
-#     then fusezram's figures divided by each baseline's.
+#     corpus, 4 KiB random read and write (fio), compression ratio, and for
+#     the FUSE daemons their CPU time (utime + stime of the whole process,
+#     /proc/PID/stat) per 100K of fio's 4 KiB reads and writes.  fusezram
+#     lz4 and nullfs run twice, on /dev/fuse (rows fusezram-lz4, nullfs)
+#     and on FUSE over io_uring (fusezram-lz4-uring, nullfs-uring): the
+#     fuse module's enable_uring is set to 0 or 1 for the row (see Safety)
+#     and the daemon keeps its default -o io_uring=on, so a /dev/fuse row
+#     is what a kernel without the feature gets.  Every such row is checked
+#     afterwards: fusezram's control/summary "Transport:" line, nullfs'
+#     exit line must name the transport wanted, and an io_uring row must
+#     have served image reads and writes on the rings; a row that fell
+#     back is flagged (*** ... ***) and counted as a failure.  A table,
+#     fusezram's figures divided by each baseline's, then the transports
+#     side by side with issue 15's targets (ratios to /dev/zram0 and to
+#     the same transport's null ceiling, io_uring / /dev/fuse, each target
+#     PASS or MISS: reported, never asserted).
 #  4. Tiers (bench/tier.sh, in its own process with its own cleanup trap,
 #     tests/integration/lib.sh's): the corpus written back to a backing
 #     file (RAM freed, the file's size against compr_data_size, a discard
@@ -37,12 +53,28 @@
 #     IOPS of the recompressed pages against the lz4 pages; then
 #     recompress_age=3 reaching that saving on its own while fio reads a
 #     hot region, its IOPS against the same without the policy.
+#  6. Swap under pressure (bench/stress.sh STRESS_PARTS=pressure, in its
+#     own process with its own cleanup trap, as section 4): the two-hog
+#     workload on fusezram over /dev/fuse, over io_uring, and on kernel
+#     zram0, each time against zram0's (issue 15: io_uring <= 1.2x).
 #
 # The benchmark reports; it exits 0 even when a target is missed (the
 # summary says so), and non-zero only when it could not run.
 #
 # Environment:
 #	BENCH_QUICK=1		64 MiB corpus, 3 s fio runs: a smoke run
+#	BENCH_TRANSPORT_ONLY=1	only what issue 15 measures: section 3's
+#				fusezram-lz4, zram-lz4 and nullfs rows under
+#				both transports, and section 6 (no memory
+#				section, zstd, nbdkit, tiers, recompression)
+#	BENCH_BASE=PATH		also a row fusezram-lz4-base on /dev/fuse with
+#				this build (an older fusezram): the "no
+#				regression under /dev/fuse" target
+#	BENCH_SKIP_URING=1	no io_uring rows (and no window on the
+#				parameter: /dev/fuse rows run as they are)
+#	BENCH_SKIP_STRESS=1	no section 6
+#	BENCH_STRESS_ROUNDS=N	its rounds (default 3, quick 1)
+#	URING_LOCK_WAIT=S	wait for /tmp/fusezram-uring.lock (default 3600)
 #	BENCH_SKIP_ZRAM=1	leave /dev/zram0 alone
 #	BENCH_ZRAM_WAIT=S	wait for a zram0 someone else uses (default 120)
 #	BENCH_SKIP_NBD=1	no nbdkit + nbdfuse row
@@ -59,13 +91,21 @@
 # Safety: one EXIT/INT/TERM trap undoes everything this script set up, in
 # reverse order, on every path: losetup -d of the loop devices it allocated
 # (only those), fusermount3 -u of its mounts (then the daemons are reaped,
-# killed if they linger), nbdkit killed, /sys/block/zram0/reset if it used
+# killed if they linger), nbdkit killed, /sys/module/fuse/parameters/
+# enable_uring put back to what it was, /sys/block/zram0/reset if it used
 # zram0 (it never touches a zram0 that is already set up), its temporary
-# directory removed.  Nothing here is ever swapped on: section 4 is
+# directory removed.  The parameter is only changed inside a window
+# around one row (bench/uring.sh: mount, measure, unmount), which holds an
+# exclusive flock on /tmp/fusezram-uring.lock (the tests that set the
+# parameter take it too; the wait for it is bounded by URING_LOCK_WAIT)
+# and puts the value back before letting the lock go.  The lock is held
+# by a helper process, never by a descriptor the daemons could inherit.  Nothing here is ever swapped on: section 4 is
 # bench/tier.sh, whose own trap undoes its swap and zswap settings; it runs
 # in the background here, and an interrupt sends it SIGTERM and waits for
 # its cleanup (at most 15 minutes: swapoff may have to read pages back).
-# Section 5, bench/recomp.sh, runs the same way (it never swaps).  A zram0 that someone
+# Sections 5 and 6, bench/recomp.sh and bench/stress.sh, run the same
+# way (recomp.sh never swaps; stress.sh's parts swap on, and undo it, as
+# tier.sh does, and open their own windows on the parameter).  A zram0 that someone
 # else has set up (disksize, swap, mount, loop) is never touched.  Every command that goes
 # through a FUSE mount runs under a time limit; one that outlives it (a hung
 # daemon leaves it in uninterruptible sleep) makes the script abort the
@@ -76,6 +116,8 @@ export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+# shellcheck source=bench/uring.sh
+. "$ROOT/bench/uring.sh"
 
 FUSEZRAM=${FUSEZRAM:-$ROOT/fusezram}
 OUT=$ROOT/build/bench
@@ -84,6 +126,13 @@ SKIP_ZRAM=${BENCH_SKIP_ZRAM:-0}
 SKIP_NBD=${BENCH_SKIP_NBD:-0}
 SKIP_TIER=${BENCH_SKIP_TIER:-0}
 SKIP_RECOMP=${BENCH_SKIP_RECOMP:-0}
+SKIP_URING=${BENCH_SKIP_URING:-0}
+SKIP_STRESS=${BENCH_SKIP_STRESS:-0}
+TRANSPORT_ONLY=${BENCH_TRANSPORT_ONLY:-0}
+BASE=${BENCH_BASE:-}
+if [ "$TRANSPORT_ONLY" = 1 ]; then
+	SKIP_NBD=1 SKIP_TIER=1 SKIP_RECOMP=1
+fi
 ZRAM_WAIT=${BENCH_ZRAM_WAIT:-120}
 ZRAM_BUSY=0
 PNG=${BENCH_PNG:-}
@@ -93,10 +142,12 @@ if [ "$QUICK" = 1 ]; then
 	CORPUS_MIB=64
 	FIO_RUNTIME=${BENCH_FIO_RUNTIME:-3}
 	REPEAT=${BENCH_REPEAT:-1}
+	STRESS_ROUNDS=${BENCH_STRESS_ROUNDS:-1}
 else
 	CORPUS_MIB=$CORPUS_FULL_MIB
 	FIO_RUNTIME=${BENCH_FIO_RUNTIME:-6}
 	REPEAT=${BENCH_REPEAT:-3}
+	STRESS_ROUNDS=${BENCH_STRESS_ROUNDS:-3}
 fi
 CORPUS_BYTES=$((CORPUS_MIB << 20))
 DISKSIZE=1G			# every device: fusezram, zram0, nbdkit, nullfs
@@ -109,6 +160,14 @@ T_MEM_VS_ZRAM=1.02		# fusezram mem_used_total / zram mem_used_total
 T_RSS_VS_ZRAM=1.08		# daemon RSS growth / zram mem_used_total
 T_FRAG=1.10			# mem_used_total / compr_data_size, 1/3 kept
 T_EMPTY_BYTES=$((2 << 20))	# mem_used_total after discarding everything
+
+# Targets of the transport issue (15): fusezram lz4 on io_uring.
+T_URING_RR=0.40			# 4 KiB randread / /dev/zram0's
+T_URING_RW=0.42			# 4 KiB randwrite / /dev/zram0's
+T_URING_CPU=0.7			# daemon CPU per 100K reads / /dev/fuse's
+T_URING_SEQW=1.3		# 1 MiB sequential write / /dev/zram0's
+# (The two-hog swap time's, <= 1.2x kernel zram's, is bench/stress.sh's.)
+T_NOREGRESS=0.90		# /dev/fuse against BENCH_BASE, each figure
 
 # Time limits, in seconds.
 T_DD=600
@@ -279,6 +338,7 @@ undo_entry() {
 	fuse) undo_fuse "$a" "$b" "$c" ;;
 	pid) undo_pid "$a" ;;
 	tier) undo_tier "$a" ;;
+	uring) uring_window_close ;;
 	zram) undo_zram ;;
 	done) ;;
 	esac
@@ -304,6 +364,7 @@ cleanup() {
 	fi
 	undo_to 0
 	undo_zram
+	uring_window_close
 	[ -z "$TMP" ] || rm -rf "$TMP"
 	[ -z "$SHM" ] || rm -rf "$SHM"
 	exit "$rc"
@@ -548,11 +609,12 @@ drop_caches() {
 }
 
 # fio_run DEV RW [EXTRA...] - set FIO_IOPS to the IOPS of a 4 KiB random
-# RW run over the corpus-sized start of DEV, or "-".
+# RW run over the corpus-sized start of DEV, or "-", and FIO_IOS to the
+# number of I/Os it completed.
 fio_run() {
 	local dev=$1 rw=$2 f=$TMP/fio.json dir rc=0
 	shift 2
-	FIO_IOPS=-
+	FIO_IOPS=- FIO_IOS=-
 	[ "$HAVE_FIO" = 1 ] || return 0
 	bounded "$T_FIO" fio --name="$rw" --filename="$dev" --ioengine=libaio \
 		--direct=1 --iodepth=32 --numjobs=2 --bs=4k --rw="$rw" \
@@ -565,6 +627,31 @@ fio_run() {
 		return 0
 	fi
 	FIO_IOPS=$(jq -r ".jobs[0].$dir.iops | floor" "$f")
+	FIO_IOS=$(jq -r ".jobs[0].$dir.total_ios" "$f")
+}
+
+CLK_TCK=$(getconf CLK_TCK)
+
+# cpu_ticks PID - utime + stime of process PID (all its threads, live and
+# exited), in clock ticks; "-" if it is gone.
+cpu_ticks() {
+	awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo -
+}
+
+# fio_cpu PID DEV RW [EXTRA...] - fio_run, and set FIO_CPU to PID's CPU
+# seconds per 100K of the run's I/Os ("-" without a PID, "-" for PID).
+fio_cpu() {
+	local pid=$1 c0 c1
+	shift
+	FIO_CPU=-
+	c0=-
+	[ "$pid" = - ] || c0=$(cpu_ticks "$pid")
+	fio_run "$@"
+	[ "$c0" != - ] && [ "$FIO_IOPS" != - ] || return 0
+	c1=$(cpu_ticks "$pid")
+	[ "$c1" != - ] || return 0
+	FIO_CPU=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n="$FIO_IOS" \
+		'BEGIN { if (n > 0) printf "%.3f\n", t / hz / n * 1e5; else print "-" }')
 }
 
 # ---------------------------------------------------------------------------
@@ -632,6 +719,7 @@ if [ ! -x "$FUSEZRAM" ]; then
 fi
 
 TMP=$(mktemp -d /tmp/fzbench.XXXXXX)
+URING_TMP=$TMP
 SHM=$(mktemp -d /dev/shm/fzbench.XXXXXX 2>/dev/null) || SHM=$TMP
 
 # The helpers in Python: corpus building and discards.
@@ -789,149 +877,153 @@ FIO_WRITE_OPTS=(--buffer_compress_percentage="$FIO_COMPRESS" --buffer_compress_c
 # ---------------------------------------------------------------------------
 # 2. Memory.
 
-echo "== 2. memory: $CORPUS_MIB MiB corpus, lz4, dd bs=1M oflag=direct"
-mark_mem=${#CLEANUP[@]}
-FZ_MEM="-"
-FZ_COMPR="-"
-FZ_RSS_GROWTH="-"
-Z_MEM="-"
-Z_COMPR="-"
-if [ "$HAVE_FZ" = 1 ]; then
-	if mount_fusezram mem "disksize=$DISKSIZE,comp_algorithm=lz4"; then
-		fz=$MNT
-		pid=$MNT_PID
-		loop=""
-		loop_attach "$fz/image" && loop=$LOOP
-		rss0=$(rss "$pid")
-		if [ -n "$loop" ]; then
-			dd_timed if="$CORPUS" of="$loop" bs=1M oflag=direct
-			[ "$DD_RC" = 0 ] || log "fusezram: dd to $loop failed: $DD_ERR"
+if [ "$TRANSPORT_ONLY" = 1 ]; then
+	echo "== 2. memory: skipped (BENCH_TRANSPORT_ONLY=1)"
+else
+	echo "== 2. memory: $CORPUS_MIB MiB corpus, lz4, dd bs=1M oflag=direct"
+	mark_mem=${#CLEANUP[@]}
+	FZ_MEM="-"
+	FZ_COMPR="-"
+	FZ_RSS_GROWTH="-"
+	Z_MEM="-"
+	Z_COMPR="-"
+	if [ "$HAVE_FZ" = 1 ]; then
+		if mount_fusezram mem "disksize=$DISKSIZE,comp_algorithm=lz4"; then
+			fz=$MNT
+			pid=$MNT_PID
+			loop=""
+			loop_attach "$fz/image" && loop=$LOOP
+			rss0=$(rss "$pid")
+			if [ -n "$loop" ]; then
+				dd_timed if="$CORPUS" of="$loop" bs=1M oflag=direct
+				[ "$DD_RC" = 0 ] || log "fusezram: dd to $loop failed: $DD_ERR"
+			fi
+			settle "$fz/control/mm_stat"
+			rss1=$(rss "$pid")
+			FZ_MEM=$(mm "$fz/control/mm_stat" mem_used)
+			FZ_COMPR=$(mm "$fz/control/mm_stat" compr)
+			FZ_ORIG=$(mm "$fz/control/mm_stat" orig)
+			FZ_SAME=$(mm "$fz/control/mm_stat" same)
+			FZ_HUGE=$(mm "$fz/control/mm_stat" huge)
+			FZ_RSS_GROWTH=$((rss1 - rss0))
+		fi
+	else
+		echo "  fusezram: not built, skipped"
+	fi
+	if [ "$HAVE_ZRAM" = 1 ]; then
+		if zram_setup lz4; then
+			dd_timed if="$CORPUS" of=/dev/zram0 bs=1M oflag=direct
+			[ "$DD_RC" = 0 ] || log "zram: dd failed: $DD_ERR"
+			Z_MEM=$(mm /sys/block/zram0/mm_stat mem_used)
+			Z_COMPR=$(mm /sys/block/zram0/mm_stat compr)
+			Z_ORIG=$(mm /sys/block/zram0/mm_stat orig)
+			Z_SAME=$(mm /sys/block/zram0/mm_stat same)
+			Z_HUGE=$(mm /sys/block/zram0/mm_stat huge)
+		fi
+	fi
+
+	printf '  %-26s %16s %16s\n' "" fusezram "zram0 (kernel)"
+	printf '  %-26s %16s %16s\n' orig_data_size "${FZ_ORIG:--}" "${Z_ORIG:--}"
+	printf '  %-26s %16s %16s\n' compr_data_size "$FZ_COMPR" "$Z_COMPR"
+	printf '  %-26s %16s %16s\n' mem_used_total "$FZ_MEM" "$Z_MEM"
+	printf '  %-26s %16s %16s\n' "same_pages / huge_pages" "${FZ_SAME:--} / ${FZ_HUGE:--}" "${Z_SAME:--} / ${Z_HUGE:--}"
+	printf '  %-26s %16s %16s\n' "daemon RSS growth" "$FZ_RSS_GROWTH" "-"
+	printf '  %-26s %16s %16s\n' "mem_used_total (MiB)" "$(div "$FZ_MEM" 1048576 %.2f)" "$(div "$Z_MEM" 1048576 %.2f)"
+	printf '  %-26s %16s %16s\n' "ratio orig/mem_used_total" "$(div "${FZ_ORIG:--}" "$FZ_MEM")" "$(div "${Z_ORIG:--}" "$Z_MEM")"
+	check "fusezram mem_used_total / zram mem_used_total" "$(div "$FZ_MEM" "$Z_MEM")" "<=" "$T_MEM_VS_ZRAM"
+	check "daemon RSS growth / zram mem_used_total" "$(div "$FZ_RSS_GROWTH" "$Z_MEM")" "<=" "$T_RSS_VS_ZRAM"
+
+	# Discard 2 of every 3 pages, compact, look at fragmentation.
+	if [ "$HAVE_FZ" = 1 ] && [ "$FZ_MEM" != - ]; then
+		bounded "$T_DD" python3 "$TMP/helper.py" discard "$fz/image" 2of3 "$CORPUS_BYTES" >"$TMP/holes" ||
+			log "fusezram: discarding 2 of 3 pages failed"
+		n=$(cat "$TMP/holes")
+		if [ -w "$fz/control/compact" ]; then
+			echo 1 >"$fz/control/compact" || log "fusezram: writing control/compact failed"
 		fi
 		settle "$fz/control/mm_stat"
-		rss1=$(rss "$pid")
-		FZ_MEM=$(mm "$fz/control/mm_stat" mem_used)
-		FZ_COMPR=$(mm "$fz/control/mm_stat" compr)
-		FZ_ORIG=$(mm "$fz/control/mm_stat" orig)
-		FZ_SAME=$(mm "$fz/control/mm_stat" same)
-		FZ_HUGE=$(mm "$fz/control/mm_stat" huge)
-		FZ_RSS_GROWTH=$((rss1 - rss0))
+		F2_MEM=$(mm "$fz/control/mm_stat" mem_used)
+		F2_COMPR=$(mm "$fz/control/mm_stat" compr)
+		F2_ORIG=$(mm "$fz/control/mm_stat" orig)
+		F2_COMPACTED=$(mm "$fz/control/mm_stat" compacted)
+		F2_RSS=$(( $(rss "$pid") - rss0 ))
 	fi
-else
-	echo "  fusezram: not built, skipped"
-fi
-if [ "$HAVE_ZRAM" = 1 ]; then
-	if zram_setup lz4; then
-		dd_timed if="$CORPUS" of=/dev/zram0 bs=1M oflag=direct
-		[ "$DD_RC" = 0 ] || log "zram: dd failed: $DD_ERR"
-		Z_MEM=$(mm /sys/block/zram0/mm_stat mem_used)
-		Z_COMPR=$(mm /sys/block/zram0/mm_stat compr)
-		Z_ORIG=$(mm /sys/block/zram0/mm_stat orig)
-		Z_SAME=$(mm /sys/block/zram0/mm_stat same)
-		Z_HUGE=$(mm /sys/block/zram0/mm_stat huge)
+	if [ "$ZRAM_OURS" = 1 ] && [ "$Z_MEM" != - ]; then
+		bounded "$T_DD" python3 "$TMP/helper.py" discard /dev/zram0 2of3 "$CORPUS_BYTES" >/dev/null ||
+			log "zram: discarding 2 of 3 pages failed"
+		echo 1 >/sys/block/zram0/compact || :
+		Z2_MEM=$(mm /sys/block/zram0/mm_stat mem_used)
+		Z2_COMPR=$(mm /sys/block/zram0/mm_stat compr)
+		Z2_ORIG=$(mm /sys/block/zram0/mm_stat orig)
+		Z2_COMPACTED=$(mm /sys/block/zram0/mm_stat compacted)
 	fi
-fi
+	echo "  -- after discarding pages with index % 3 != 0 (${n:-?} holes) and compaction"
+	printf '  %-26s %16s %16s\n' orig_data_size "${F2_ORIG:--}" "${Z2_ORIG:--}"
+	printf '  %-26s %16s %16s\n' compr_data_size "${F2_COMPR:--}" "${Z2_COMPR:--}"
+	printf '  %-26s %16s %16s\n' mem_used_total "${F2_MEM:--}" "${Z2_MEM:--}"
+	printf '  %-26s %16s %16s\n' pages_compacted "${F2_COMPACTED:--}" "${Z2_COMPACTED:--}"
+	printf '  %-26s %16s %16s\n' "daemon RSS growth" "${F2_RSS:--}" "-"
+	printf '  %-26s %16s %16s\n' "mem_used / compr_data" "$(div "${F2_MEM:--}" "${F2_COMPR:--}")" "$(div "${Z2_MEM:--}" "${Z2_COMPR:--}")"
+	check "fusezram mem_used_total / compr_data_size, 1/3 kept" "$(div "${F2_MEM:--}" "${F2_COMPR:--}")" "<=" "$T_FRAG"
 
-printf '  %-26s %16s %16s\n' "" fusezram "zram0 (kernel)"
-printf '  %-26s %16s %16s\n' orig_data_size "${FZ_ORIG:--}" "${Z_ORIG:--}"
-printf '  %-26s %16s %16s\n' compr_data_size "$FZ_COMPR" "$Z_COMPR"
-printf '  %-26s %16s %16s\n' mem_used_total "$FZ_MEM" "$Z_MEM"
-printf '  %-26s %16s %16s\n' "same_pages / huge_pages" "${FZ_SAME:--} / ${FZ_HUGE:--}" "${Z_SAME:--} / ${Z_HUGE:--}"
-printf '  %-26s %16s %16s\n' "daemon RSS growth" "$FZ_RSS_GROWTH" "-"
-printf '  %-26s %16s %16s\n' "mem_used_total (MiB)" "$(div "$FZ_MEM" 1048576 %.2f)" "$(div "$Z_MEM" 1048576 %.2f)"
-printf '  %-26s %16s %16s\n' "ratio orig/mem_used_total" "$(div "${FZ_ORIG:--}" "$FZ_MEM")" "$(div "${Z_ORIG:--}" "$Z_MEM")"
-check "fusezram mem_used_total / zram mem_used_total" "$(div "$FZ_MEM" "$Z_MEM")" "<=" "$T_MEM_VS_ZRAM"
-check "daemon RSS growth / zram mem_used_total" "$(div "$FZ_RSS_GROWTH" "$Z_MEM")" "<=" "$T_RSS_VS_ZRAM"
-
-# Discard 2 of every 3 pages, compact, look at fragmentation.
-if [ "$HAVE_FZ" = 1 ] && [ "$FZ_MEM" != - ]; then
-	bounded "$T_DD" python3 "$TMP/helper.py" discard "$fz/image" 2of3 "$CORPUS_BYTES" >"$TMP/holes" ||
-		log "fusezram: discarding 2 of 3 pages failed"
-	n=$(cat "$TMP/holes")
-	if [ -w "$fz/control/compact" ]; then
-		echo 1 >"$fz/control/compact" || log "fusezram: writing control/compact failed"
+	if [ "$HAVE_FZ" = 1 ] && [ "$FZ_MEM" != - ]; then
+		bounded "$T_DD" python3 "$TMP/helper.py" discard "$fz/image" all "$CORPUS_BYTES" >/dev/null ||
+			log "fusezram: discarding everything failed"
+		settle "$fz/control/mm_stat"
+		F3_MEM=$(mm "$fz/control/mm_stat" mem_used)
+		F3_ORIG=$(mm "$fz/control/mm_stat" orig)
+		F3_RSS=$(rss "$pid")
 	fi
-	settle "$fz/control/mm_stat"
-	F2_MEM=$(mm "$fz/control/mm_stat" mem_used)
-	F2_COMPR=$(mm "$fz/control/mm_stat" compr)
-	F2_ORIG=$(mm "$fz/control/mm_stat" orig)
-	F2_COMPACTED=$(mm "$fz/control/mm_stat" compacted)
-	F2_RSS=$(( $(rss "$pid") - rss0 ))
-fi
-if [ "$ZRAM_OURS" = 1 ] && [ "$Z_MEM" != - ]; then
-	bounded "$T_DD" python3 "$TMP/helper.py" discard /dev/zram0 2of3 "$CORPUS_BYTES" >/dev/null ||
-		log "zram: discarding 2 of 3 pages failed"
-	echo 1 >/sys/block/zram0/compact || :
-	Z2_MEM=$(mm /sys/block/zram0/mm_stat mem_used)
-	Z2_COMPR=$(mm /sys/block/zram0/mm_stat compr)
-	Z2_ORIG=$(mm /sys/block/zram0/mm_stat orig)
-	Z2_COMPACTED=$(mm /sys/block/zram0/mm_stat compacted)
-fi
-echo "  -- after discarding pages with index % 3 != 0 (${n:-?} holes) and compaction"
-printf '  %-26s %16s %16s\n' orig_data_size "${F2_ORIG:--}" "${Z2_ORIG:--}"
-printf '  %-26s %16s %16s\n' compr_data_size "${F2_COMPR:--}" "${Z2_COMPR:--}"
-printf '  %-26s %16s %16s\n' mem_used_total "${F2_MEM:--}" "${Z2_MEM:--}"
-printf '  %-26s %16s %16s\n' pages_compacted "${F2_COMPACTED:--}" "${Z2_COMPACTED:--}"
-printf '  %-26s %16s %16s\n' "daemon RSS growth" "${F2_RSS:--}" "-"
-printf '  %-26s %16s %16s\n' "mem_used / compr_data" "$(div "${F2_MEM:--}" "${F2_COMPR:--}")" "$(div "${Z2_MEM:--}" "${Z2_COMPR:--}")"
-check "fusezram mem_used_total / compr_data_size, 1/3 kept" "$(div "${F2_MEM:--}" "${F2_COMPR:--}")" "<=" "$T_FRAG"
+	if [ "$ZRAM_OURS" = 1 ] && [ "$Z_MEM" != - ]; then
+		bounded "$T_DD" python3 "$TMP/helper.py" discard /dev/zram0 all "$CORPUS_BYTES" >/dev/null || :
+		Z3_MEM=$(mm /sys/block/zram0/mm_stat mem_used)
+	fi
+	echo "  -- after discarding everything"
+	printf '  %-26s %16s %16s\n' orig_data_size "${F3_ORIG:--}" "-"
+	printf '  %-26s %16s %16s\n' mem_used_total "${F3_MEM:--}" "${Z3_MEM:--}"
+	printf '  %-26s %16s %16s\n' "daemon RSS" "${F3_RSS:--}" "-"
+	printf '  %-26s %16s %16s\n' "daemon RSS before writing" "${rss0:--}" "-"
+	check "fusezram mem_used_total, all discarded (bytes)" "${F3_MEM:--}" "<" "$T_EMPTY_BYTES"
+	undo_to "$mark_mem"
 
-if [ "$HAVE_FZ" = 1 ] && [ "$FZ_MEM" != - ]; then
-	bounded "$T_DD" python3 "$TMP/helper.py" discard "$fz/image" all "$CORPUS_BYTES" >/dev/null ||
-		log "fusezram: discarding everything failed"
-	settle "$fz/control/mm_stat"
-	F3_MEM=$(mm "$fz/control/mm_stat" mem_used)
-	F3_ORIG=$(mm "$fz/control/mm_stat" orig)
-	F3_RSS=$(rss "$pid")
-fi
-if [ "$ZRAM_OURS" = 1 ] && [ "$Z_MEM" != - ]; then
-	bounded "$T_DD" python3 "$TMP/helper.py" discard /dev/zram0 all "$CORPUS_BYTES" >/dev/null || :
-	Z3_MEM=$(mm /sys/block/zram0/mm_stat mem_used)
-fi
-echo "  -- after discarding everything"
-printf '  %-26s %16s %16s\n' orig_data_size "${F3_ORIG:--}" "-"
-printf '  %-26s %16s %16s\n' mem_used_total "${F3_MEM:--}" "${Z3_MEM:--}"
-printf '  %-26s %16s %16s\n' "daemon RSS" "${F3_RSS:--}" "-"
-printf '  %-26s %16s %16s\n' "daemon RSS before writing" "${rss0:--}" "-"
-check "fusezram mem_used_total, all discarded (bytes)" "${F3_MEM:--}" "<" "$T_EMPTY_BYTES"
-undo_to "$mark_mem"
-
-# mem_limit: write the corpus straight to the image, expect ENOSPC.
-echo "  -- mem_limit=${MEM_LIMIT_MIB}M: dd the corpus to image (bs=1M oflag=direct conv=notrunc)"
-if [ "$HAVE_FZ" = 1 ]; then
-	mark=${#CLEANUP[@]}
-	if mount_fusezram memlimit "disksize=$DISKSIZE,comp_algorithm=lz4,mem_limit=${MEM_LIMIT_MIB}M"; then
-		img=$MNT/image
-		dd_timed if="$CORPUS" of="$img" bs=1M oflag=direct conv=notrunc,nocreat
-		L_MEM=$(mm "$MNT/control/mm_stat" mem_used)
-		echo "  dd status $DD_RC after $DD_BYTES bytes: ${DD_ERR:-no error}"
-		echo "  mm_stat: $(timeout "$T_SMALL" cat "$MNT/control/mm_stat")"
-		enospc=0
-		case $DD_ERR in *"No space left"* | *"Input/output error"*) enospc=1 ;; esac
-		[ "$DD_RC" != 0 ] || enospc=0
-		check_bool "dd fails with ENOSPC/EIO under mem_limit" "$enospc" "${DD_ERR:-dd succeeded}"
-		# The limit is never passed; reaching it exactly is allowed (as
-		# in zram), and the allocator now counts whole pages.
-		check "mem_used_total within mem_limit (bytes)" "$L_MEM" "<=" $((MEM_LIMIT_MIB << 20))
-		if [ "$DD_BYTES" -gt 0 ] && bounded "$T_CMP" cmp -n "$DD_BYTES" "$CORPUS" "$img" >"$TMP/cmp.txt" 2>&1; then
-			check_bool "the $DD_BYTES bytes written before the error read back identical" 1
+	# mem_limit: write the corpus straight to the image, expect ENOSPC.
+	echo "  -- mem_limit=${MEM_LIMIT_MIB}M: dd the corpus to image (bs=1M oflag=direct conv=notrunc)"
+	if [ "$HAVE_FZ" = 1 ]; then
+		mark=${#CLEANUP[@]}
+		if mount_fusezram memlimit "disksize=$DISKSIZE,comp_algorithm=lz4,mem_limit=${MEM_LIMIT_MIB}M"; then
+			img=$MNT/image
+			dd_timed if="$CORPUS" of="$img" bs=1M oflag=direct conv=notrunc,nocreat
+			L_MEM=$(mm "$MNT/control/mm_stat" mem_used)
+			echo "  dd status $DD_RC after $DD_BYTES bytes: ${DD_ERR:-no error}"
+			echo "  mm_stat: $(timeout "$T_SMALL" cat "$MNT/control/mm_stat")"
+			enospc=0
+			case $DD_ERR in *"No space left"* | *"Input/output error"*) enospc=1 ;; esac
+			[ "$DD_RC" != 0 ] || enospc=0
+			check_bool "dd fails with ENOSPC/EIO under mem_limit" "$enospc" "${DD_ERR:-dd succeeded}"
+			# The limit is never passed; reaching it exactly is allowed (as
+			# in zram), and the allocator now counts whole pages.
+			check "mem_used_total within mem_limit (bytes)" "$L_MEM" "<=" $((MEM_LIMIT_MIB << 20))
+			if [ "$DD_BYTES" -gt 0 ] && bounded "$T_CMP" cmp -n "$DD_BYTES" "$CORPUS" "$img" >"$TMP/cmp.txt" 2>&1; then
+				check_bool "the $DD_BYTES bytes written before the error read back identical" 1
+			else
+				check_bool "the $DD_BYTES bytes written before the error read back identical" 0 "$(head -c 300 "$TMP/cmp.txt" 2>/dev/null)"
+			fi
+			bounded "$T_DD" python3 "$TMP/helper.py" discard "$img" all $((1 << 30)) >/dev/null ||
+				log "mem_limit: discarding everything failed"
+			settle "$MNT/control/mm_stat"
+			echo "  after discard: mem_used_total $(mm "$MNT/control/mm_stat" mem_used)"
+			ok=0
+			n=$((MEM_LIMIT_MIB / 4))
+			dd_timed if="$CORPUS" of="$img" bs=1M count="$n" oflag=direct conv=notrunc,nocreat
+			if [ "$DD_RC" = 0 ] && bounded "$T_CMP" cmp -n $((n << 20)) "$CORPUS" "$img" >/dev/null 2>&1; then
+				ok=1
+			fi
+			check_bool "after the discard, a $n MiB write works and reads back" "$ok" "${DD_ERR:-}"
 		else
-			check_bool "the $DD_BYTES bytes written before the error read back identical" 0 "$(head -c 300 "$TMP/cmp.txt" 2>/dev/null)"
+			check_bool "mem_limit mount" 0 "fusezram did not mount"
 		fi
-		bounded "$T_DD" python3 "$TMP/helper.py" discard "$img" all $((1 << 30)) >/dev/null ||
-			log "mem_limit: discarding everything failed"
-		settle "$MNT/control/mm_stat"
-		echo "  after discard: mem_used_total $(mm "$MNT/control/mm_stat" mem_used)"
-		ok=0
-		n=$((MEM_LIMIT_MIB / 4))
-		dd_timed if="$CORPUS" of="$img" bs=1M count="$n" oflag=direct conv=notrunc,nocreat
-		if [ "$DD_RC" = 0 ] && bounded "$T_CMP" cmp -n $((n << 20)) "$CORPUS" "$img" >/dev/null 2>&1; then
-			ok=1
-		fi
-		check_bool "after the discard, a $n MiB write works and reads back" "$ok" "${DD_ERR:-}"
-	else
-		check_bool "mem_limit mount" 0 "fusezram did not mount"
+		undo_to "$mark"
 	fi
-	undo_to "$mark"
 fi
 echo
 
@@ -944,15 +1036,18 @@ echo "  each figure the median of $REPEAT run(s) (BENCH_REPEAT); every write goe
 echo "  random write content: fio buffer_compress_percentage=$FIO_COMPRESS (from the corpus' lz4 ratio ${LZ4_RATIO:-unknown}), buffer_compress_chunk=4096, refill_buffers"
 
 ROWS=()
-declare -A R_W R_R R_RR R_RW R_RATIO R_RSSRATIO R_NOTE R_RUNS
+declare -A R_W R_R R_RR R_RW R_RATIO R_RSSRATIO R_NOTE R_RUNS R_CPUR R_CPUW
+declare -A R_TRANSPORT R_FELL
 FAILS=()
 
-# measure ROW DEV MMSTAT PID CMP - the whole set of runs on DEV.  MMSTAT:
-# an mm_stat file or "-"; PID: a process whose RSS growth counts as the
-# store's memory, or "-"; CMP: 1 to compare the read-back with the corpus.
+# measure ROW DEV MMSTAT PID CMP [CPUPID] - the whole set of runs on DEV.
+# MMSTAT: an mm_stat file or "-"; PID: a process whose RSS growth counts
+# as the store's memory, or "-"; CMP: 1 to compare the read-back with the
+# corpus; CPUPID: the FUSE daemon whose CPU time per 100K random reads
+# and writes is measured (default PID).
 measure() {
-	local row=$1 dev=$2 mms=$3 pid=$4 docmp=$5 r0=0 r1 orig memu k
-	local -a w=() r=() rr=() rw=()
+	local row=$1 dev=$2 mms=$3 pid=$4 docmp=$5 cpupid=${6:-$4} r0=0 r1 orig memu k
+	local -a w=() r=() rr=() rw=() cr=() cw=()
 	ROWS+=("$row")
 	[ "$pid" = - ] || r0=$(rss "$pid")
 	# Each write after the first goes to an emptied device, as the
@@ -990,39 +1085,113 @@ measure() {
 		R_NOTE[$row]="reads zeros (not compared)"
 	fi
 	for ((k = 0; k < REPEAT; k++)); do
-		fio_run "$dev" randread
+		fio_cpu "$cpupid" "$dev" randread
 		rr+=("$FIO_IOPS")
+		cr+=("$FIO_CPU")
 		[ "$FIO_IOPS" != - ] || { FAILS+=("$row: fio randread failed"); break; }
 	done
 	for ((k = 0; k < REPEAT; k++)); do
-		fio_run "$dev" randwrite "${FIO_WRITE_OPTS[@]}"
+		fio_cpu "$cpupid" "$dev" randwrite "${FIO_WRITE_OPTS[@]}"
 		rw+=("$FIO_IOPS")
+		cw+=("$FIO_CPU")
 		[ "$FIO_IOPS" != - ] || { FAILS+=("$row: fio randwrite failed"); break; }
 	done
 	R_RR[$row]=$(median "${rr[@]}")
 	R_RW[$row]=$(median "${rw[@]}")
+	R_CPUR[$row]=$(median "${cr[@]}")
+	R_CPUW[$row]=$(median "${cw[@]}")
 	R_RUNS[$row]+="; randread ${rr[*]}; randwrite ${rw[*]}"
+	[ "$cpupid" = - ] || R_RUNS[$row]+="; CPU s/100K reads ${cr[*]}, writes ${cw[*]}"
 	printf '  %-18s write %6s MB/s  read %6s MB/s  randread %7s  randwrite %7s IOPS  ratio %5s  rss-ratio %5s  %s\n' \
 		"$row" "${R_W[$row]}" "${R_R[$row]}" "${R_RR[$row]}" "${R_RW[$row]}" \
 		"${R_RATIO[$row]}" "${R_RSSRATIO[$row]}" "${R_NOTE[$row]}"
+	[ "$cpupid" = - ] ||
+		printf '  %-18s daemon CPU per 100K 4 KiB I/Os: %s s reading, %s s writing\n' "" "${R_CPUR[$row]}" "${R_CPUW[$row]}"
 	[ "$REPEAT" = 1 ] || printf '  %-18s runs: %s\n' "" "${R_RUNS[$row]}"
 }
 
+# The transport of a row.  transport_open ROW fuse|uring - the window on
+# enable_uring for the row (bench/uring.sh), registered; with
+# BENCH_SKIP_URING=1, or on a kernel without the parameter, a /dev/fuse
+# row runs without one.  transport_check ROW fuse|uring LINE - LINE is the
+# daemon's own account of its transport ("io_uring, 2 queue(s) of depth
+# 8; N requests on the rings, M image reads and writes in place" or
+# "/dev/fuse (why)"): record it, and flag the row loudly, in FAILS too,
+# if it is not the one wanted (an io_uring row must have served image
+# reads and writes on the rings).
+transport_open() {
+	local want=0
+	[ "$2" = uring ] && want=1
+	if [ "$2" = fuse ] && { [ "$SKIP_URING" = 1 ] || [ -z "$(uring_param)" ]; }; then
+		return 0
+	fi
+	register uring
+	uring_window_open "$want" && return 0
+	log "$1: $URING_ERR"
+	FAILS+=("$1: not run: $URING_ERR")
+	return 1
+}
+
+transport_check() {
+	local row=$1 want=$2 line=$3 ok=0
+	R_TRANSPORT[$row]=${line:-?}
+	case $want in
+	uring)
+		if [[ $line =~ ^io_uring,.*\ ([0-9]+)\ requests\ on\ the\ rings,\ ([0-9]+)\ image ]] &&
+			[ "${BASH_REMATCH[2]}" -gt 0 ]; then
+			ok=1
+		fi ;;
+	fuse) [[ $line != /dev/fuse* ]] || ok=1 ;;
+	*) ok=1 ;;
+	esac
+	if [ "$ok" = 1 ]; then
+		printf '  %-18s transport: %s\n' "$row" "${line:-?}"
+		return 0
+	fi
+	R_FELL[$row]=1
+	if [ "$want" = uring ]; then
+		printf '  *** %s DID NOT RUN ON io_uring: transport "%s" ***\n' "$row" "${line:-no transport line}"
+		FAILS+=("$row: did not run on io_uring (fell back?): ${line:-no transport line}")
+	else
+		printf '  *** %s DID NOT RUN ON /dev/fuse: transport "%s" ***\n' "$row" "${line:-no transport line}"
+		FAILS+=("$row: did not run on /dev/fuse: ${line:-no transport line}")
+	fi
+}
+
+# fz_row ROW ALG fuse|uring|- [EXE] - fusezram (EXE, default FUSEZRAM)
+# with ALG, measured on the transport given ("-": whatever the module
+# parameter says, unchecked: an older build without a Transport line).
+fz_row() {
+	local row=$1 alg=$2 tr=$3 exe=${4:-$FUSEZRAM} mark line
+	mark=${#CLEANUP[@]}
+	if { [ "$tr" = - ] || transport_open "$row" "$tr"; } &&
+		mount_fuse "$row" "$exe" -f -o "disksize=$DISKSIZE,comp_algorithm=$alg" &&
+		wait_until 10 test -f "$MNT/image" && loop_attach "$MNT/image"; then
+		measure "$row" "$LOOP" "$MNT/control/mm_stat" "$MNT_PID" 1
+		line=$(timeout "$T_SMALL" sed -n 's/^Transport: *//p' "$MNT/control/summary" 2>/dev/null) || :
+		[ "$tr" != - ] || line=${line:-/dev/fuse (an older build: no Transport line)}
+		transport_check "$row" "$tr" "$line"
+		# What the transport logged besides its settled line (errors).
+		grep -i 'io_uring' "$TMP/$row.log" 2>/dev/null | grep -v 'transport: ' |
+			head -n 5 | sed "s/^/  $row log: /" || :
+	elif [ -z "${URING_ERR:-}" ]; then
+		FAILS+=("$row: could not mount or attach a loop device: $(head -c 300 "$TMP/$row.log" 2>/dev/null)")
+	fi
+	undo_to "$mark"
+	URING_ERR=''
+}
+
+DMESG0=$(dmesg 2>/dev/null | wc -l) || DMESG0=0
 if [ "$HAVE_FZ" = 1 ]; then
-	for alg in lz4 zstd; do
-		mark=${#CLEANUP[@]}
-		if mount_fusezram "fz-$alg" "disksize=$DISKSIZE,comp_algorithm=$alg" &&
-			loop_attach "$MNT/image"; then
-			measure "fusezram-$alg" "$LOOP" "$MNT/control/mm_stat" "$MNT_PID" 1
-		else
-			FAILS+=("fusezram-$alg: could not mount or attach a loop device")
-		fi
-		undo_to "$mark"
-	done
+	fz_row fusezram-lz4 lz4 fuse
+	[ "$SKIP_URING" = 1 ] || fz_row fusezram-lz4-uring lz4 uring
+	[ -z "$BASE" ] || fz_row fusezram-lz4-base lz4 - "$BASE"
+	[ "$TRANSPORT_ONLY" = 1 ] || fz_row fusezram-zstd zstd fuse
 fi
 
 if [ "$HAVE_ZRAM" = 1 ]; then
 	for alg in lz4 zstd; do
+		[ "$alg" = lz4 ] || [ "$TRANSPORT_ONLY" != 1 ] || continue
 		grep -qw "$alg" /sys/block/zram0/comp_algorithm || {
 			echo "  zram-$alg: zram0 offers no $alg ($(cat /sys/block/zram0/comp_algorithm)); skipped"
 			continue
@@ -1054,24 +1223,44 @@ if [ "$SKIP_NBD" != 1 ]; then
 	register "pid|$nbdpid"
 	if wait_until 20 test -S "$sock" && mount_fuse nbd nbdfuse @MNT@ --unix "$sock" &&
 		wait_until 20 test -f "$MNT/nbd" && loop_attach "$MNT/nbd"; then
-		measure "nbdkit-zstd" "$LOOP" - "$nbdpid" 1
+		measure "nbdkit-zstd" "$LOOP" - "$nbdpid" 1 -
 	else
 		FAILS+=("nbdkit-zstd: could not start nbdkit + nbdfuse: $(cat "$TMP/nbdkit.log" "$TMP/nbd.log" 2>/dev/null | head -c 300)")
 	fi
 	undo_to "$mark"
 fi
 
-mark=${#CLEANUP[@]}
+# nullfs, with fusezram's transport (fz_ring.c); its exit line names the
+# transport it ran on, checked once it has exited.
 NULLFS=$OUT/nullfs
 # shellcheck disable=SC2046,SC2086 # word splitting wanted
-if cc -std=gnu11 -O2 $W bench/nullfs.c $(pkg-config --cflags --libs fuse3) \
-	-o "$NULLFS" 2>"$TMP/cc.log" && mount_fuse nullfs "$NULLFS" -f -o "size=$DISKSIZE" &&
-	loop_attach "$MNT/image"; then
-	measure nullfs "$LOOP" - - 0
+if cc -std=gnu11 -O2 $W -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -pthread -I. \
+	bench/nullfs.c fz_ring.c $(pkg-config --cflags --libs fuse3 liburing) \
+	-o "$NULLFS" 2>"$TMP/cc.log"; then
+	for tr in fuse uring; do
+		[ "$tr" = fuse ] || [ "$SKIP_URING" != 1 ] || continue
+		row=nullfs
+		[ "$tr" = fuse ] || row=nullfs-uring
+		mark=${#CLEANUP[@]}
+		if transport_open "$row" "$tr" &&
+			mount_fuse "$row" "$NULLFS" -f -o "size=$DISKSIZE" &&
+			loop_attach "$MNT/image"; then
+			measure "$row" "$LOOP" - - 0 "$MNT_PID"
+			undo_to "$mark"
+			transport_check "$row" "$tr" "$(sed -n 's/^nullfs: at exit, transport: //p' "$TMP/$row.log" | tail -n 1)"
+		elif [ -z "${URING_ERR:-}" ]; then
+			FAILS+=("$row: did not mount: $(head -c 300 "$TMP/$row.log" 2>/dev/null)")
+		fi
+		undo_to "$mark"
+		URING_ERR=''
+	done
 else
-	FAILS+=("nullfs: did not build or mount: $(head -c 300 "$TMP/cc.log")")
+	FAILS+=("nullfs: did not build: $(head -c 300 "$TMP/cc.log")")
 fi
-undo_to "$mark"
+# What the kernel said meanwhile about FUSE and io_uring (other work on
+# the machine may add its own lines).
+dmesg 2>/dev/null | tail -n +$((DMESG0 + 1)) | grep -iE 'fuse|uring' | head -n 20 |
+	sed 's/^/  dmesg: /' || :
 echo
 
 # ---------------------------------------------------------------------------
@@ -1079,10 +1268,11 @@ echo
 
 RESULTS=$OUT/results.tsv
 {
-	printf 'config\tseq_write_MBps\tseq_read_MBps\trandread_IOPS\trandwrite_IOPS\tratio\tratio_rss\n'
+	printf 'config\tseq_write_MBps\tseq_read_MBps\trandread_IOPS\trandwrite_IOPS\tratio\tratio_rss\tcpu_s_per_100k_reads\tcpu_s_per_100k_writes\ttransport\n'
 	for r in "${ROWS[@]}"; do
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "${R_W[$r]}" "${R_R[$r]}" \
-			"${R_RR[$r]}" "${R_RW[$r]}" "${R_RATIO[$r]}" "${R_RSSRATIO[$r]}"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$r" "${R_W[$r]}" "${R_R[$r]}" \
+			"${R_RR[$r]}" "${R_RW[$r]}" "${R_RATIO[$r]}" "${R_RSSRATIO[$r]}" \
+			"${R_CPUR[$r]:--}" "${R_CPUW[$r]:--}" "${R_TRANSPORT[$r]:--}"
 	done
 } >"$RESULTS"
 
@@ -1101,6 +1291,14 @@ echo "          (fusezram daemon, nbdkit; kernel zram has no process)"
 echo "  zram-*: a loop device on /dev/zram0 (the same path as the others); zram-*-raw: /dev/zram0 itself"
 echo
 
+is_uring() { [ "${1%-uring}" != "$1" ]; }
+same_transport() {
+	local a=0 b=0
+	is_uring "$1" || a=1
+	is_uring "$2" || b=1
+	[ "$a" = "$b" ]
+}
+
 echo "== fusezram / baseline (above 1: fusezram is faster, or compresses better)"
 row2() { printf '  %-34s %10s %10s %10s %10s %7s\n' "$@"; }
 row2 "" "seq write" "seq read" randread randwrite ratio
@@ -1108,6 +1306,8 @@ for f in "${ROWS[@]}"; do
 	case $f in fusezram-*) ;; *) continue ;; esac
 	for b in "${ROWS[@]}"; do
 		case $b in fusezram-*) continue ;; esac
+		# Each against the null ceiling of its own transport.
+		case $b in nullfs*) same_transport "$f" "$b" || continue ;; esac
 		row2 "$f / $b" "$(div "${R_W[$f]}" "${R_W[$b]}" %.2f)" \
 			"$(div "${R_R[$f]}" "${R_R[$b]}" %.2f)" \
 			"$(div "${R_RR[$f]}" "${R_RR[$b]}" %.2f)" \
@@ -1123,6 +1323,106 @@ for f in "${ROWS[@]}"; do
 		printf '  %-34s ratio_rss %s\n' "$f / $b" "$(div "${R_RSSRATIO[$f]}" "${R_RSSRATIO[$b]}" %.2f)"
 	done
 done
+echo
+
+# ---------------------------------------------------------------------------
+# The transports side by side, and issue 15's targets (reported, never
+# asserted: TARGETS, PASS or MISS).
+
+TARGETS=()
+# target NAME VALUE OP LIMIT [NOTE] - a PASS/MISS line; "-" is n/a.
+target() {
+	local name=$1 val=$2 op=$3 lim=$4 note=${5:-} res
+	note=${note#; }
+	if [ "$val" = - ] || [ -z "$val" ]; then
+		res=n/a
+	elif awk -v v="$val" -v l="$lim" -v o="$op" 'BEGIN {
+		exit !((o == "<=" && v <= l) || (o == ">=" && v >= l)) }'; then
+		res=PASS
+	else
+		res=MISS
+	fi
+	TARGETS+=("$(printf '%-4s  %s: %s (target %s %s)%s' "$res" "$name" "$val" "$op" "$lim" "${note:+; $note}")")
+	printf '  %s\n' "${TARGETS[-1]}"
+}
+have() { [ -n "${R_W[$1]:-}" ]; }
+# short_transport ROW - "io_uring", "/dev/fuse", "kernel" (zram), "?".
+short_transport() {
+	local t=${R_TRANSPORT[$1]:-kernel}
+	t=${t%%[ ,]*}
+	echo "$t${R_FELL[$1]:+ *** NOT THE TRANSPORT WANTED ***}"
+}
+# ceiling FIELD - the io_uring null ceiling's FIELD against /dev/zram0's.
+ceiling() {
+	local c
+	c=$(div "$(fig nullfs-uring "$1")" "$(fig zram-lz4-raw "$1")" %.2f)
+	[ "$c" = - ] || echo "null ceiling on io_uring ${c}x"
+}
+# fell ROW - a note if ROW did not run on the transport it stands for.
+fell() { [ -z "${R_FELL[$1]:-}" ] || echo "; *** $1 DID NOT RUN ON ITS TRANSPORT: not counted ***"; }
+# fig ROW FIELD - a figure of ROW, "-" if ROW fell back or is missing.
+fig() {
+	local -n a=$2
+	if have "$1" && [ -z "${R_FELL[$1]:-}" ]; then echo "${a[$1]:--}"; else echo -; fi
+}
+
+FZ=fusezram-lz4 FZU=fusezram-lz4-uring NF=nullfs NFU=nullfs-uring ZR=zram-lz4-raw
+echo "== transports: /dev/fuse against FUSE over io_uring ($(nproc) CPUs: $(nproc) queues; same run)"
+row3() { printf '  %-20s %9s %9s %9s %9s %11s %11s  %s\n' "$@"; }
+row3 config "seq write" "seq read" randread randwrite "CPU s/100K" "CPU s/100K" transport
+row3 "" MB/s MB/s IOPS IOPS reads writes ""
+for r in $FZ $FZU fusezram-lz4-base $NF $NFU $ZR; do
+	have "$r" || continue
+	row3 "$r" "${R_W[$r]}" "${R_R[$r]}" "${R_RR[$r]}" "${R_RW[$r]}" \
+		"${R_CPUR[$r]:--}" "${R_CPUW[$r]:--}" "$(short_transport "$r")"
+done
+echo "  CPU s/100K: the daemon's utime + stime over each fio run (/proc/PID/stat, all threads),"
+echo "  per 100K of the run's 4 KiB I/Os; the median of the runs"
+echo
+row4() { printf '  %-36s %9s %9s %9s %9s %11s\n' "$@"; }
+ratios() {
+	row4 "$1 / $2" "$(div "$(fig "$1" R_W)" "$(fig "$2" R_W)" %.2f)" \
+		"$(div "$(fig "$1" R_R)" "$(fig "$2" R_R)" %.2f)" \
+		"$(div "$(fig "$1" R_RR)" "$(fig "$2" R_RR)" %.2f)" \
+		"$(div "$(fig "$1" R_RW)" "$(fig "$2" R_RW)" %.2f)" \
+		"$(div "$(fig "$1" R_CPUR)" "$(fig "$2" R_CPUR)" %.2f)"
+}
+row4 "" "seq write" "seq read" randread randwrite "CPU/reads"
+echo "  against /dev/zram0 (kernel zram, no loop device):"
+for r in $FZ $FZU $NF $NFU; do have "$r" && have $ZR && ratios "$r" $ZR; done
+echo "  against the null ceiling of the same transport:"
+have $FZ && have $NF && ratios $FZ $NF
+have $FZU && have $NFU && ratios $FZU $NFU
+echo "  io_uring against /dev/fuse:"
+have $FZU && have $FZ && ratios $FZU $FZ
+have $NFU && have $NF && ratios $NFU $NF
+if have fusezram-lz4-base; then
+	echo "  /dev/fuse against the base build (BENCH_BASE=$BASE):"
+	ratios $FZ fusezram-lz4-base
+fi
+echo
+
+echo "== issue 15 targets: fusezram lz4 on io_uring (reported, never asserted)"
+target "4 KiB random read, io_uring / /dev/zram0" "$(div "$(fig $FZU R_RR)" "$(fig $ZR R_RR)" %.2f)" ">=" "$T_URING_RR" \
+	"$(ceiling R_RR)$(fell $FZU)"
+target "4 KiB random write, io_uring / /dev/zram0" "$(div "$(fig $FZU R_RW)" "$(fig $ZR R_RW)" %.2f)" ">=" "$T_URING_RW" \
+	"$(ceiling R_RW)$(fell $FZU)"
+target "daemon CPU per 100K 4 KiB reads, io_uring / /dev/fuse" "$(div "$(fig $FZU R_CPUR)" "$(fig $FZ R_CPUR)" %.2f)" "<=" "$T_URING_CPU" \
+	"$(fig $FZU R_CPUR) against $(fig $FZ R_CPUR) s$(fell $FZU)"
+target "1 MiB sequential write, io_uring / /dev/zram0" "$(div "$(fig $FZU R_W)" "$(fig $ZR R_W)" %.2f)" ">=" "$T_URING_SEQW" "$(fell $FZU)"
+if have fusezram-lz4-base; then
+	for f in R_W R_R R_RR R_RW; do
+		case $f in R_W) n="1 MiB seq write" ;; R_R) n="1 MiB seq read" ;; R_RR) n="4 KiB randread" ;; R_RW) n="4 KiB randwrite" ;; esac
+		target "no regression on /dev/fuse: $n / the base build's" \
+			"$(div "$(fig $FZ $f)" "$(fig fusezram-lz4-base $f)" %.2f)" ">=" "$T_NOREGRESS" "$(fell $FZ)"
+	done
+	target "no regression on /dev/fuse: CPU per 100K reads / the base build's" \
+		"$(div "$(fig $FZ R_CPUR)" "$(fig fusezram-lz4-base R_CPUR)" %.2f)" "<=" \
+		"$(awk -v t="$T_NOREGRESS" 'BEGIN { printf "%.2f", 2 - t }')" "$(fell $FZ)"
+else
+	target "no regression on /dev/fuse" - ">=" "$T_NOREGRESS" "no base build to compare with (BENCH_BASE=PATH)"
+fi
+echo "  (the two-hog swap target comes with section 6)"
 echo
 
 if [ -n "$PNG" ]; then
@@ -1192,6 +1492,40 @@ else
 fi
 echo
 
+# ---------------------------------------------------------------------------
+# 6. Swap under pressure: bench/stress.sh's pressure parts (the two-hog
+# workload on fusezram over /dev/fuse and over io_uring, and on zram0),
+# run as section 4 is.  Its target lines come back through STRESS_TARGETS.
+
+STRESS_NOTE=""
+if [ "$SKIP_STRESS" = 1 ]; then
+	STRESS_NOTE="BENCH_SKIP_STRESS=1: no swap pressure section"
+elif [ "$HAVE_FZ" != 1 ]; then
+	STRESS_NOTE="fusezram not built: no swap pressure section"
+elif [ ! -x "$ROOT/build/hog" ]; then
+	STRESS_NOTE="build/hog not built (make build/hog): no swap pressure section"
+else
+	echo "== 6. swap under pressure: bench/stress.sh, two-hog workload, $STRESS_ROUNDS round(s) on each"
+	: >"$TMP/stress.res"
+	STRESS_TARGETS=$TMP/stress.res STRESS_PARTS=pressure STRESS_QUICK=$QUICK \
+		ROUNDS=$STRESS_ROUNDS FUSEZRAM=$FUSEZRAM SKIP_ZRAM=$SKIP_ZRAM \
+		STRESS_SKIP_URING=$SKIP_URING bash "$ROOT/bench/stress.sh" </dev/null &
+	stress_pid=$!
+	register "tier|$stress_pid"
+	rc=0
+	wait "$stress_pid" || rc=$?
+	CLEANUP[${#CLEANUP[@]} - 1]="done"
+	while IFS= read -r l; do
+		TARGETS+=("$l")
+		printf '  %s\n' "$l"
+	done <"$TMP/stress.res"
+	case $rc in
+	0) ;;
+	*) FAILS+=("bench/stress.sh exited with status $rc (a hog's verification failed, a part could not run, or a cleanup failed; see above)") ;;
+	esac
+fi
+echo
+
 echo "== summary"
 for c in "${CHECKS[@]}"; do
 	echo "  $c"
@@ -1206,6 +1540,15 @@ done
 	echo "  NOTE  zram0 was in use by someone else: kernel zram figures are missing"
 [ -z "$TIER_NOTE" ] || echo "  NOTE  $TIER_NOTE"
 [ -z "$RECOMP_NOTE" ] || echo "  NOTE  $RECOMP_NOTE"
+[ -z "$STRESS_NOTE" ] || echo "  NOTE  $STRESS_NOTE"
+echo "  -- issue 15 (FUSE over io_uring), reported, not counted below:"
+tpass=0
+tmiss=0
+for t in "${TARGETS[@]}"; do
+	echo "  $t"
+	case $t in PASS*) tpass=$((tpass + 1)) ;; MISS*) tmiss=$((tmiss + 1)) ;; esac
+done
+echo "  -- issue 15: $tpass PASS, $tmiss MISS"
 npass=0
 nfail=0
 for c in "${CHECKS[@]}"; do

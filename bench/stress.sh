@@ -7,13 +7,20 @@
 #     at once in a 400 MiB memory cgroup, then one of 700 MiB in 256 MiB;
 #     build/hog verifies every word twice), first on fusezram as swap (a 1G
 #     lz4 image on a direct-I/O loop device, mkswap, swapon --discard
-#     -p 32767), then on kernel zram0 as swap (lz4, 1G, swapon -p 32767).
-#     Each round is timed; the summary gives the wall times and the ratio
-#     fusezram / zram0 (target <= 1.3).  After each round mem_used_total is
-#     polled every 0.5 s for 20 s: the time until it falls below 10% of
-#     the round's peak (mem_used_max, reset before the round) is reported
-#     (target: within 20 s; swapon --discard frees fusezram's memory as the
-#     hogs' swap clusters are freed).
+#     -p 32767) served over /dev/fuse, then the same served over FUSE over
+#     io_uring, then on kernel zram0 as swap (lz4, 1G, swapon -p 32767).
+#     The transport is chosen as bench/run.sh does (bench/uring.sh: the
+#     fuse module's enable_uring set to 0 or 1 for the part, under an
+#     exclusive flock on /tmp/fusezram-uring.lock, and put back), and
+#     checked: control/summary's Transport line must name it, and on
+#     io_uring the rings must have served the image's reads and writes; a
+#     part that fell back fails loudly.  Each round is timed; the summary
+#     gives the wall times and the ratios to zram0: /dev/fuse (target
+#     <= 1.3) and io_uring (issue 15's target <= 1.2).  After each round
+#     mem_used_total is polled every 0.5 s for 20 s: the time until it
+#     falls below 10% of the round's peak (mem_used_max, reset before the
+#     round) is reported (target: within 20 s; swapon --discard frees
+#     fusezram's memory as the hogs' swap clusters are freed).
 #  2. fio: random 4 KiB writes at iodepth 32 from 2, then 4 jobs (libaio,
 #     direct=1), each job on its own region, every block checked with
 #     crc32c (verify_fatal=1), on a fusezram loop device (not swap).
@@ -43,15 +50,24 @@
 # bounded in time, which sources tests/integration/lib.sh: everything it
 # sets up is registered there and undone on every exit path, in reverse
 # order (cgroup emptied and removed, swapoff, losetup -d of the loop
-# devices it allocated with losetup -f --show, fusermount3 -u, zram0
-# reset if it set zram0 up).  zram0 is only used if nobody else has it set
-# up (it waits STRESS_ZRAM_WAIT seconds for that).  A part whose hogs or
+# devices it allocated with losetup -f --show, fusermount3 -u, the fuse
+# module's enable_uring put back and the lock let go, zram0 reset if it
+# set zram0 up).  The other parts (fio, kill, mem_limit) leave the
+# parameter alone: their mounts take whichever transport it gives.  zram0
+# is only used if nobody else has it set up (it waits STRESS_ZRAM_WAIT
+# seconds for that).  A part whose hogs or
 # fio outlive their time limit (or, for mem_limit's first hog, outlive
 # the signal at the limit by 15 s) kills its daemon (SIGKILL, by pid),
 # which fails the stuck I/O so that the cleanup can proceed, and fails.
 #
 # Environment:
 #	ROUNDS=N		pressure rounds (default 3; 1 with STRESS_QUICK)
+#	STRESS_PARTS="..."	which parts, of: pressure fio kill memlimit
+#				(default all four)
+#	STRESS_SKIP_URING=1	no io_uring pressure part
+#	STRESS_TARGETS=FILE	append the pressure ratios' PASS/MISS lines
+#				there (bench/run.sh's section 6)
+#	URING_LOCK_WAIT=S	wait for /tmp/fusezram-uring.lock (default 3600)
 #	STRESS_QUICK=1		smaller: hogs of 300 MiB in 200 and 128 MiB
 #				cgroups, fio on 128 MiB, mem_limit=64M with
 #				a 400 MiB hog in 128 MiB; one round
@@ -71,6 +87,11 @@ export FUSEZRAM=${FUSEZRAM:-$ROOT/fusezram}
 export HOG=${HOG:-$ROOT/build/hog}
 
 QUICK=${STRESS_QUICK:-0}
+PARTS=${STRESS_PARTS:-pressure fio kill memlimit}
+SKIP_URING=${STRESS_SKIP_URING:-0}
+TARGETS_OUT=${STRESS_TARGETS:-}
+T_RATIO=1.3			# fusezram on /dev/fuse / zram0
+T_RATIO_URING=1.2		# fusezram on io_uring / zram0 (issue 15)
 if [ "$QUICK" = 1 ]; then
 	ROUNDS=${ROUNDS:-1}
 	P_MIB=300 P_CG_A=200 P_CG_B=128	# pressure: hog MiB, the two cgroups
@@ -103,6 +124,7 @@ ML_MIB2=$((ML_LIMIT * 5 / 4)) ML_CG2=$((ML_LIMIT * 3 / 4))
 DISKSIZE=${STRESS_DISKSIZE:-2G}
 T_FIO=600
 T_DRAIN=20			# the drain target, seconds
+T_SETTLE=10			# the transport settles this soon after the mount
 T_ML=120			# mem_limit: hog 1 is ended after this
 T_KILL=10			# the I/O must fail this soon after the kill
 ZRAM_WAIT=${STRESS_ZRAM_WAIT:-120}
@@ -307,14 +329,54 @@ drain() {
 	done
 }
 
-# part pressure fz|zram - ROUNDS rounds of the two-hog workload.
+# transport_line - fusezram's account of its transport, the "Transport:"
+# line of control/summary without its label.
+transport_line() { timeout 10 sed -n 's/^Transport: *//p' "$FZ_CTL/summary" 2>/dev/null || :; }
+
+# transport_window fz|fzu - for /dev/fuse (fz) or io_uring (fzu): the
+# window on the fuse module's enable_uring (bench/uring.sh), registered;
+# WINDOW=1 then.  A kernel without the parameter serves /dev/fuse anyway:
+# fz runs without a window there (and with STRESS_SKIP_URING=1), fzu is
+# skipped.
+WINDOW=0
+transport_window() {
+	local want=0
+	[ "$1" = fzu ] && want=1
+	if [ "$1" = fz ] && { [ -z "$(uring_param)" ] || [ "$SKIP_URING" = 1 ]; }; then
+		return 0
+	fi
+	[ -n "$(uring_param)" ] || fz_skip "no $URING_PARAM: this kernel has no FUSE over io_uring"
+	URING_TMP=$FZ_TMP
+	fz_defer uring_window_close
+	WINDOW=1
+	uring_window_open "$want" || part_fail "$1.transport" "$URING_ERR"
+}
+
+# transport_expect fz|fzu - once mounted: the transport must be the one
+# wanted, else the part fails, loudly.
+transport_expect() {
+	local line
+	# shellcheck disable=SC2016 # expanded by eval, at each poll
+	fz_wait_until "$T_SETTLE" eval '! transport_line | grep -qE "registering|not negotiated"' || :
+	line=$(transport_line)
+	case $1:$line in
+	fzu:io_uring,* | fz:/dev/fuse*) fz_log "transport: $line" ;;
+	fzu:*) part_fail fzu.transport "*** NOT ON io_uring (fell back): ${line:-no Transport line} ***" ;;
+	*) part_fail fz.transport "*** NOT ON /dev/fuse: ${line:-no Transport line} ***" ;;
+	esac
+}
+
+# part pressure fz|fzu|zram - ROUNDS rounds of the two-hog workload: fusezram
+# over /dev/fuse (fz) or io_uring (fzu), or kernel zram0.
 part_pressure() {
-	local kind=$1 dev mm maxf r t0 exited secs peak worst=0 slow=0 want st
+	local kind=$1 dev mm maxf r t0 exited secs peak worst=0 slow=0 want st line
 	fz_require mkswap swapon swapoff
 	[ -x "$HOG" ] || fz_skip "$HOG not built (make build/hog)"
 	wait_swap_alone
-	if [ "$kind" = fz ]; then
+	if [ "$kind" != zram ]; then
+		transport_window "$kind"
 		fz_swap_setup
+		transport_expect "$kind"
 		dev=$FZ_LOOP mm=$FZ_CTL/mm_stat maxf=$FZ_CTL/mem_used_max
 	else
 		zram_claim
@@ -354,12 +416,19 @@ part_pressure() {
 		fi
 		fz_log "round $r: mm_stat $(timeout 10 cat "$mm")"
 	done
-	if [ "$kind" = fz ]; then
+	if [ "$kind" != zram ]; then
 		local fr fw
+		line=$(transport_line)
+		if [ "$kind" = fzu ]; then
+			if ! [[ $line =~ \ ([0-9]+)\ image\ reads ]] || [ "${BASH_REMATCH[1]}" -eq 0 ]; then
+				part_fail fzu.transport "*** the rings served no image I/O: ${line:-no Transport line} ***"
+			fi
+		fi
+		res "$kind.transport" PASS "$line"
 		fr=$(mmf "$FZ_CTL/io_stat" 0) || fz_fail "cannot read io_stat"
 		fw=$(mmf "$FZ_CTL/io_stat" 1) || fz_fail "cannot read io_stat"
 		if [ "$fr" != 0 ] || [ "$fw" != 0 ]; then
-			part_fail fz.verify "io_stat counts failed I/O: $fr reads, $fw writes"
+			part_fail "$kind.verify" "io_stat counts failed I/O: $fr reads, $fw writes"
 		fi
 	fi
 	res "$kind.verify" PASS "$ROUNDS round(s), $((3 * ROUNDS)) hogs of $P_MIB MiB, 0 bad words"
@@ -369,9 +438,10 @@ part_pressure() {
 		res "$kind.drain" FAIL "$slow of $ROUNDS round(s) not within ${T_DRAIN} s"
 	fi
 	fz_swapoff "$dev"
-	if [ "$kind" = fz ]; then
+	if [ "$kind" != zram ]; then
 		fz_loop_detach
 		fz_umount
+		[ "$WINDOW" = 0 ] || fz__undo_match cmd uring_window_close
 	fi
 }
 
@@ -593,6 +663,8 @@ if [ "${1:-}" = --part ]; then
 	shift
 	# shellcheck source-path=SCRIPTDIR source=../tests/integration/lib.sh
 	. "$ROOT/tests/integration/lib.sh"
+	# shellcheck source=bench/uring.sh
+	. "$ROOT/bench/uring.sh"
 	# shellcheck disable=SC2034 # lib.sh's name for the messages
 	FZ_NAME="stress[$*]"
 	case $1 in
@@ -647,14 +719,23 @@ run_part() {
 
 log "fusezram $("$FUSEZRAM" -V 2>&1 | head -n 1); kernel $(uname -r); $(nproc) CPUs; $(awk '/MemTotal/ { print int($2 / 1024) " MiB" }' /proc/meminfo) RAM"
 log "rounds $ROUNDS; hogs of $P_MIB MiB (2 in $P_CG_A MiB, 1 in $P_CG_B MiB); fio $((4 * FIO_MIB)) MiB; mem_limit ${ML_LIMIT}M (hog of $ML_MIB MiB in $ML_CG MiB, then $ML_MIB2 MiB in $ML_CG2 MiB)"
+log "parts: $PARTS; pressure on fusezram over /dev/fuse$([ "$SKIP_URING" = 1 ] || echo " and over io_uring (enable_uring now $(cat /sys/module/fuse/parameters/enable_uring 2>/dev/null || echo absent))")"
 T_ROUND=$((2 * T_HOGS + 3 * T_DRAIN))
-run_part $((ROUNDS * T_ROUND + SWAP_WAIT + 300)) pressure fz
-if [ "${SKIP_ZRAM:-0}" != 1 ]; then
-	run_part $((ROUNDS * T_ROUND + SWAP_WAIT + ZRAM_WAIT + 300)) pressure zram
+# wanted PART - PART is in STRESS_PARTS.
+wanted() { [[ " $PARTS " == *" $1 "* ]]; }
+if wanted pressure; then
+	# The parts that set the transport may wait URING_LOCK_WAIT for the lock.
+	run_part $((ROUNDS * T_ROUND + SWAP_WAIT + ${URING_LOCK_WAIT:-3600} + 300)) pressure fz
+	if [ "$SKIP_URING" != 1 ]; then
+		run_part $((ROUNDS * T_ROUND + SWAP_WAIT + ${URING_LOCK_WAIT:-3600} + 300)) pressure fzu
+	fi
+	if [ "${SKIP_ZRAM:-0}" != 1 ]; then
+		run_part $((ROUNDS * T_ROUND + SWAP_WAIT + ZRAM_WAIT + 300)) pressure zram
+	fi
 fi
-run_part $((2 * T_FIO + 300)) fio
-run_part 600 kill
-run_part $((2 * T_HOGS + SWAP_WAIT + 300)) memlimit
+! wanted fio || run_part $((2 * T_FIO + 300)) fio
+! wanted kill || run_part 600 kill
+! wanted memlimit || run_part $((2 * T_HOGS + SWAP_WAIT + 300)) memlimit
 
 # ---------------------------------------------------------------------------
 # The summary.
@@ -681,8 +762,14 @@ value() { awk -F'|' -v k="$1" '$1 == "VAL" && $2 == k { v = $3 } END { print v }
 FAILED=0
 ROWS=()
 # row ROW PART KIND TEXT - add a table row; KIND asserted or reported.
+# Rows of parts not run (STRESS_PARTS, STRESS_SKIP_URING) are left out.
 row() {
 	local g verdict detail
+	case $2 in
+	'') wanted pressure || return 0 ;;
+	"pressure fzu") wanted pressure && [ "$SKIP_URING" != 1 ] || return 0 ;;
+	*) wanted "${2%% *}" || return 0 ;;
+	esac
 	g=$(got "$1" "$2")
 	verdict=${g%%|*} detail=${g#*|}
 	if [ "$verdict" = FAIL ] && [ "$3" = asserted ]; then FAILED=1; fi
@@ -690,39 +777,61 @@ row() {
 	ROWS+=("$(printf '  %-52s %-13s %s' "$4" "$verdict" "$detail")")
 }
 
-# The round times and the ratio.
+# The round times and the ratios.
 printf '\n=== summary ===\n\nwall time per round (hogs only; 2 x %s MiB in %s MiB, then %s MiB in %s MiB):\n' \
 	"$P_MIB" "$P_CG_A" "$P_MIB" "$P_CG_B"
-printf '  %-8s %12s %12s %8s %10s %10s\n' round fusezram zram0 ratio "load fz" "load zram"
-fz_total=0 z_total=0 complete=1
+# ratio A B - A / B to 2 places, or "-".
+ratio() { awk -v a="${1:-}" -v b="${2:-}" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }'; }
+sum() { awk -v t="$1" -v x="${2:-0}" 'BEGIN { printf "%.1f\n", t + x }'; }
+trow() { printf '  %-6s %10s %10s %10s %9s %9s %9s  %s\n' "$@"; }
+trow round "/dev/fuse" io_uring zram0 fuse/zram uring/zram uring/fuse "load fuse, uring, zram"
+fz_total=0 fzu_total=0 z_total=0 complete=1 complete_u=1
 for ((r = 1; r <= ROUNDS; r++)); do
-	a=$(value "fz.round.$r") b=$(value "zram.round.$r")
-	la=$(value "fz.load.$r") lb=$(value "zram.load.$r")
+	a=$(value "fz.round.$r") u=$(value "fzu.round.$r") b=$(value "zram.round.$r")
 	[ -n "$a" ] && [ -n "$b" ] || complete=0
-	fz_total=$(awk -v t="$fz_total" -v x="${a:-0}" 'BEGIN { print t + x }')
-	z_total=$(awk -v t="$z_total" -v x="${b:-0}" 'BEGIN { print t + x }')
-	ratio=$(awk -v a="${a:-}" -v b="${b:-}" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }')
-	printf '  %-8s %12s %12s %8s %10s %10s\n' "$r" "${a:+$a s}" "${b:+$b s}" "$ratio" "$la" "$lb"
+	[ -n "$u" ] && [ -n "$b" ] || complete_u=0
+	fz_total=$(sum "$fz_total" "$a") fzu_total=$(sum "$fzu_total" "$u") z_total=$(sum "$z_total" "$b")
+	trow "$r" "${a:+$a s}" "${u:+$u s}" "${b:+$b s}" "$(ratio "$a" "$b")" "$(ratio "$u" "$b")" \
+		"$(ratio "$u" "$a")" "$(value "fz.load.$r"), $(value "fzu.load.$r"), $(value "zram.load.$r")"
 done
-if [ "$complete" = 1 ]; then
-	ratio=$(awk -v a="$fz_total" -v b="$z_total" 'BEGIN { printf "%.2f", a / b }')
-	printf '  %-8s %12s %12s %8s\n' total "$fz_total s" "$z_total s" "$ratio"
-	if awk -v r="$ratio" 'BEGIN { exit !(r <= 1.3) }'; then
-		echo "ratio|PASS|$fz_total s / $z_total s = $ratio" >>"$STRESS_RES"
-	else
-		echo "ratio|FAIL|$fz_total s / $z_total s = $ratio" >>"$STRESS_RES"
+[ "$complete" = 1 ] || fz_total=''
+[ "$complete_u" = 1 ] || fzu_total=''
+[ "$complete" = 1 ] || [ "$complete_u" = 1 ] || z_total=''
+trow total "${fz_total:+$fz_total s}" "${fzu_total:+$fzu_total s}" "${z_total:+$z_total s}" \
+	"$(ratio "$fz_total" "$z_total")" "$(ratio "$fzu_total" "$z_total")" "$(ratio "$fzu_total" "$fz_total")"
+# verdict ROW TOTAL LIMIT TEXT - the ratio TOTAL / z_total against LIMIT.
+verdict() {
+	local r v=FAIL t=MISS
+	if [ -z "$2" ] || [ -z "$z_total" ]; then
+		echo "$1|SKIP|not every round ran on both" >>"$STRESS_RES"
+		[ -z "$TARGETS_OUT" ] || echo "n/a   $4: not every round ran on both" >>"$TARGETS_OUT"
+		return 0
 	fi
-else
-	echo "ratio|SKIP|not every round ran on both" >>"$STRESS_RES"
+	r=$(ratio "$2" "$z_total")
+	if awk -v r="$r" -v l="$3" 'BEGIN { exit !(r <= l) }'; then v=PASS t=PASS; fi
+	echo "$1|$v|$2 s / $z_total s = $r" >>"$STRESS_RES"
+	[ -z "$TARGETS_OUT" ] ||
+		printf '%-4s  %s: %s (target <= %s); %s s against %s s, %s round(s)\n' \
+			"$t" "$4" "$r" "$3" "$2" "$z_total" "$ROUNDS" >>"$TARGETS_OUT"
+}
+if wanted pressure; then
+	verdict ratio "$fz_total" "$T_RATIO" "no regression on /dev/fuse: two-hog swap pressure, fusezram / kernel zram0 (the earlier target)"
+	[ "$SKIP_URING" = 1 ] ||
+		verdict ratio.uring "$fzu_total" "$T_RATIO_URING" "two-hog swap pressure, fusezram io_uring / kernel zram0"
 fi
 printf '  (load: the 1-minute load average at the end of the round, on %s CPUs;\n   other work on the machine shows as a higher load and makes the times noisy)\n' "$(nproc)"
 w=$(value warn_swap)
 [ -z "$w" ] || printf '  (other swap was on during the run: %s; the times are less reliable)\n' "$w"
 
+row fz.transport "pressure fz" asserted "fusezram swap served over /dev/fuse"
 row fz.verify "pressure fz" asserted "fusezram swap: every word of every hog verified"
+row fzu.transport "pressure fzu" asserted "fusezram swap served over io_uring"
+row fzu.verify "pressure fzu" asserted "fusezram io_uring: every word verified"
 row zram.verify "pressure zram" asserted "zram0 swap: every word of every hog verified"
-row ratio "" reported "wall time fusezram / zram0 <= 1.3"
+row ratio "" reported "wall time fusezram /dev/fuse / zram0 <= $T_RATIO"
+row ratio.uring "pressure fzu" reported "wall time fusezram io_uring / zram0 <= $T_RATIO_URING"
 row fz.drain "pressure fz" reported "fusezram: mem_used_total < 10% of peak in ${T_DRAIN} s"
+row fzu.drain "pressure fzu" reported "fusezram io_uring: the same"
 row zram.drain "pressure zram" reported "zram0: mem_used_total < 10% of peak in ${T_DRAIN} s"
 row fio.verify fio asserted "fio randwrite iodepth 32, 2 and 4 jobs, crc32c"
 row kill.fail kill asserted "kill -9 under I/O: the I/O fails within ${T_KILL} s"
