@@ -38,16 +38,26 @@
  * hands it to the first free entry registered to that queue, whichever
  * io_uring that entry's command came from.  A loop device issues a
  * large direct I/O's requests (16 reads of 64 KiB for 1 MiB) from one
- * CPU: with one thread per queue they were served one after another
- * (sequential reads at 0.73x of /dev/fuse's); with one thread per entry
- * every request cost a thread wake-up and a system call of its own (CPU
- * per read 0.88x of /dev/fuse's, against 0.49x).  So each queue has one
- * worker per online CPU (worker k pinned to CPU k), each a thread with
- * its own io_uring and its share of the queue's depth entries: one
- * CPU's burst is served on every CPU, and a busy worker takes the
- * completions that wait on its ring, and commits its replies, a batch
- * per system call.  A request that blocks (a read of the backing file)
- * holds up its worker's other entries only.
+ * CPU, and any request may take long (a SEEK_DATA scan of a large
+ * image, control/writeback, a read of the backing file).  A thread that
+ * serves one request while other entries of its own ring hold requests
+ * makes those wait behind it: with one thread per queue, a 1 MiB read's
+ * 16 requests were served one after another (sequential reads at 0.73x
+ * of /dev/fuse's); with one worker per CPU sharing the queue's entries,
+ * a reset waited behind a 2 s scan (t_busy) and an image read would
+ * wait behind a writeback.  So each queue has depth workers, each a
+ * thread with its own io_uring and one entry, not pinned: a worker that
+ * has taken a request has no entry free, so the next request goes to an
+ * idle worker, on any CPU, as /dev/fuse's requests go to idle libfuse
+ * workers.  The price is a wake-up and a system call per request (one,
+ * where /dev/fuse takes two); batching several entries per thread
+ * halved the CPU per read but cannot keep a long request from holding
+ * up others.
+ *
+ * TODO: entries shared by a thread per CPU, with requests other than
+ * the image's READ and WRITE handed to a pool of threads that commit
+ * through their worker (an eventfd), would keep the batching without
+ * the head-of-line blocking, except behind slow image I/O.
  */
 #define FUSE_USE_VERSION 314
 
@@ -476,16 +486,11 @@ static void *fzr_thread(void *arg)
 	struct fz_ring *r = q->r;
 	struct io_uring_sqe *sqe;
 	char name[16];
-	cpu_set_t cpus;
 	unsigned int i;
 	int go, live = (int)q->nent, ret;
 
 	snprintf(name, sizeof(name), "fz-ring-%u.%u", q->qid, q->idx);
 	pthread_setname_np(pthread_self(), name);
-	/* Worker k of each queue on CPU k: one per CPU (best effort). */
-	CPU_ZERO(&cpus);
-	CPU_SET(q->idx, &cpus);
-	(void)pthread_setaffinity_np(pthread_self(), sizeof(cpus), &cpus);
 
 	pthread_mutex_lock(&r->go_lock);
 	while (!r->go)
@@ -666,13 +671,8 @@ static int fzr_setup(struct fz_ring *r, int fd, size_t payload)
 	r->nq = fzr_possible_cpus();
 	if (!r->nq || r->nq > UINT16_MAX)
 		return -ENODEV;
-	/* Workers per queue: one per online CPU, so that one CPU's burst
-	 * is served on all; the queue's depth entries shared among them. */
-	per = (unsigned int)sysconf(_SC_NPROCESSORS_ONLN);
-	if (per < 1)
-		per = 1;
-	if (per > r->c.depth)
-		per = r->c.depth;
+	/* One worker per entry: see the design. */
+	per = r->c.depth;
 	r->nw = r->nq * per;
 	r->payload_sz = payload;
 	r->ws = calloc(r->nw, sizeof(*r->ws));
