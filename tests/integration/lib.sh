@@ -466,6 +466,34 @@ fz__swaptool_teardown() {
 	return "$rc"
 }
 
+# fz_swaptool_refused [-F] TEXT MESSAGE... - with the settings TEXT
+# (printf %b) in $CONF, `$FZSWAP --config $CONF start` and `config` both
+# exit 2 with every MESSAGE (a grep pattern; with -F a fixed string) in
+# their errors, and make neither $SWMNT nor any of the paths in
+# $FZ_SWAP_NOT_MADE.
+fz_swaptool_refused() {
+	local grepf=-q text rc cmd m p
+	if [ "$1" = -F ]; then
+		grepf=-qF
+		shift
+	fi
+	text=$1
+	shift
+	printf '%b' "$text" >"$CONF"
+	for cmd in start config; do
+		rc=0
+		fz_run 60 "$FZSWAP" --config "$CONF" "$cmd" >/dev/null 2>"$FZ_TMP/err" || rc=$?
+		cat "$FZ_TMP/err" >&2
+		fz_expect_eq "$cmd with a bad setting: exit status" "$rc" 2
+		for m in "$@"; do
+			grep "$grepf" -- "$m" "$FZ_TMP/err" || fz_fail "$cmd: no message '$m' in: $(cat "$FZ_TMP/err")"
+		done
+	done
+	for p in "$SWMNT" ${FZ_SWAP_NOT_MADE:-}; do
+		[ ! -e "$p" ] || fz_fail "start with a bad setting created $p"
+	done
+}
+
 # fz_swaptool_cleanup TOOL CONF IMG MNT - register the undoing of what
 # `TOOL --config CONF start` may set up with its image IMG mounted at MNT,
 # run in reverse: its stop, then swapoff and losetup -d of any loop

@@ -320,23 +320,7 @@ fz_expect_eq "status when stopped: exit status" "$rc" 3
 # ---------------------------------------------------------------------------
 # fusezram-swap and the transport: io_uring, io_uring_depth, enable_uring.
 
-# refused TEXT MESSAGE... - start and config with the settings TEXT exit
-# 2, each MESSAGE (a grep -F string) in their errors; nothing is made.
-refused() {
-	local text=$1 rc cmd m
-	shift
-	printf '%b' "$text" >"$CONF"
-	for cmd in start config; do
-		rc=0
-		fz_run 60 "$FZSWAP" --config "$CONF" "$cmd" >/dev/null 2>"$FZ_TMP/err" || rc=$?
-		cat "$FZ_TMP/err" >&2
-		fz_expect_eq "$cmd with a bad setting: exit status" "$rc" 2
-		for m in "$@"; do
-			grep -qF -- "$m" "$FZ_TMP/err" || fz_fail "$cmd: no message '$m' in: $(cat "$FZ_TMP/err")"
-		done
-	done
-	[ ! -e "$SWMNT" ] || fz_fail "start with a bad setting created $SWMNT"
-}
+refused() { fz_swaptool_refused -F "$@"; }
 
 # swap_start WHAT - fusezram-swap start (its output in $FZ_TMP/start.out),
 # the swap registered for the cleanup; sets dev.
