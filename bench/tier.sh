@@ -22,13 +22,17 @@
 #     (b) the kernel's zswap (lz4 if the kernel's crypto has it, pool capped
 #     with max_pool_percent=1) in front of that swap file, (c) fusezram,
 #     disksize=2G, mem_limit=240M, lz4, with a backing file next to the
-#     swap file, on a direct-I/O loop device, swapon --discard.  Each
-#     configuration's swap is the only one of ours on, at priority 32767;
-#     zswap is off for (a) and (c).  For each: the wall time and the bytes
-#     written to the disk under the directory (sectors written, field 7 of
-#     /sys/class/block/DEV/stat, x 512, before and after), pswpout and
-#     zswap's counters from /proc/vmstat; for (c) also bd_stat, mm_stat and
-#     io_stat at the end.  Then (b) and (c) against (a).
+#     swap file, on a direct-I/O loop device, swapon --discard, (d) the
+#     same with recomp_algorithm=zstd:1 (pages spilled ahead of the
+#     writes go to the file in zstd), (e) fusezram with neither a file
+#     nor a limit, for scale (no target).  Each configuration's swap is the
+#     only one of ours on, at priority 32767; zswap is off but for (b).
+#     For each: the wall time and the bytes written to the disk under the
+#     directory (sectors written, field 7 of /sys/class/block/DEV/stat,
+#     x 512, before and after), pswpout and zswap's counters from
+#     /proc/vmstat; for (c) and (d) also bd_stat, mm_stat, io_stat and the
+#     summary's backing-file lines at the end.  Then (b), (c) and (d)
+#     against (a).
 #
 # Targets (reported, never asserted; each line says PASS, FAIL or SKIP):
 # written back, mem_used_total falls below 20% and the file takes at most
@@ -56,6 +60,11 @@
 #				parts 1-3 are skipped
 #	TIER_RES=FILE		append the target lines there (bench/run.sh
 #				collects them for its summary)
+#	TIER_HOG_ROWS="..."	which of the hog's rows run (default
+#				"swapfile zswap fusezram fusezram-zstd
+#				fusezram-ram";
+#				the ratios need swapfile); with
+#				TIER_CORPUS=/nonexistent, only the hog runs
 #	FUSEZRAM, HOG		the daemon and the hog (./fusezram, build/hog)
 #
 # Safety: tests/integration/lib.sh's one EXIT/INT/TERM trap undoes every
@@ -93,6 +102,7 @@ TIER_DIR=${BENCH_TIER_DIR:-$ROOT/build/bench/tier}
 SWAP_WAIT=${BENCH_SWAP_WAIT:-600}
 CORPUS_SRC=${TIER_CORPUS:-$ROOT/build/bench/corpus.bin}
 RES=${TIER_RES:-}
+HOG_ROWS=" ${TIER_HOG_ROWS:-swapfile zswap fusezram fusezram-zstd fusezram-ram} "
 ZSW=/sys/module/zswap/parameters
 
 # Targets.
@@ -487,15 +497,22 @@ hog_run() {
 	fz_log "$row: ${H_SECS[$row]} s, $(mib "${H_BYTES[$row]}") MiB written to $DISK, ${H_VERDICT[$row]}"
 }
 
+# row NAME - is NAME one of the hog's rows to run (TIER_HOG_ROWS)?
+row() { [[ $HOG_ROWS == *" $1 "* ]]; }
+
 # (a) the swap file alone.
 [ "$HAVE_ZSWAP" = 0 ] || zswap_set enabled N
-fz_swapon "$SWAPFILE" -p 32767
-hog_run swapfile "$SWAPFILE"
-fz_swapoff "$SWAPFILE"
+if row swapfile; then
+	fz_swapon "$SWAPFILE" -p 32767
+	hog_run swapfile "$SWAPFILE"
+	fz_swapoff "$SWAPFILE"
+fi
 
 # (b) zswap in front of it.
 ZSW_USED=''
-if [ "$HAVE_ZSWAP" = 1 ]; then
+if ! row zswap; then
+	:
+elif [ "$HAVE_ZSWAP" = 1 ]; then
 	want=$(zswap_pick)
 	zswap_set compressor "$want" || fz_log "zswap: compressor=$want refused"
 	zswap_set max_pool_percent "$ZSWAP_POOL_PERCENT"
@@ -515,20 +532,37 @@ else
 	fz_log "no zswap ($ZSW): no zswap row"
 fi
 
-# (c) fusezram with a backing file next to the swap file.
-fz_backed backing-swap "disksize=${SWAP_MIB}M,mem_limit=${FZ_LIMIT_MIB}M"
-fz_run 120 mkswap "$FZ_LOOP" >"$FZ_TMP/mkswap" 2>&1 || fz_fail "mkswap $FZ_LOOP: $(cat "$FZ_TMP/mkswap")"
-fz_swapon "$FZ_LOOP" -p 32767 --discard
-hog_run fusezram "$FZ_LOOP" "$FZ_PID"
-FZ_MM=$(timeout 10 cat "$FZ_CTL/mm_stat") FZ_BD=$(timeout 10 cat "$FZ_CTL/bd_stat")
-FZ_IO=$(timeout 10 cat "$FZ_CTL/io_stat")
-FZ_FA=$(alloc "$BF")
-fz_swapoff "$FZ_LOOP"
-fz_unbacked
+# (c) fusezram with a backing file next to the swap file; (d) the same
+# with zstd level 1 as the secondary algorithm, which pages spilled ahead
+# of the writes go to the file in (fusezram(8), mem_limit); (e) fusezram
+# with neither a file nor a limit: what the FUSE path costs alone.
+declare -A FZ_MM FZ_BD FZ_IO FZ_FA FZ_SUM
+FZ_OPTS=([fusezram]='' [fusezram-zstd]=',recomp_algorithm=zstd:1')
+for r in fusezram fusezram-zstd fusezram-ram; do
+	row "$r" || continue
+	if [ "$r" = fusezram-ram ]; then
+		fz_mount -o "comp_algorithm=lz4,disksize=${SWAP_MIB}M"
+		fz_loop "$FZ_IMG" --direct-io=on
+		BF=/dev/null
+	else
+		fz_backed "backing-$r" "disksize=${SWAP_MIB}M,mem_limit=${FZ_LIMIT_MIB}M${FZ_OPTS[$r]}"
+	fi
+	fz_run 120 mkswap "$FZ_LOOP" >"$FZ_TMP/mkswap" 2>&1 || fz_fail "mkswap $FZ_LOOP: $(cat "$FZ_TMP/mkswap")"
+	fz_swapon "$FZ_LOOP" -p 32767 --discard
+	hog_run "$r" "$FZ_LOOP" "$FZ_PID"
+	FZ_MM[$r]=$(timeout 10 cat "$FZ_CTL/mm_stat") FZ_BD[$r]=$(timeout 10 cat "$FZ_CTL/bd_stat")
+	FZ_IO[$r]=$(timeout 10 cat "$FZ_CTL/io_stat")
+	FZ_FA[$r]=$(alloc "$BF")
+	FZ_SUM[$r]=$(timeout 10 awk '/^Backing file:/ { on = 1 } on && /^[A-Z]/ && !/^Backing/ { on = 0 } on' "$FZ_CTL/summary")
+	fz_swapoff "$FZ_LOOP"
+	fz_unbacked
+done
 
 echo "  (a) swapfile: ${SWAP_MIB} MiB swap file ($SWAPFILE), swapon -p 32767"
 echo "  (b) zswap: ${ZSW_USED:-none}, in front of the same swap file${H_NOTE[zswap]:+ (${H_NOTE[zswap]})}"
 echo "  (c) fusezram: disksize=${SWAP_MIB}M, mem_limit=${FZ_LIMIT_MIB}M, lz4, backing file in $TIER_DIR, DIO loop device, swapon --discard -p 32767"
+echo "  (d) fusezram-zstd: the same, with recomp_algorithm=zstd:1 (pages spilled ahead go to the file in zstd)"
+echo "  (e) fusezram-ram: the same device with no backing file and no mem_limit (the FUSE path alone; no target)"
 printf '  %-10s %8s %10s %10s %12s %12s %12s  %s\n' config "time s" "disk MiB" "own MiB" "pswpout MiB" "zswpout MiB" "zswpwb MiB" hog
 for r in "${ROWS[@]}"; do
 	printf '  %-10s %8s %10s %10s %12s %12s %12s  %s\n' "$r" "${H_SECS[$r]}" "$(mib "${H_BYTES[$r]}")" \
@@ -538,8 +572,12 @@ done
 echo "  disk MiB: written to $DISK during the hog (all of the disk's writes: background $BG_MIBS MiB/s)"
 echo "  own MiB: swap file: pswpout; fusezram: the daemon's write_bytes (/proc/PID/io), its backing file"
 echo "  pswpout: pages written to any swap (for fusezram: to the loop device, not the disk)"
-echo "  fusezram at the end: mm_stat $FZ_MM; bd_stat $FZ_BD; io_stat $FZ_IO; backing file $FZ_FA bytes allocated"
-for r in zswap fusezram; do
+for r in fusezram fusezram-zstd; do
+	[ -n "${FZ_MM[$r]:-}" ] || continue
+	echo "  $r at the end: mm_stat ${FZ_MM[$r]}; bd_stat ${FZ_BD[$r]}; io_stat ${FZ_IO[$r]}; backing file ${FZ_FA[$r]} bytes allocated"
+	printf '    %s\n' "${FZ_SUM[$r]}"
+done
+for r in zswap fusezram fusezram-zstd fusezram-ram; do
 	[ -n "${H_SECS[$r]:-}" ] || continue
 	echo "  $r / swapfile: time $(div "${H_SECS[$r]}" "${H_SECS[swapfile]}" %.2f), disk bytes $(div "${H_BYTES[$r]}" "${H_BYTES[swapfile]}" %.2f), own bytes $(div "${H_OWN[$r]}" "${H_OWN[swapfile]}" %.2f)"
 done
@@ -547,8 +585,11 @@ for r in "${ROWS[@]}"; do
 	[ -z "$others${H_OTHERS[$r]}" ] ||
 		check_bool "hog on $r: its swap the only swap on" 0 "also on: ${others:-${H_OTHERS[$r]}}"
 done
-check "hog: fusezram / swap file, disk bytes written" "$(div "${H_BYTES[fusezram]:-}" "${H_BYTES[swapfile]:-}")" "<=" "$T_BYTES_VS_FILE"
-check "hog: fusezram / swap file, time" "$(div "${H_SECS[fusezram]:-}" "${H_SECS[swapfile]:-}")" "<=" "$T_TIME_VS_FILE"
+for r in fusezram fusezram-zstd; do
+	row "$r" || continue
+	check "hog: $r / swap file, disk bytes written" "$(div "${H_BYTES[$r]:-}" "${H_BYTES[swapfile]:-}")" "<=" "$T_BYTES_VS_FILE"
+	check "hog: $r / swap file, time" "$(div "${H_SECS[$r]:-}" "${H_SECS[swapfile]:-}")" "<=" "$T_TIME_VS_FILE"
+done
 echo
 
 if [ -z "$RES" ]; then

@@ -1966,8 +1966,9 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 	zb_get_stats(dev->zc.backing, &b);
 	zr_printf(t, "Backing file:   %s (%s, %s)\n"
 		  "                %llu pages written back (%llu by spilling past\n"
-		  "                mem_limit), %s compressed, in %s of the file (%s\n"
-		  "                at most); %llu pages read back in %llu reads of\n"
+		  "                mem_limit, %llu of them ahead of the writes),\n"
+		  "                %s compressed, in %s of the file (%s at most);\n"
+		  "                %llu pages read back in %llu reads of\n"
 		  "                the file; %llu segments written, %llu punched;\n"
 		  "                %llu failed segment writes, %llu failed reads\n",
 		  zb_path(dev->zc.backing),
@@ -1975,6 +1976,7 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 		  b.direct ? "direct I/O" : "page cache",
 		  (unsigned long long)s->bd_count,
 		  (unsigned long long)s->bd_spills,
+		  (unsigned long long)s->bd_ahead,
 		  zr_human(s->bd_bytes, h1, sizeof(h1)),
 		  zr_human(b.bytes_allocated, h2, sizeof(h2)),
 		  zr_human(b.cap_bytes, h3, sizeof(h3)),

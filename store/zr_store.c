@@ -201,6 +201,7 @@ struct zr_store {
 	_Atomic uint64_t bd_reads;	/* pages read from it */
 	_Atomic uint64_t bd_writes;	/* pages written to it */
 	_Atomic uint64_t bd_spills;	/* of those, by zr_spill() */
+	_Atomic uint64_t bd_ahead;	/* of those, by zr_task_spill() */
 	_Atomic uint64_t bd_aged;	/* of those, by zr_task_writeback() */
 	struct zr_wb_limit *wb_limit;	/* the device's; may be NULL */
 	_Atomic unsigned wb_age;	/* the age policy's age, s; 0 off */
@@ -210,6 +211,8 @@ struct zr_store {
 	bool wb_huge_done;		/* this sweep's huge pass is done */
 	uint32_t wb_sweep_oldest;	/* oldest in RAM seen so far */
 	_Atomic uint64_t spill_hand;	/* zr_spill()'s next window */
+	bool spill_ahead;		/* zr_task_spill() is at work; the
+					 * maintainer's alone, no lock */
 	_Atomic uint64_t algo_pages[ZR_RECOMP_MAX + 1];
 	_Atomic uint64_t recompressed;
 	_Atomic uint64_t recomp_saved;
@@ -239,6 +242,7 @@ static void zr_refill_kick(struct zr_store *st);
 static void zr_bd_kick(struct zr_store *st);
 static void zr_maint_kick(struct zr_store *st);
 static void zr_compact_kick(struct zr_store *st);
+static void zr_spill_kick(struct zr_store *st);
 
 /* Key destructors get only the value, so each stream remembers its store. */
 struct zr_stream_owner {
@@ -534,20 +538,33 @@ static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
  * slots from a hand that goes round the table (as a clock), and in each
  * writes back the pages in RAM at least half as old as the oldest it
  * saw, until ZR_SPILL_BATCH have gone or it has been once round.
- * It takes each victim's lock by trylock only, since the storing thread
- * may hold its own page's lock (a partial write).
+ * On a store's path it takes each victim's lock by trylock only, since
+ * the storing thread may hold its own page's lock (a partial write).
+ *
+ * Most spilling is done ahead, by the maintainer (zr_task_spill()): once
+ * the pool passes the limit less 1/ZR_AHEAD_HIGH_DIV of it (225 MiB of
+ * 240), a store kicks it, and it spills until the pool is down to the
+ * limit less 1/ZR_AHEAD_LOW_DIV (210 MiB), compacting as it goes, so that a store seldom
+ * finds the pool full and spills on its own path.  Off the store's path
+ * a spill may wait for a victim's lock, and stores the page densest, as
+ * the age policy does (zr_wb_encode()): with a secondary algorithm, the
+ * file takes that algorithm's bytes and no write waits for them.  The
+ * store's own spill stays for bursts the maintainer cannot follow.
  */
 #define ZR_SPILL_SCAN 4096
 #define ZR_SPILL_BATCH 64
 #define ZR_SPILL_IDLE 4
 #define ZR_SPILL_ROUNDS 1024
+#define ZR_AHEAD_RUN 1024	/* pages per run, then the other tasks */
 
 /*
- * zr_spill - write back up to ZR_SPILL_BATCH cold pages (see above).
- * Returns the pages moved, or, when none moved, the -errno of the file
- * (-ENOSPC: full) or 0 (nothing to move).
+ * zr_spill - write back up to ZR_SPILL_BATCH cold pages (see above):
+ * with @ahead, from the maintainer (waiting for each victim's lock, and
+ * densest), else from a store (trylock, as they are).  Returns the pages
+ * moved, or, when none moved, the -errno of the file (-ENOSPC: full) or
+ * 0 (nothing to move).
  */
-static int zr_spill(struct zr_store *st, struct zr_stream *s)
+static int zr_spill(struct zr_store *st, struct zr_stream *s, bool ahead)
 {
 	uint32_t meta, age, oldest;
 	uint64_t start, idx, i, w;
@@ -574,7 +591,7 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s)
 			age = zr_meta_age(st, meta);
 			if (!zr_meta_in_pool(meta) || age < oldest / 2)
 				continue;
-			ret = zr_writeback_page(st, s, idx, 0, true, 0);
+			ret = zr_writeback_page(st, s, idx, 0, !ahead, 0);
 			if (ret < 0)
 				goto out;
 			moved += ret;
@@ -582,6 +599,8 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s)
 	}
 out:
 	zr_stat_add(st, bd_spills, (uint64_t)moved);
+	if (ahead)
+		zr_stat_add(st, bd_ahead, (uint64_t)moved);
 	if (moved)
 		zr_bd_kick(st);
 	return moved ? moved : ret;
@@ -605,7 +624,7 @@ static int zr_store_obj(struct zr_store *st, struct zr_stream *s,
 	 */
 	for (rounds = 0; ret == -ENOSPC && st->bd && idle < ZR_SPILL_IDLE &&
 	     rounds < ZR_SPILL_ROUNDS; rounds++) {
-		n = zr_spill(st, s);
+		n = zr_spill(st, s, false);
 		if (n < 0)
 			break;
 		idle = n ? 0 : idle + 1;
@@ -652,6 +671,8 @@ static int zr_encode(struct zr_store *st, struct zr_stream *s,
 	if (ret)
 		return ret;
 	zr_update_max(st);
+	if (st->bd)
+		zr_spill_kick(st);
 	return 0;
 }
 
@@ -1105,6 +1126,51 @@ static unsigned zr_task_writeback(struct zr_store *st)
 }
 
 /*
+ * Spill ahead of the stores (see zr_spill()): from above the high mark
+ * down to the low one, ZR_AHEAD_RUN pages a run; then again at once if
+ * the pool is still above the low mark, else when a store kicks.  When
+ * the file takes no more, the stores' own spills find out and fail.
+ */
+static unsigned zr_task_spill(struct zr_store *st)
+{
+	uint64_t limit = zs_get_limit(st->pool), low, used;
+	struct zr_stream *s;
+	unsigned moved = 0;
+	int n = 0;
+
+	if (!st->bd || !limit)
+		return 0;
+	low = limit - limit / ZR_AHEAD_LOW_DIV;
+	used = zs_total_bytes(st->pool);
+	if (used <= low ||
+	    (!st->spill_ahead && used <= limit - limit / ZR_AHEAD_HIGH_DIV)) {
+		st->spill_ahead = false;
+		return 0;
+	}
+	st->spill_ahead = true;
+	s = zr_stream_get(st);
+	if (!s || zr_stream_recomp(st, s))
+		return ZR_WB_RUN_GAP_MS;	/* no memory: the stores spill */
+	while (moved < ZR_AHEAD_RUN && used > low) {
+		n = zr_spill(st, s, true);
+		if (n <= 0)
+			break;
+		moved += (unsigned)n;
+		used = zs_total_bytes(st->pool);
+	}
+	/* What moved left holes in the spans: close them to count. */
+	if (moved && used > low) {
+		zs_compact(st->pool);
+		used = zs_total_bytes(st->pool);
+	}
+	if (used <= low || n <= 0) {
+		st->spill_ahead = false;
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * The recompression policy (zr_config.recompress_age): the maintainer
  * sweeps the table and recompresses the pages in RAM not read or
  * written for the age, with the first secondary algorithm, or, where
@@ -1195,6 +1261,7 @@ static unsigned zr_task_recompress(struct zr_store *st)
 
 static const struct zr_task zr_tasks[] = {
 	{ "backing file", zr_task_backing },	/* first: writes wait on it */
+	{ "spill ahead", zr_task_spill },	/* then: stores wait on it */
 	{ "cache refill", zr_task_refill },
 	{ "cache aging", zr_task_age },
 	{ "compaction", zr_task_compact },
@@ -1289,6 +1356,16 @@ static void zr_bd_kick(struct zr_store *st)
 	unsigned after;
 
 	if (zb_refill_wanted(st->bd, zb_now_ms(), &after))
+		zr_maint_kick(st);
+}
+
+/* After a store, with a backing file: the pool is near its limit. */
+static void zr_spill_kick(struct zr_store *st)
+{
+	uint64_t limit = zs_get_limit(st->pool);
+
+	if (limit && zs_total_bytes(st->pool) > limit - limit /
+	    ZR_AHEAD_HIGH_DIV)
 		zr_maint_kick(st);
 }
 
@@ -2117,6 +2194,7 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->bd_reads = zr_stat_get(st, bd_reads);
 	out->bd_writes = zr_stat_get(st, bd_writes);
 	out->bd_spills = zr_stat_get(st, bd_spills);
+	out->bd_ahead = zr_stat_get(st, bd_ahead);
 	out->bd_aged = zr_stat_get(st, bd_aged);
 	out->wb_age = atomic_load_explicit(&st->wb_age, memory_order_relaxed);
 	out->wb_oldest = zr_stat_get(st, wb_oldest);

@@ -63,6 +63,10 @@ void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n);
  */
 #define ZR_RECOMP_MAX 3
 
+/* Spilling ahead of the stores (zr_config.backing): its marks. */
+#define ZR_AHEAD_HIGH_DIV 16	/* starts above 15/16 of mem_limit */
+#define ZR_AHEAD_LOW_DIV 8	/* and stops at 7/8 of it */
+
 /* An algorithm and its level. */
 struct zr_algo {
 	const char *name;	/* backend name (zcomp_find()); NULL: none */
@@ -92,6 +96,11 @@ struct zr_config {
 	 * The backing file pages are written back to (zr_writeback()), or
 	 * NULL for none.  Borrowed: it must outlive the store, which frees
 	 * its objects in it at zr_store_destroy() and never closes it.
+	 * With a mem_limit too, a store that would pass the limit writes
+	 * cold pages back (spills) instead of failing, and the background
+	 * thread spills ahead of the stores: from above mem_limit less
+	 * mem_limit / ZR_AHEAD_HIGH_DIV down to mem_limit less mem_limit /
+	 * ZR_AHEAD_LOW_DIV (zr_stats.bd_ahead).
 	 */
 	struct zb_file *backing;
 	/* The device's writeback_limit (borrowed, may be NULL). */
@@ -223,6 +232,8 @@ struct zr_stats {
 	uint64_t bd_reads;		/* pages read from the file */
 	uint64_t bd_writes;		/* pages written to the file */
 	uint64_t bd_spills;		/* of those, to stay under mem_limit */
+	uint64_t bd_ahead;		/* of those, by the background thread
+					 * before a store needed the room */
 	uint64_t bd_aged;		/* of those, by the age policy */
 	uint64_t wb_age;		/* the policy's age, seconds; 0 off */
 	uint64_t wb_oldest;		/* age of the oldest page in RAM seen

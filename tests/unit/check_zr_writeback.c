@@ -471,6 +471,39 @@ START_TEST(test_spill_race)
 END_TEST
 
 /*
+ * wt_settle - wait (10 s at most) until the background thread has
+ * stopped spilling ahead: the pool at most @low, or bd_writes still for
+ * 50 ms.  The counters are exact only then.
+ */
+static void wt_settle(uint64_t low)
+{
+	uint64_t w = UINT64_MAX;
+	int i;
+
+	for (i = 0; i < 200 && wt_stats().mem_used_total > low &&
+	     wt_stats().bd_writes != w; i++) {
+		w = wt_stats().bd_writes;
+		usleep(50000);
+	}
+}
+
+/*
+ * wt_fill_to - write generation @gen of pages from 0 up, one at a time,
+ * until mem_used_total passes @bytes or the background thread has
+ * spilled; returns the pages written.
+ */
+static uint64_t wt_fill_to(uint64_t bytes, unsigned gen)
+{
+	uint64_t i;
+
+	for (i = 0; i < WT_PAGES && wt_stats().mem_used_total <= bytes &&
+	     !wt_stats().bd_ahead; i++)
+		wt_write(i, i + 1, gen);
+	ck_assert_uint_lt(i, WT_PAGES);
+	return i;
+}
+
+/*
  * A full device spills: 2 MiB written through a 256 KiB mem_limit with a
  * backing file all succeed, the memory stays under the limit, and every
  * page reads back; without room in the file either, ENOSPC, and what was
@@ -482,6 +515,7 @@ START_TEST(test_spill)
 	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
 	wt_open_store(_i, wt_bd);
 	wt_write(0, WT_PAGES, 0);
+	wt_settle(wt_limit - wt_limit / ZR_AHEAD_LOW_DIV);
 	ck_assert_uint_le(wt_stats().mem_used_max, wt_limit);
 	ck_assert_uint_gt(wt_stats().bd_spills, 0);
 	ck_assert_uint_eq(wt_stats().bd_spills, wt_stats().bd_writes);
@@ -490,6 +524,35 @@ START_TEST(test_spill)
 	wt_write(0, WT_PAGES, 1);
 	wt_check(0, WT_PAGES, 1);
 	ck_assert_uint_le(wt_stats().mem_used_max, wt_limit);
+}
+END_TEST
+
+/*
+ * Spilling ahead: a pool filled just past 15/16 of mem_limit, and not
+ * to it, falls to 7/8 of it on its own, by the background thread: no
+ * store spilled or waited, and every page reads back.
+ */
+START_TEST(test_spill_ahead)
+{
+	uint64_t n, low;
+	int i;
+
+	wt_limit = 256 << 10;
+	low = wt_limit - wt_limit / ZR_AHEAD_LOW_DIV;
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	n = wt_fill_to(wt_limit - wt_limit / ZR_AHEAD_HIGH_DIV, 0);
+	for (i = 0; i < 1000 && wt_stats().mem_used_total > low; i++)
+		usleep(10000);
+	ck_assert_msg(wt_stats().mem_used_total <= low,
+		      "mem_used_total %llu, above %llu after 10 s",
+		      (unsigned long long)wt_stats().mem_used_total,
+		      (unsigned long long)low);
+	ck_assert_uint_gt(wt_stats().bd_ahead, 0);
+	ck_assert_uint_eq(wt_stats().bd_ahead, wt_stats().bd_spills);
+	ck_assert_uint_eq(wt_stats().bd_spills, wt_stats().bd_writes);
+	ck_assert_uint_lt(wt_stats().mem_used_max, wt_limit);
+	wt_check(0, n, 0);
 }
 END_TEST
 
@@ -627,6 +690,7 @@ Suite *zr_writeback_suite(void)
 	tcase_add_loop_test(tc, test_writeback_race, 0, n);
 	tcase_add_loop_test(tc, test_spill, 0, n);
 	tcase_add_loop_test(tc, test_spill_full, 0, n);
+	tcase_add_loop_test(tc, test_spill_ahead, 0, n);
 	tcase_add_loop_test(tc, test_spill_race, 0, n);
 	tcase_add_loop_test(tc, test_read_ahead, 0, n);
 	tcase_add_loop_test(tc, test_writeback_age, 0, n);
