@@ -537,7 +537,7 @@ fi
 # of the writes go to the file in (fusezram(8), mem_limit); (e) fusezram
 # with neither a file nor a limit: what the FUSE path costs alone.
 declare -A FZ_MM FZ_BD FZ_IO FZ_FA FZ_SUM
-FZ_OPTS=([fusezram]='' [fusezram-zstd]=',recomp_algorithm=zstd:1')
+declare -A FZ_OPTS=([fusezram]='' [fusezram-zstd]=',recomp_algorithm=zstd:1')
 for r in fusezram fusezram-zstd fusezram-ram; do
 	row "$r" || continue
 	if [ "$r" = fusezram-ram ]; then
@@ -545,7 +545,7 @@ for r in fusezram fusezram-zstd fusezram-ram; do
 		fz_loop "$FZ_IMG" --direct-io=on
 		BF=/dev/null
 	else
-		fz_backed "backing-$r" "disksize=${SWAP_MIB}M,mem_limit=${FZ_LIMIT_MIB}M${FZ_OPTS[$r]}"
+		fz_backed "backing-$r" "disksize=${SWAP_MIB}M,mem_limit=${FZ_LIMIT_MIB}M${FZ_OPTS[$r]:-}"
 	fi
 	fz_run 120 mkswap "$FZ_LOOP" >"$FZ_TMP/mkswap" 2>&1 || fz_fail "mkswap $FZ_LOOP: $(cat "$FZ_TMP/mkswap")"
 	fz_swapon "$FZ_LOOP" -p 32767 --discard
@@ -563,9 +563,9 @@ echo "  (b) zswap: ${ZSW_USED:-none}, in front of the same swap file${H_NOTE[zsw
 echo "  (c) fusezram: disksize=${SWAP_MIB}M, mem_limit=${FZ_LIMIT_MIB}M, lz4, backing file in $TIER_DIR, DIO loop device, swapon --discard -p 32767"
 echo "  (d) fusezram-zstd: the same, with recomp_algorithm=zstd:1 (pages spilled ahead go to the file in zstd)"
 echo "  (e) fusezram-ram: the same device with no backing file and no mem_limit (the FUSE path alone; no target)"
-printf '  %-10s %8s %10s %10s %12s %12s %12s  %s\n' config "time s" "disk MiB" "own MiB" "pswpout MiB" "zswpout MiB" "zswpwb MiB" hog
+printf '  %-14s %8s %10s %10s %12s %12s %12s  %s\n' config "time s" "disk MiB" "own MiB" "pswpout MiB" "zswpout MiB" "zswpwb MiB" hog
 for r in "${ROWS[@]}"; do
-	printf '  %-10s %8s %10s %10s %12s %12s %12s  %s\n' "$r" "${H_SECS[$r]}" "$(mib "${H_BYTES[$r]}")" \
+	printf '  %-14s %8s %10s %10s %12s %12s %12s  %s\n' "$r" "${H_SECS[$r]}" "$(mib "${H_BYTES[$r]}")" \
 		"$(mib "${H_OWN[$r]}")" "$(mib "${H_PSWPOUT[$r]}")" "$(mib "${H_ZSWPOUT[$r]}")" \
 		"$(mib "${H_ZSWPWB[$r]}")" "${H_VERDICT[$r]}; load ${H_LOAD[$r]}${H_OTHERS[$r]:+; ALSO ON: ${H_OTHERS[$r]}}"
 done

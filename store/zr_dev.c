@@ -1965,21 +1965,23 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 	}
 	zb_get_stats(dev->zc.backing, &b);
 	zr_printf(t, "Backing file:   %s (%s, %s)\n"
-		  "                %llu pages written back (%llu by spilling past\n"
-		  "                mem_limit, %llu of them ahead of the writes),\n"
-		  "                %s compressed, in %s of the file (%s at most);\n"
-		  "                %llu pages read back in %llu reads of\n"
-		  "                the file; %llu segments written, %llu punched;\n"
+		  "                %llu pages written back, %s compressed, in %s\n"
+		  "                of the file (%s at most); %llu written so far\n"
+		  "                (%llu by spilling past mem_limit, %llu of\n"
+		  "                them ahead of the writes); %llu pages read\n"
+		  "                back in %llu reads of the file; %llu segments\n"
+		  "                written, %llu punched;\n"
 		  "                %llu failed segment writes, %llu failed reads\n",
 		  zb_path(dev->zc.backing),
 		  b.blockdev ? "block device" : "file",
 		  b.direct ? "direct I/O" : "page cache",
 		  (unsigned long long)s->bd_count,
-		  (unsigned long long)s->bd_spills,
-		  (unsigned long long)s->bd_ahead,
 		  zr_human(s->bd_bytes, h1, sizeof(h1)),
 		  zr_human(b.bytes_allocated, h2, sizeof(h2)),
 		  zr_human(b.cap_bytes, h3, sizeof(h3)),
+		  (unsigned long long)s->bd_writes,
+		  (unsigned long long)s->bd_spills,
+		  (unsigned long long)s->bd_ahead,
 		  (unsigned long long)s->bd_reads,
 		  (unsigned long long)b.disk_reads,
 		  (unsigned long long)b.segs_written,

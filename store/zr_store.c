@@ -434,10 +434,17 @@ static uint32_t zr_now16(const struct zr_store *st)
 	return (uint32_t)(zr_now(st) & 0xffff) << ZR_META_TIME_SHIFT;
 }
 
+/* zr_age_at - seconds from the access recorded in @meta to @now, a
+ * zr_now() (mod 2^16): sweeps read the clock once, not once a slot. */
+static uint32_t zr_age_at(uint64_t now, uint32_t meta)
+{
+	return ((uint32_t)now - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+}
+
 /* zr_meta_age - seconds since the access recorded in @meta (mod 2^16). */
 static uint32_t zr_meta_age(const struct zr_store *st, uint32_t meta)
 {
-	return ((uint32_t)zr_now(st) - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+	return zr_age_at(zr_now(st), meta);
 }
 
 /*
@@ -567,7 +574,7 @@ static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
 static int zr_spill(struct zr_store *st, struct zr_stream *s, bool ahead)
 {
 	uint32_t meta, age, oldest;
-	uint64_t start, idx, i, w;
+	uint64_t start, idx, i, w, now;
 	int moved = 0, ret = 0;
 
 	for (w = 0; w * ZR_SPILL_SCAN < st->npages && moved < ZR_SPILL_BATCH;
@@ -577,10 +584,11 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s, bool ahead)
 						  memory_order_relaxed) %
 			st->npages;
 		oldest = 0;
+		now = zr_now(st);
 		for (i = 0; i < ZR_SPILL_SCAN && i < st->npages; i++) {
 			meta = zr_slot_meta(&st->table[(start + i) %
 							st->npages]);
-			age = zr_meta_age(st, meta);
+			age = zr_age_at(now, meta);
 			if (zr_meta_in_pool(meta) && age > oldest)
 				oldest = age;
 		}
@@ -588,7 +596,7 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s, bool ahead)
 		     moved < ZR_SPILL_BATCH; i++) {
 			idx = (start + i) % st->npages;
 			meta = zr_slot_meta(&st->table[idx]);
-			age = zr_meta_age(st, meta);
+			age = zr_age_at(now, meta);
 			if (!zr_meta_in_pool(meta) || age < oldest / 2)
 				continue;
 			ret = zr_writeback_page(st, s, idx, 0, !ahead, 0);
@@ -1062,7 +1070,7 @@ static bool zr_wb_run(struct zr_store *st, struct zr_stream *s,
 		      uint32_t age)
 {
 	uint32_t want = st->wb_huge_done ? 0 : ZR_WB_HUGE, meta, a;
-	uint64_t budget, done = 0, end, idx;
+	uint64_t budget, done = 0, end, idx, now = zr_now(st);
 	int ret = 0;
 
 	budget = zr_wb_limit_take(st->wb_limit, ZR_WB_RUN_PAGES);
@@ -1074,7 +1082,7 @@ static bool zr_wb_run(struct zr_store *st, struct zr_stream *s,
 		meta = zr_slot_meta(&st->table[idx]);
 		if (!zr_meta_in_pool(meta))
 			continue;
-		a = zr_meta_age(st, meta);
+		a = zr_age_at(now, meta);
 		if (a < age) {
 			if (st->wb_huge_done && a > st->wb_sweep_oldest)
 				st->wb_sweep_oldest = a;
@@ -1207,7 +1215,7 @@ static uint64_t zr_thread_ms(void)
 static bool zr_rc_run(struct zr_store *st, struct zr_stream *s,
 		      uint32_t age)
 {
-	uint64_t idx, done = 0, start = zr_thread_ms();
+	uint64_t idx, done = 0, start = zr_thread_ms(), now = zr_now(st);
 	uint32_t meta, work = 0;
 	bool tried;
 
@@ -1219,7 +1227,7 @@ static bool zr_rc_run(struct zr_store *st, struct zr_stream *s,
 		}
 		work++;
 		meta = zr_slot_meta(&st->table[idx]);
-		if (!zr_meta_in_pool(meta) || zr_meta_age(st, meta) < age)
+		if (!zr_meta_in_pool(meta) || zr_age_at(now, meta) < age)
 			continue;
 		tried = false;
 		if (zr_recompress_page(st, s, idx, 0, 0, 0, age, &tried) > 0)
