@@ -530,8 +530,16 @@ static bool zr_wants(uint32_t meta, uint64_t handle, uint32_t want)
 	return (meta & want) == want;
 }
 
+/* Who writes a page back: what it is counted as, and how it goes. */
+enum zr_wb_by {
+	ZR_WB_BY_ASK,		/* zr_writeback() */
+	ZR_WB_BY_AGE,		/* the age policy: bd_aged */
+	ZR_WB_BY_SPILL,		/* a store's spill: bd_spills */
+	ZR_WB_BY_AHEAD,		/* the maintainer's: bd_spills, bd_ahead */
+};
+
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want, bool spill,
+			     uint64_t idx, uint32_t want, enum zr_wb_by by,
 			     uint32_t min_age);
 static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
 			      uint64_t idx, uint32_t want, size_t threshold,
@@ -599,16 +607,15 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s, bool ahead)
 			age = zr_age_at(now, meta);
 			if (!zr_meta_in_pool(meta) || age < oldest / 2)
 				continue;
-			ret = zr_writeback_page(st, s, idx, 0, !ahead, 0);
+			ret = zr_writeback_page(st, s, idx, 0, ahead ?
+						ZR_WB_BY_AHEAD :
+						ZR_WB_BY_SPILL, 0);
 			if (ret < 0)
 				goto out;
 			moved += ret;
 		}
 	}
 out:
-	zr_stat_add(st, bd_spills, (uint64_t)moved);
-	if (ahead)
-		zr_stat_add(st, bd_ahead, (uint64_t)moved);
 	if (moved)
 		zr_bd_kick(st);
 	return moved ? moved : ret;
@@ -1090,12 +1097,11 @@ static bool zr_wb_run(struct zr_store *st, struct zr_stream *s,
 		}
 		if ((meta & want) != want)
 			continue;
-		ret = zr_writeback_page(st, s, idx, want, false, age);
+		ret = zr_writeback_page(st, s, idx, want, ZR_WB_BY_AGE, age);
 		if (ret > 0)
 			done++;
 	}
 	zr_wb_limit_give(st->wb_limit, budget - done);
-	zr_stat_add(st, bd_aged, done);
 	st->wb_hand = idx;
 	if (done)
 		zr_compact_kick(st);
@@ -1958,21 +1964,24 @@ as_is:
 /*
  * zr_writeback_page - move slot @idx's object to the backing file if the
  * slot holds one in the pool with every flag of @want.  Returns 1 if it
- * moved, 0 if the page is not one to move (or, with @spill, its lock is
- * taken), or -errno from zb_write() (the page then stays in RAM).  Holds
+ * moved, 0 if the page is not one to move (or, for a store's spill, its
+ * lock is taken), or -errno from zb_write() (the page then stays in RAM).  Holds
  * the slot's write lock across the copy into the file's segment buffer
  * (zb_write() writes no segment out unless the maintainer has fallen
  * behind), so that the page cannot change under the copy.  Copies
  * through @s->bdbuf, which no caller uses across this call (cbuf and
  * page may hold the page being stored).
- * @spill: for zr_spill(): only if the lock is free (the caller may hold
- * another slot's), and the object goes as it is (zr_wb_encode()).
+ * @by: who asks, counted with bd_writes as it moves (so that the figures
+ * agree whenever they are read); ZR_WB_BY_SPILL: only if the lock is
+ * free (the caller may hold another slot's), and the object goes as it
+ * is (zr_wb_encode()).
  * @min_age: only if not read or written for that many seconds (0: any).
  */
 static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
-			     uint64_t idx, uint32_t want, bool spill,
+			     uint64_t idx, uint32_t want, enum zr_wb_by by,
 			     uint32_t min_age)
 {
+	bool spill = by == ZR_WB_BY_SPILL;
 	struct zr_slot *slot = &st->table[idx];
 	struct zr_entry new, old;
 	uint64_t loc, bits;
@@ -2009,6 +2018,12 @@ static int zr_writeback_page(struct zr_store *st, struct zr_stream *s,
 	zr_slot_unlock_write(slot);
 	zr_release(st, &old);
 	zr_stat_add(st, bd_writes, 1);
+	if (by == ZR_WB_BY_AGE)
+		zr_stat_add(st, bd_aged, 1);
+	if (by == ZR_WB_BY_SPILL || by == ZR_WB_BY_AHEAD)
+		zr_stat_add(st, bd_spills, 1);
+	if (by == ZR_WB_BY_AHEAD)
+		zr_stat_add(st, bd_ahead, 1);
 	return 1;
 }
 
@@ -2029,7 +2044,7 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 	if (last > st->npages)
 		last = st->npages;
 	for (idx = first; idx < last && done < max; idx++) {
-		ret = zr_writeback_page(st, s, idx, want, false, 0);
+		ret = zr_writeback_page(st, s, idx, want, ZR_WB_BY_ASK, 0);
 		if (ret < 0)
 			break;
 		done += (uint64_t)ret;

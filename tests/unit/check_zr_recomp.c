@@ -425,8 +425,8 @@ END_TEST
 
 /*
  * rt_settle - wait (10 s at most) until the background thread has
- * stopped spilling ahead: the pool at most 7/8 of rt_limit, or
- * bd_writes still for 50 ms.  The counters are exact only then.
+ * stopped spilling ahead: bd_writes still for 50 ms, and the pool at
+ * most 7/8 of rt_limit unless it stopped short of it.
  */
 static void rt_settle(void)
 {
@@ -434,8 +434,8 @@ static void rt_settle(void)
 	uint64_t w = UINT64_MAX;
 	int i;
 
-	for (i = 0; i < 200 && rt_stats().mem_used_total > low &&
-	     rt_stats().bd_writes != w; i++) {
+	for (i = 0; i < 200 && (rt_stats().mem_used_total > low ||
+	     rt_stats().bd_writes != w); i++) {
 		w = rt_stats().bd_writes;
 		usleep(50000);
 	}
