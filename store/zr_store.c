@@ -211,8 +211,11 @@ struct zr_store {
 	bool wb_huge_done;		/* this sweep's huge pass is done */
 	uint32_t wb_sweep_oldest;	/* oldest in RAM seen so far */
 	_Atomic uint64_t spill_hand;	/* zr_spill()'s next window */
-	bool spill_ahead;		/* zr_task_spill() is at work; the
-					 * maintainer's alone, no lock */
+	/* zr_task_spill()'s state; the maintainer's alone, no lock. */
+	bool spill_ahead;		/* at work, down to the low mark */
+	bool spill_wait;		/* the file refused or nothing moved:
+					 * not before spill_retry */
+	uint32_t spill_retry;		/* a zb_now_ms() */
 	_Atomic uint64_t algo_pages[ZR_RECOMP_MAX + 1];
 	_Atomic uint64_t recompressed;
 	_Atomic uint64_t recomp_saved;
@@ -559,12 +562,13 @@ static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
  * Most spilling is done ahead, by the maintainer (zr_task_spill()): once
  * the pool passes the limit less 1/ZR_AHEAD_HIGH_DIV of it (225 MiB of
  * 240), a store kicks it, and it spills until the pool is down to the
- * limit less 1/ZR_AHEAD_LOW_DIV (210 MiB), compacting as it goes, so that a store seldom
- * finds the pool full and spills on its own path.  Off the store's path
- * a spill may wait for a victim's lock, and stores the page densest, as
- * the age policy does (zr_wb_encode()): with a secondary algorithm, the
- * file takes that algorithm's bytes and no write waits for them.  The
- * store's own spill stays for bursts the maintainer cannot follow.
+ * limit less 1/ZR_AHEAD_LOW_DIV (210 MiB), compacting as it goes, so
+ * that a store seldom finds the pool full and spills on its own path.
+ * Off the store's path a spill may wait for a victim's lock, and stores
+ * the page densest, as the age policy does (zr_wb_encode()): with a
+ * secondary algorithm, the file takes that algorithm's bytes and no
+ * write waits for them.  The store's own spill stays for bursts the
+ * maintainer cannot follow.
  */
 #define ZR_SPILL_SCAN 4096
 #define ZR_SPILL_BATCH 64
@@ -1143,8 +1147,11 @@ static unsigned zr_task_writeback(struct zr_store *st)
  * Spill ahead of the stores (see zr_spill()): from above the high mark
  * down to the low one, ZR_AHEAD_RUN pages a run; then again at once if
  * the pool is still above the low mark, else when a store kicks.  When
- * the file takes no more, the stores' own spills find out and fail.
+ * the file takes no more (or nothing moves), it waits ZR_AHEAD_RETRY_MS
+ * before trying again, however often stores kick: the stores' own
+ * spills find out and fail meanwhile.
  */
+#define ZR_AHEAD_RETRY_MS 1000
 static unsigned zr_task_spill(struct zr_store *st)
 {
 	uint64_t limit = zs_get_limit(st->pool), low, used;
@@ -1154,6 +1161,9 @@ static unsigned zr_task_spill(struct zr_store *st)
 
 	if (!st->bd || !limit)
 		return 0;
+	if (st->spill_wait && (int32_t)(zb_now_ms() - st->spill_retry) < 0)
+		return 0;
+	st->spill_wait = false;
 	low = limit - limit / ZR_AHEAD_LOW_DIV;
 	used = zs_total_bytes(st->pool);
 	if (used <= low ||
@@ -1177,6 +1187,10 @@ static unsigned zr_task_spill(struct zr_store *st)
 		zs_compact(st->pool);
 		used = zs_total_bytes(st->pool);
 	}
+	if (n <= 0) {
+		st->spill_wait = true;
+		st->spill_retry = zb_now_ms() + ZR_AHEAD_RETRY_MS;
+	}
 	if (used <= low || n <= 0) {
 		st->spill_ahead = false;
 		return 0;
@@ -1195,10 +1209,10 @@ static unsigned zr_task_spill(struct zr_store *st)
  * are busy), then the thread sleeps ZR_RC_RUN_GAP_MS while the sweep
  * lasts: the policy takes at most a third of one CPU, and foreground I/O
  * keeps its speed (zstd at its default level recompresses some 10,000
- * pages a second in that share here).  Every ZR_RC_COMPACT_PAGES pages recompressed, and at the
- * end of a sweep that recompressed any, a compaction gives back what the
- * old objects held.  Between sweeps it sleeps as the writeback policy
- * does.
+ * pages a second in that share here).  Every ZR_RC_COMPACT_PAGES pages
+ * recompressed, and at the end of a sweep that recompressed any, a
+ * compaction gives back what the old objects held.  Between sweeps it
+ * sleeps as the writeback policy does.
  */
 #define ZR_RC_RUN_MS 5
 #define ZR_RC_RUN_GAP_MS 10
@@ -1965,10 +1979,10 @@ as_is:
  * zr_writeback_page - move slot @idx's object to the backing file if the
  * slot holds one in the pool with every flag of @want.  Returns 1 if it
  * moved, 0 if the page is not one to move (or, for a store's spill, its
- * lock is taken), or -errno from zb_write() (the page then stays in RAM).  Holds
- * the slot's write lock across the copy into the file's segment buffer
- * (zb_write() writes no segment out unless the maintainer has fallen
- * behind), so that the page cannot change under the copy.  Copies
+ * lock is taken), or -errno from zb_write() (the page then stays in
+ * RAM).  Holds the slot's write lock across the copy into the file's
+ * segment buffer (zb_write() writes no segment out unless the maintainer
+ * has fallen behind), so that the page cannot change under the copy.  Copies
  * through @s->bdbuf, which no caller uses across this call (cbuf and
  * page may hold the page being stored).
  * @by: who asks, counted with bd_writes as it moves (so that the figures

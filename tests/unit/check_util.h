@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "store/zr_store.h"
+
 #include "compressors/zcomp.h"
 
 /* tu_rand - xorshift64*: small, fixed-seed, good enough to make noise. */
@@ -46,6 +48,26 @@ static inline int tu_nbackends(void)
 	while (be[n])
 		n++;
 	return n;
+}
+
+/*
+ * tu_settle - wait (10 s at most) until @st's background thread has
+ * stopped spilling ahead: bd_writes still for 50 ms, and the pool at
+ * most 7/8 of @limit (its mem_limit) unless it stopped short of it.
+ */
+static inline void tu_settle(struct zr_store *st, uint64_t limit)
+{
+	uint64_t low = limit - limit / ZR_AHEAD_LOW_DIV, w = UINT64_MAX;
+	struct zr_stats s;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		zr_get_stats(st, &s);
+		if (s.mem_used_total <= low && s.bd_writes == w)
+			break;
+		w = s.bd_writes;
+		usleep(50000);
+	}
 }
 
 /*

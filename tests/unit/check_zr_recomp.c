@@ -424,24 +424,6 @@ START_TEST(test_recomp_wb_denser)
 END_TEST
 
 /*
- * rt_settle - wait (10 s at most) until the background thread has
- * stopped spilling ahead: bd_writes still for 50 ms, and the pool at
- * most 7/8 of rt_limit unless it stopped short of it.
- */
-static void rt_settle(void)
-{
-	uint64_t low = rt_limit - rt_limit / ZR_AHEAD_LOW_DIV;
-	uint64_t w = UINT64_MAX;
-	int i;
-
-	for (i = 0; i < 200 && (rt_stats().mem_used_total > low ||
-	     rt_stats().bd_writes != w); i++) {
-		w = rt_stats().bd_writes;
-		usleep(50000);
-	}
-}
-
-/*
  * A write past mem_limit spills: a spill on the store's own path moves
  * its pages as they are, in the primary, and one ahead of the stores,
  * by the background thread, in the first secondary where that is
@@ -464,7 +446,7 @@ START_TEST(test_recomp_spill)
 	 * control/recompress may: its spills still must not. */
 	ck_assert_int_eq(rt_recompress(0, 0, UINT64_MAX, 0), 0);
 	rt_write(0, RT_PAGES, 0);
-	rt_settle();
+	tu_settle(rt_st, rt_limit);
 	s = rt_stats();
 	ck_assert_uint_gt(s.bd_spills, 0);
 	ck_assert_uint_eq(s.bd_spills, s.bd_writes);
@@ -493,7 +475,7 @@ START_TEST(test_recomp_spill_ahead)
 	     !rt_stats().bd_ahead; n++)
 		rt_write(n, n + 1, 0);
 	ck_assert_uint_lt(n, RT_PAGES);
-	rt_settle();
+	tu_settle(rt_st, rt_limit);
 	s = rt_stats();
 	ck_assert_uint_gt(s.bd_ahead, 0);
 	ck_assert_uint_eq(s.bd_ahead, s.bd_spills);

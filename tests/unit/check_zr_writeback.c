@@ -471,23 +471,6 @@ START_TEST(test_spill_race)
 END_TEST
 
 /*
- * wt_settle - wait (10 s at most) until the background thread has
- * stopped spilling ahead: bd_writes still for 50 ms, and the pool at
- * most @low unless it stopped short of it.
- */
-static void wt_settle(uint64_t low)
-{
-	uint64_t w = UINT64_MAX;
-	int i;
-
-	for (i = 0; i < 200 && (wt_stats().mem_used_total > low ||
-	     wt_stats().bd_writes != w); i++) {
-		w = wt_stats().bd_writes;
-		usleep(50000);
-	}
-}
-
-/*
  * wt_fill_to - write generation @gen of pages from 0 up, one at a time,
  * until mem_used_total passes @bytes or the background thread has
  * spilled; returns the pages written.
@@ -515,7 +498,7 @@ START_TEST(test_spill)
 	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
 	wt_open_store(_i, wt_bd);
 	wt_write(0, WT_PAGES, 0);
-	wt_settle(wt_limit - wt_limit / ZR_AHEAD_LOW_DIV);
+	tu_settle(wt_st, wt_limit);
 	ck_assert_uint_le(wt_stats().mem_used_max, wt_limit);
 	ck_assert_uint_gt(wt_stats().bd_spills, 0);
 	ck_assert_uint_eq(wt_stats().bd_spills, wt_stats().bd_writes);
