@@ -555,7 +555,12 @@ static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
  * the file takes no more.  A spill looks at windows of ZR_SPILL_SCAN
  * slots from a hand that goes round the table (as a clock), and in each
  * writes back the pages in RAM at least half as old as the oldest it
- * saw, until ZR_SPILL_BATCH have gone or it has been once round.
+ * saw, until ZR_SPILL_BATCH have gone or it has been once round.  A
+ * spill that stops within a window leaves the hand where it stopped, so
+ * that the next one carries on there: pages go to the file in the
+ * table's order, the order in which swap reads them back (a hand moved
+ * a whole window per spill left the file ZR_SPILL_BATCH pages of each
+ * window in turn, and a reader in order a new segment every 64 pages).
  * On a store's path it takes each victim's lock by trylock only, since
  * the storing thread may hold its own page's lock (a partial write).
  *
@@ -570,8 +575,6 @@ static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
  * write waits for them.  The store's own spill stays for bursts the
  * maintainer cannot follow.
  */
-#define ZR_SPILL_SCAN 4096
-#define ZR_SPILL_BATCH 64
 #define ZR_SPILL_IDLE 4
 #define ZR_SPILL_ROUNDS 1024
 #define ZR_AHEAD_RUN 1024	/* pages per run, then the other tasks */
@@ -586,15 +589,15 @@ static int zr_recompress_page(struct zr_store *st, struct zr_stream *s,
 static int zr_spill(struct zr_store *st, struct zr_stream *s, bool ahead)
 {
 	uint32_t meta, age, oldest;
-	uint64_t start, idx, i, w, now;
+	uint64_t start, idx, i, w, now, hand, hand_to;
 	int moved = 0, ret = 0;
 
 	for (w = 0; w * ZR_SPILL_SCAN < st->npages && moved < ZR_SPILL_BATCH;
 	     w++) {
-		start = atomic_fetch_add_explicit(&st->spill_hand,
-						  ZR_SPILL_SCAN,
-						  memory_order_relaxed) %
-			st->npages;
+		hand = atomic_fetch_add_explicit(&st->spill_hand,
+						 ZR_SPILL_SCAN,
+						 memory_order_relaxed);
+		start = hand % st->npages;
 		oldest = 0;
 		now = zr_now(st);
 		for (i = 0; i < ZR_SPILL_SCAN && i < st->npages; i++) {
@@ -618,6 +621,14 @@ static int zr_spill(struct zr_store *st, struct zr_stream *s, bool ahead)
 				goto out;
 			moved += ret;
 		}
+		/* Stopped within the window: the next spill goes on from
+		 * here, unless another spill moved the hand meanwhile. */
+		hand_to = hand + i;
+		hand += ZR_SPILL_SCAN;
+		if (i < ZR_SPILL_SCAN && i < st->npages)
+			atomic_compare_exchange_strong_explicit(
+				&st->spill_hand, &hand, hand_to,
+				memory_order_relaxed, memory_order_relaxed);
 	}
 out:
 	if (moved)

@@ -66,6 +66,10 @@ void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n);
 /* Spilling ahead of the stores (zr_config.backing): its marks. */
 #define ZR_AHEAD_HIGH_DIV 16	/* starts above 15/16 of mem_limit */
 #define ZR_AHEAD_LOW_DIV 8	/* and stops at 7/8 of it */
+/* A spill looks at windows of ZR_SPILL_SCAN slots and moves at most
+ * ZR_SPILL_BATCH pages at a time (zr_store.c: Spilling). */
+#define ZR_SPILL_SCAN 4096
+#define ZR_SPILL_BATCH 64
 
 /* An algorithm and its level. */
 struct zr_algo {

@@ -60,7 +60,8 @@ static void wt_page(uint64_t idx, unsigned gen, uint8_t *buf)
 	}
 }
 
-static uint64_t wt_limit;	/* mem_limit of the stores made next */
+static uint64_t wt_disk;	/* disksize of the stores made next */
+static uint64_t wt_limit;	/* their mem_limit */
 static unsigned wt_age;		/* their writeback_age */
 static struct zr_wb_limit wt_wbl;	/* their writeback_limit */
 
@@ -68,7 +69,7 @@ static void wt_open_store(int backend, struct zb_file *bd)
 {
 	const struct zcomp_backend *const *be = zcomp_backends();
 	struct zr_config cfg = {
-		.disksize = WT_DISK,
+		.disksize = wt_disk,
 		.algorithm = be[backend]->name,
 		.level = ZCOMP_LEVEL_DEFAULT,
 		.mem_limit = wt_limit,
@@ -87,6 +88,7 @@ static void setup(void)
 	snprintf(wt_path, sizeof(wt_path), "%s/backing", wt_dir);
 	wt_bd = NULL;
 	wt_st = NULL;
+	wt_disk = WT_DISK;
 	wt_limit = 0;
 	wt_age = 0;
 	atomic_store(&wt_wbl.pages, 0);
@@ -576,6 +578,59 @@ START_TEST(test_spill_full)
 END_TEST
 
 /*
+ * Spilled pages lie in the file in the table's order, whatever windows
+ * the spills looked at: WT_ORDER_WINS windows of ZR_SPILL_SCAN pages of
+ * about 200 compressed bytes, spilled, then read back in order one page
+ * a request, take about one read of the file per ZB_WIN_SIZE of it (and
+ * two per segment), not one per ZR_SPILL_BATCH pages (the 64 pages of a
+ * window that one spill took, 100 KiB from the next 64 in the file).
+ */
+#define WT_ORDER_WINS 8
+#define WT_ORDER_PAGES (WT_ORDER_WINS * ZR_SPILL_SCAN)
+
+static void wt_order_page(uint64_t idx, uint8_t *buf)
+{
+	uint64_t seed = idx + 7;
+
+	memset(buf, 0, WT_PAGE);
+	memcpy(buf, &idx, sizeof(idx));
+	tu_fill_random(buf + 64, 160, &seed);
+}
+
+START_TEST(test_spill_order)
+{
+	uint8_t buf[WT_PAGE], want[WT_PAGE];
+	uint64_t i, r0, reads, in_file;
+
+	wt_disk = (uint64_t)WT_ORDER_PAGES * WT_PAGE;
+	wt_limit = 1 << 20;
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	for (i = 0; i < WT_ORDER_PAGES; i++) {
+		wt_order_page(i, buf);
+		ck_assert_int_eq(zr_write(wt_st, buf, WT_PAGE, i * WT_PAGE),
+				 WT_PAGE);
+	}
+	tu_settle(wt_st, wt_limit);
+	ck_assert_int_eq(zb_flush(wt_bd), 0);
+	in_file = wt_stats().bd_count;
+	ck_assert_uint_gt(in_file, WT_ORDER_PAGES / 2);
+	r0 = wt_bd_stats().disk_reads;
+	for (i = 0; i < WT_ORDER_PAGES; i++) {
+		wt_order_page(i, want);
+		ck_assert_int_eq(zr_read(wt_st, buf, WT_PAGE, i * WT_PAGE),
+				 WT_PAGE);
+		ck_assert_msg(memcmp(buf, want, WT_PAGE) == 0,
+			      "page %llu differs", (unsigned long long)i);
+	}
+	reads = wt_bd_stats().disk_reads - r0;
+	ck_assert_msg(reads < in_file / (2 * ZR_SPILL_BATCH),
+		      "%llu pages read back from the file in %llu reads",
+		      (unsigned long long)in_file, (unsigned long long)reads);
+}
+END_TEST
+
+/*
  * Read-ahead: pages written back together come back from the file in
  * one read per request, same-filled pages between them or not; and
  * what a read brought in serves the next request without another.
@@ -674,6 +729,7 @@ Suite *zr_writeback_suite(void)
 	tcase_add_loop_test(tc, test_spill, 0, n);
 	tcase_add_loop_test(tc, test_spill_full, 0, n);
 	tcase_add_loop_test(tc, test_spill_ahead, 0, n);
+	tcase_add_loop_test(tc, test_spill_order, 0, n);
 	tcase_add_loop_test(tc, test_spill_race, 0, n);
 	tcase_add_loop_test(tc, test_read_ahead, 0, n);
 	tcase_add_loop_test(tc, test_writeback_age, 0, n);
