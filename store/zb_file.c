@@ -8,7 +8,8 @@
  *	  under it, and it is never held across a system call; it covers
  *	  list and counter updates and at most one memcpy of an object
  *	  (4 KiB).  f->buf_cond waits on it for a buffer or for writes in
- *	  progress, f->win_cond for a read window.
+ *	  progress, f->win_cond for a read window (or read-ahead idle),
+ *	  f->ra_cond (the read-ahead thread) for a window asked for.
  * Cumulative counters (f->ctr) are relaxed atomics, approximate while
  * I/O runs.  zb_open()/zb_close() are not concurrent with anything.
  *
@@ -23,7 +24,7 @@
  * 4 MiB of locked memory; it holds about 100 such objects, so under
  * churn a segment empties (and is reused whole) far sooner than a 1 MiB
  * one would, and a future compaction rewrites at most 256 KiB to win
- * one back; and the table costs 24 bytes per 256 KiB of cap (96 KiB per
+ * one back; and the table costs 28 bytes per 256 KiB of cap (112 KiB per
  * GiB, address space touched only as the file grows).
  *
  * A segment is, in f->segs[i].state:
@@ -111,6 +112,25 @@
  * lies in it.  Objects are copied out of a window under the lock (at
  * most ZB_MAX_OBJ bytes), so a window is never refilled under a reader.
  *
+ * Read-ahead.  A swap reader in order (the hog's verify pass) still
+ * waited for the disk at each new window: one synchronous read every
+ * 40 pages or so.  So a reader that reads a whole window (sequential,
+ * above), or first uses a window read ahead, asks the file's read-ahead
+ * thread (zb_ra_main()) for the window after it: the rest of the
+ * segment, from the block before the window's end (an object may
+ * straddle it), or, past the segment's end, the start of the segment
+ * sealed right after it (struct zb_seg.after: the store writes pages
+ * back in the order of its table, so that is where such a reader goes
+ * on).  The reader is thus one window ahead while it is served, and
+ * waits where its order breaks.  The thread claims its window like a
+ * reader, and tags it with the segment and range before the read, so a
+ * reader of that range waits for the read instead of doing its own
+ * (zb_win_pending_locked()); its generation makes a segment reused
+ * meanwhile never match.  A thread of its own, not the store's: the
+ * maintainer runs zstd and segment writes of a millisecond or more, and
+ * the store's helper threads exist only with threads > 1 and compress.
+ * Random readers ask nothing of it.
+ *
  * TODO: no compaction: a segment is reused only once all its objects are
  * freed.  Swap-like churn, where objects die roughly in the order they
  * were written, keeps the file at the live bytes (test_churn_fifo), but
@@ -156,6 +176,9 @@
  * up to this many: 1 MiB, one request of the disk's queue here. */
 #define ZB_WRITE_RUN 4
 #define ZB_MAX_SEGS ((1u << 29) - 2)	/* loc keeps index + 1 in 29 bits */
+/* Windows asked of read-ahead and not yet taken: a few readers in order
+ * at once; past that, asks are dropped. */
+#define ZB_RA_QUEUE 8
 
 #define ZB_LOC_LEN_BITS 12
 #define ZB_LOC_OFF_BITS ZB_SEG_SHIFT
@@ -189,8 +212,12 @@ struct zb_seg {
 	uint8_t pad;
 	uint32_t gen;			/* bumped each time it is opened:
 					 * windows (zb_win) check it */
+	uint32_t after;			/* the segment sealed right after it
+					 * (read-ahead's guess of where a
+					 * reader in order goes next), or
+					 * ZB_NONE */
 };
-_Static_assert(sizeof(struct zb_seg) == 24, "the table's cost is documented");
+_Static_assert(sizeof(struct zb_seg) == 28, "the table's cost is documented");
 
 /* A segment buffer: ZB_SEG_SIZE bytes, aligned, allocated at open. */
 struct zb_buf {
@@ -214,13 +241,28 @@ struct zb_win {
 	unsigned char *data;		/* ZB_WIN_SIZE, aligned */
 	uint32_t seg, gen, start, end;
 	uint64_t used;			/* win_clock at its last use */
-	bool reading;			/* a read into it is in progress */
+	bool reading;			/* a read into it is in progress: by
+					 * a reader (seg 0), or read-ahead
+					 * (seg, gen, start, end: the range
+					 * it will hold) */
+	bool ahead;			/* read ahead, not yet used */
+};
+
+/*
+ * A window read-ahead is asked to read: the one that holds byte @off of
+ * segment @seg and the ZB_MAX_OBJ bytes before it (an object that began
+ * in the window before and ends past it), and runs on from there.
+ */
+struct zb_ra {
+	uint32_t seg, off;
 };
 
 struct zb_counters {			/* relaxed atomics, cumulative */
 	_Atomic uint64_t reads, writes, failed_reads, failed_writes, disk_reads;
 	_Atomic uint64_t segs_written, disk_writes, segs_punched, bad_frees;
 	_Atomic uint64_t nospace;	/* zb_write() refused: -ENOSPC */
+	_Atomic uint64_t ra_reads, ra_used;	/* windows read ahead, and
+						 * of those used */
 };
 
 struct zb_file {
@@ -265,6 +307,16 @@ struct zb_file {
 	struct zb_win wins[ZB_NWIN];
 	uint64_t win_clock;		/* [lock] stamps windows' use */
 	pthread_cond_t win_cond;	/* [lock] a window's read is done */
+	uint32_t last_sealed;		/* [lock] the segment sealed last */
+
+	/* Read-ahead: the thread and its queue of windows to read. */
+	pthread_t ra_thread;
+	pthread_cond_t ra_cond;		/* [lock] queued, or stop */
+	struct zb_ra ra_q[ZB_RA_QUEUE];	/* [lock] a ring, ra_head first */
+	unsigned ra_head, ra_n;		/* [lock] */
+	bool ra_busy;			/* [lock] the thread has taken an
+					 * ask and not yet gone idle */
+	bool ra_stop;			/* [lock] zb_close() */
 	struct zb_counters ctr;
 };
 
@@ -531,6 +583,10 @@ static bool zb_seal_locked(struct zb_file *f, uint32_t idx)
 		return false;
 	}
 	memset(b->data + s->fill, 0, zb_roundup(s->fill) - s->fill);
+	if (f->last_sealed != ZB_NONE)
+		f->segs[f->last_sealed].after = idx;
+	f->last_sealed = idx;
+	s->after = ZB_NONE;
 	s->state = ZB_FLUSHING;
 	f->nflushing++;
 	s->next = ZB_NONE;
@@ -831,8 +887,138 @@ static struct zb_win *zb_win_claim_locked(struct zb_file *f)
 		pthread_cond_wait(&f->win_cond, &f->lock);
 	}
 	lru->reading = true;
+	lru->ahead = false;
 	lru->seg = 0;
 	return lru;
+}
+
+/*
+ * zb_win_pending_locked - a window read-ahead is reading [@off,
+ * @off+@len) of segment @idx into, at its current generation, or NULL.
+ */
+static struct zb_win *zb_win_pending_locked(struct zb_file *f, uint32_t idx,
+					    uint32_t off, size_t len)
+{
+	uint32_t gen = f->segs[idx].gen;
+	struct zb_win *w;
+
+	for (w = f->wins; w < f->wins + ZB_NWIN; w++)
+		if (w->reading && w->seg == idx + 1 && w->gen == gen &&
+		    off >= w->start && (uint64_t)off + len <= w->end)
+			return w;
+	return NULL;
+}
+
+/*
+ * zb_ra_ask_locked - a reader in order has reached window @w: ask
+ * read-ahead for the window after it, the rest of its segment or else
+ * the start of the segment sealed after it.  Dropped when already asked
+ * or the queue is full.
+ */
+static void zb_ra_ask_locked(struct zb_file *f, const struct zb_win *w)
+{
+	struct zb_ra ra = { w->seg - 1, w->end };
+	unsigned i;
+
+	if (ra.off >= f->segs[ra.seg].fill) {
+		ra.seg = f->segs[ra.seg].after;
+		ra.off = 0;
+		if (ra.seg == ZB_NONE)
+			return;
+	}
+	if (f->ra_n == ZB_RA_QUEUE)
+		return;
+	for (i = 0; i < f->ra_n; i++) {
+		const struct zb_ra *q = &f->ra_q[(f->ra_head + i) % ZB_RA_QUEUE];
+
+		if (q->seg == ra.seg && q->off == ra.off)
+			return;
+	}
+	f->ra_q[(f->ra_head + f->ra_n++) % ZB_RA_QUEUE] = ra;
+	pthread_cond_signal(&f->ra_cond);
+}
+
+/* Is @ra still worth reading: on disk, within its bytes, in no window? */
+static bool zb_ra_wanted_locked(struct zb_file *f, const struct zb_ra *ra)
+{
+	const struct zb_seg *s = &f->segs[ra->seg];	/* < seg_max */
+
+	return ra->seg < f->hwm && s->state == ZB_DISK && ra->off < s->fill &&
+	       !zb_win_find_locked(f, ra->seg, ra->off, 1) &&
+	       !zb_win_pending_locked(f, ra->seg, ra->off, 1);
+}
+
+/*
+ * zb_ra_main - the read-ahead thread: reads each window asked for into
+ * the least recently used window, unless it is there already or its
+ * segment has left the disk meanwhile.  The window is tagged with the
+ * segment's generation before the read, so a segment reused during it
+ * never matches.  A failed read leaves the window empty: the reader that
+ * wants it reads it itself, and sees the error.
+ */
+static void *zb_ra_main(void *arg)
+{
+	struct zb_file *f = arg;
+	uint64_t start, end;
+	struct zb_seg *s;
+	struct zb_win *w;
+	struct zb_ra ra;
+	ssize_t n;
+
+	pthread_mutex_lock(&f->lock);
+	for (;;) {
+		if (!f->ra_n && f->ra_busy) {	/* idle: zb_ra_wait() */
+			f->ra_busy = false;
+			pthread_cond_broadcast(&f->win_cond);
+		}
+		while (!f->ra_n && !f->ra_stop)
+			pthread_cond_wait(&f->ra_cond, &f->lock);
+		if (f->ra_stop)
+			break;
+		f->ra_busy = true;
+		ra = f->ra_q[f->ra_head];
+		f->ra_head = (f->ra_head + 1) % ZB_RA_QUEUE;
+		f->ra_n--;
+		if (!zb_ra_wanted_locked(f, &ra))
+			continue;
+		w = zb_win_claim_locked(f);
+		if (!zb_ra_wanted_locked(f, &ra)) {
+			w->reading = false;
+			pthread_cond_broadcast(&f->win_cond);
+			continue;
+		}
+		s = &f->segs[ra.seg];
+		start = ra.off > ZB_MAX_OBJ ? ra.off - ZB_MAX_OBJ : 0;
+		if (f->direct)
+			start &= ~(uint64_t)(ZB_ALIGN - 1);
+		end = start + ZB_WIN_SIZE;
+		if (end > s->fill)
+			end = s->fill;
+		if (f->direct)
+			end = zb_roundup(end);
+		w->seg = ra.seg + 1;
+		w->gen = s->gen;
+		w->start = (uint32_t)start;
+		w->end = (uint32_t)end;
+		pthread_mutex_unlock(&f->lock);
+		do
+			n = pread(f->fd, w->data, (size_t)(end - start),
+				  (off_t)(zb_seg_off(ra.seg) + start));
+		while (n < 0 && errno == EINTR);
+		pthread_mutex_lock(&f->lock);
+		w->reading = false;
+		pthread_cond_broadcast(&f->win_cond);
+		if (n <= 0) {
+			w->seg = 0;
+			continue;
+		}
+		w->end = (uint32_t)(start + (uint64_t)n);
+		w->used = ++f->win_clock;
+		w->ahead = true;
+		CTR_INC(f, ra_reads);
+	}
+	pthread_mutex_unlock(&f->lock);
+	return NULL;
 }
 
 int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
@@ -842,6 +1028,7 @@ int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
 	uint64_t start, end, lim;
 	struct zb_seg *s;
 	struct zb_win *w;
+	bool seq;
 	ssize_t n;
 	int r = -EINVAL;
 
@@ -868,16 +1055,27 @@ again:
 	if (w) {
 		memcpy(dst, w->data + (off - w->start), len);
 		w->used = ++f->win_clock;
+		if (w->ahead) {		/* keep one window ahead */
+			w->ahead = false;
+			CTR_INC(f, ra_used);
+			zb_ra_ask_locked(f, w);
+		}
 		goto out_copied;
 	}
-	if (zb_win_find_locked(f, idx, off, 0))
+	if (zb_win_pending_locked(f, idx, off, len)) {
+		pthread_cond_wait(&f->win_cond, &f->lock);
+		goto again;
+	}
+	seq = zb_win_find_locked(f, idx, off, 0) != NULL;
+	if (seq)
 		ahead = ZB_WIN_SIZE;		/* sequential: a whole window */
 	w = zb_win_claim_locked(f);
 	/* While we waited the segment may have changed, or another
-	 * reader read the object in: look again. */
+	 * reader or read-ahead read the object in: look again. */
 	s = zb_loc_locked(f, loc, &idx, &off, &olen);
 	if (!s || s->state != ZB_DISK ||
-	    zb_win_find_locked(f, idx, off, len)) {
+	    zb_win_find_locked(f, idx, off, len) ||
+	    zb_win_pending_locked(f, idx, off, len)) {
 		w->reading = false;
 		pthread_cond_broadcast(&f->win_cond);
 		goto again;
@@ -914,6 +1112,8 @@ again:
 	w->used = ++f->win_clock;
 	memcpy(dst, w->data + (off - start), len);
 	CTR_INC(f, disk_reads);
+	if (seq)
+		zb_ra_ask_locked(f, w);
 out_copied:
 	pthread_mutex_unlock(&f->lock);
 	CTR_INC(f, reads);
@@ -978,6 +1178,14 @@ int zb_flush(struct zb_file *f)
 		pthread_cond_wait(&f->buf_cond, &f->lock);
 	pthread_mutex_unlock(&f->lock);
 	return CTR_GET(f, failed_writes) != failed ? -EIO : 0;
+}
+
+void zb_ra_wait(struct zb_file *f)
+{
+	pthread_mutex_lock(&f->lock);
+	while (f->ra_n || f->ra_busy)
+		pthread_cond_wait(&f->win_cond, &f->lock);
+	pthread_mutex_unlock(&f->lock);
 }
 
 int zb_write_queued(struct zb_file *f)
@@ -1095,6 +1303,8 @@ void zb_get_stats(struct zb_file *f, struct zb_stats *st)
 	st->failed_writes = CTR_GET(f, failed_writes);
 	st->bad_frees = CTR_GET(f, bad_frees);
 	st->nospace = CTR_GET(f, nospace);
+	st->ra_reads = CTR_GET(f, ra_reads);
+	st->ra_used = CTR_GET(f, ra_used);
 	st->direct = f->direct;
 	st->blockdev = f->blockdev;
 }
@@ -1224,7 +1434,7 @@ int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out)
 	f->direct = zb_try_direct(fd);
 	f->seg_max = cap_bytes >> ZB_SEG_SHIFT > ZB_MAX_SEGS ? ZB_MAX_SEGS :
 		     (uint32_t)(cap_bytes >> ZB_SEG_SHIFT);
-	f->ready = f->holes = f->open = f->queue = ZB_NONE;
+	f->ready = f->holes = f->open = f->queue = f->last_sealed = ZB_NONE;
 	f->segs_bytes = (size_t)f->seg_max * sizeof(struct zb_seg);
 	f->segs = mmap(NULL, f->segs_bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -1259,16 +1469,29 @@ int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out)
 		goto out_free;
 	}
 	if ((r = pthread_cond_init(&f->win_cond, NULL))) {
-		pthread_cond_destroy(&f->buf_cond);
-		pthread_mutex_destroy(&f->lock);
 		r = -r;
-		goto out_free;
+		goto out_buf_cond;
+	}
+	if ((r = pthread_cond_init(&f->ra_cond, NULL))) {
+		r = -r;
+		goto out_win_cond;
+	}
+	if ((r = pthread_create(&f->ra_thread, NULL, zb_ra_main, f))) {
+		r = -r;
+		goto out_ra_cond;
 	}
 	f->age_ms = zb_now_ms();
 	zb_refill(f, f->age_ms);	/* what it cannot get, zb_write() reports */
 	*out = f;
 	return 0;
 
+out_ra_cond:
+	pthread_cond_destroy(&f->ra_cond);
+out_win_cond:
+	pthread_cond_destroy(&f->win_cond);
+out_buf_cond:
+	pthread_cond_destroy(&f->buf_cond);
+	pthread_mutex_destroy(&f->lock);
 out_free:
 	for (i = 0; i < ZB_NBUF; i++)
 		free(f->bufs[i].data);
@@ -1290,6 +1513,11 @@ void zb_close(struct zb_file *f)
 	if (!f)
 		return;
 	assert(f->nflushing == f->nqueued);	/* queued writes are moot */
+	pthread_mutex_lock(&f->lock);
+	f->ra_stop = true;
+	pthread_cond_signal(&f->ra_cond);
+	pthread_mutex_unlock(&f->lock);
+	pthread_join(f->ra_thread, NULL);
 	if (!f->blockdev && ftruncate(f->fd, 0)) {
 		/* nothing to do: the content is void anyway */
 	}
@@ -1299,6 +1527,7 @@ void zb_close(struct zb_file *f)
 		free(f->bufs[i].data);
 	for (i = 0; i < ZB_NWIN; i++)
 		free(f->wins[i].data);
+	pthread_cond_destroy(&f->ra_cond);
 	pthread_cond_destroy(&f->win_cond);
 	pthread_cond_destroy(&f->buf_cond);
 	pthread_mutex_destroy(&f->lock);

@@ -156,12 +156,26 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
  * comes back short.  An object whose segment is still (or, its write
  * having failed, for good) in a buffer is copied from there.  Takes the
  * file's mutex, never across the read; may wait for a window while
- * ZB_NWIN reads are in progress.
+ * ZB_NWIN reads are in progress, or for read-ahead's read of the object.
+ *
+ * Read-ahead: a sequential reader (as above), and one that first uses a
+ * window read ahead, asks the file's read-ahead thread for the window
+ * after: the rest of the segment, or, past its end, the start of the
+ * segment written right after it (a swap reader in order goes on
+ * there).  So one window ahead of such a reader is read while it is
+ * served, and it waits for the file only where its order breaks.
  */
 #define ZB_WIN_SIZE (64u << 10)
 #define ZB_NWIN 16
 int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
 	    size_t ahead);
+
+/*
+ * zb_ra_wait - wait until read-ahead has nothing asked of it and no read
+ * in progress (tests, and anyone who counts reads).  Takes the file's
+ * mutex.
+ */
+void zb_ra_wait(struct zb_file *f);
 
 /*
  * zb_free - the object at @loc is dead.  A segment whose last object is
@@ -245,6 +259,9 @@ struct zb_stats {
 	uint64_t reads;			/* zb_read() calls served */
 	uint64_t disk_reads;		/* of those, read from the file (the
 					 * rest from a window or a buffer) */
+	uint64_t ra_reads;		/* windows read ahead (not counted in
+					 * disk_reads) */
+	uint64_t ra_used;		/* of those, used by a reader */
 	uint64_t writes;		/* objects stored */
 	uint64_t failed_reads;		/* -EIO or -EINVAL from zb_read() */
 	uint64_t failed_writes;		/* segment writes that failed */

@@ -1969,8 +1969,9 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 		  "                of the file (%s at most); %llu written so far\n"
 		  "                (%llu by spilling past mem_limit, %llu of\n"
 		  "                them ahead of the writes); %llu pages read\n"
-		  "                back in %llu reads of the file; %llu segments\n"
-		  "                written, %llu punched;\n"
+		  "                back in %llu reads of the file, and %llu\n"
+		  "                windows read ahead (%llu of them used);\n"
+		  "                %llu segments written, %llu punched;\n"
 		  "                %llu failed segment writes, %llu failed reads\n",
 		  zb_path(dev->zc.backing),
 		  b.blockdev ? "block device" : "file",
@@ -1984,6 +1985,8 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 		  (unsigned long long)s->bd_ahead,
 		  (unsigned long long)s->bd_reads,
 		  (unsigned long long)b.disk_reads,
+		  (unsigned long long)b.ra_reads,
+		  (unsigned long long)b.ra_used,
 		  (unsigned long long)b.segs_written,
 		  (unsigned long long)b.segs_punched,
 		  (unsigned long long)b.failed_writes,

@@ -945,7 +945,7 @@ START_TEST(test_io_errors)
 {
 	/* M: more objects than ZB_NBUF segments hold */
 	enum { N = 300, M = (ZB_NBUF + 1) * (ZB_SEG_SIZE / 1000) };
-	struct obj a[N], b[N], c[N], x[ZB_NWIN], *d = calloc(M, sizeof(*d));
+	struct obj a[N], b[N], c[N], x[ZB_NWIN], y, *d = calloc(M, sizeof(*d));
 	struct zb_file *f;
 	struct zb_stats st, st2;
 	uint64_t s = 31;
@@ -959,6 +959,11 @@ START_TEST(test_io_errors)
 		ck_assert_int_ge(put(f, &a[i]), 0);
 	}
 	ck_assert_int_eq(zb_flush(f), 0);
+	/* A segment between a[]'s and x[]'s, freed below: read-ahead past
+	 * a[]'s last segment finds it free, and reads none of x[]. */
+	y = (struct obj){ 0, 100, 4000 };
+	ck_assert_int_eq(put(f, &y), 0);
+	ck_assert_int_eq(zb_flush(f), 0);
 	/* A segment of ZB_NWIN aligned blocks, to take every read window
 	 * away from a[] below. */
 	for (i = 0; i < ZB_NWIN; i++) {
@@ -968,6 +973,7 @@ START_TEST(test_io_errors)
 				  (uint64_t)i * ZB_ALIGN << 12 | (ZB_ALIGN - 1));
 	}
 	ck_assert_int_eq(zb_flush(f), 0);
+	zb_free(f, y.loc);
 	zfd = zb_fd_of(tpath);
 	orig = dup(zfd);
 	ro = open(tpath, O_RDONLY);
@@ -995,6 +1001,7 @@ START_TEST(test_io_errors)
 	 * last objects read: fill each with a block of x[] (backwards, so
 	 * that no read looks sequential and takes a whole window), so that
 	 * every read of a[] goes to the file. */
+	zb_ra_wait(f);
 	zb_get_stats(f, &st);
 	for (i = ZB_NWIN; i--;)
 		ck_assert_int_eq(check(f, &x[i]), 0);
@@ -1146,6 +1153,44 @@ START_TEST(test_window_stale)
 	ck_assert_uint_ge(st2.disk_reads, st.disk_reads + 1);
 	for (i = k; i < N; i++)			/* the next segment's, intact */
 		ck_assert_int_eq(check(f, &o[i]), 0);
+	zb_close(f);
+}
+END_TEST
+
+/*
+ * Read-ahead: a reader in order over segments written one after another
+ * waits for the file twice (its first object's block, then the first
+ * whole window); read-ahead brings in every later window while it is
+ * served, across segments, and the reader uses each one.
+ */
+START_TEST(test_read_ahead_thread)
+{
+	enum { N = 800, LEN = 1000 };	/* 262 a segment: 4 segments */
+	struct obj o[N];
+	struct zb_file *f;
+	struct zb_stats st, st2;
+	unsigned i, segs = 1;
+
+	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
+	for (i = 0; i < N; i++) {
+		o[i] = (struct obj){ 0, LEN, 77 + i };
+		ck_assert_int_ge(put(f, &o[i]), 0);
+		segs += i && o[i].loc >> 32 != o[i - 1].loc >> 32;
+	}
+	ck_assert_uint_eq(segs, 4);
+	ck_assert_int_eq(zb_flush(f), 0);
+	zb_get_stats(f, &st);
+	for (i = 0; i < N; i++) {
+		ck_assert_int_eq(check(f, &o[i]), 0);
+		zb_ra_wait(f);
+	}
+	zb_get_stats(f, &st2);
+	ck_assert_uint_eq(st2.disk_reads - st.disk_reads, 2);
+	/* 800,000 bytes in windows of 64 KiB that overlap by a block */
+	ck_assert_uint_ge(st2.ra_reads - st.ra_reads, 12);
+	ck_assert_uint_le(st2.ra_reads - st.ra_reads, 16);
+	ck_assert_uint_eq(st2.ra_used - st.ra_used, st2.ra_reads - st.ra_reads);
+	ck_assert_uint_eq(st2.failed_reads, 0);
 	zb_close(f);
 }
 END_TEST
@@ -1623,6 +1668,7 @@ Suite *zb_file_suite(void)
 	tcase_add_test(tc, test_bad_loc);
 	tcase_add_test(tc, test_io_errors);
 	tcase_add_test(tc, test_window_stale);
+	tcase_add_test(tc, test_read_ahead_thread);
 	tcase_add_test(tc, test_write_queue);
 	tcase_add_test(tc, test_write_runs);
 	tcase_add_test(tc, test_tmpfs);
