@@ -179,6 +179,9 @@
 /* Windows asked of read-ahead and not yet taken: a few readers in order
  * at once; past that, asks are dropped. */
 #define ZB_RA_QUEUE 8
+/* Windows read ahead of a reader in order: with one, it caught up with
+ * read-ahead half the time on the hog (RESULTS.md). */
+#define ZB_RA_DEPTH 2
 
 #define ZB_LOC_LEN_BITS 12
 #define ZB_LOC_OFF_BITS ZB_SEG_SHIFT
@@ -909,33 +912,59 @@ static struct zb_win *zb_win_pending_locked(struct zb_file *f, uint32_t idx,
 	return NULL;
 }
 
+/* The range [*@start, *@end) of segment @ra->seg that @ra reads. */
+static void zb_ra_range_locked(struct zb_file *f, const struct zb_ra *ra,
+			       uint64_t *start, uint64_t *end)
+{
+	uint32_t fill = f->segs[ra->seg].fill;
+
+	*start = ra->off > ZB_MAX_OBJ ? ra->off - ZB_MAX_OBJ : 0;
+	if (f->direct)
+		*start &= ~(uint64_t)(ZB_ALIGN - 1);
+	*end = *start + ZB_WIN_SIZE;
+	if (*end > fill)
+		*end = fill;
+	if (f->direct)
+		*end = zb_roundup(*end);
+}
+
 /*
  * zb_ra_ask_locked - a reader in order has reached window @w: ask
- * read-ahead for the window after it, the rest of its segment or else
- * the start of the segment sealed after it.  Dropped when already asked
- * or the queue is full.
+ * read-ahead for the ZB_RA_DEPTH windows after it, each the rest of its
+ * segment or else the start of the segment sealed after it.  An ask
+ * already queued is not queued again; with the queue full, it is
+ * dropped.
  */
 static void zb_ra_ask_locked(struct zb_file *f, const struct zb_win *w)
 {
-	struct zb_ra ra = { w->seg - 1, w->end };
-	unsigned i;
+	struct zb_ra ra = { w->seg - 1, 0 };
+	uint64_t start, end = w->end;
+	unsigned d, i;
 
-	if (ra.off >= f->segs[ra.seg].fill) {
-		ra.seg = f->segs[ra.seg].after;
-		ra.off = 0;
-		if (ra.seg == ZB_NONE)
-			return;
-	}
-	if (f->ra_n == ZB_RA_QUEUE)
-		return;
-	for (i = 0; i < f->ra_n; i++) {
-		const struct zb_ra *q = &f->ra_q[(f->ra_head + i) % ZB_RA_QUEUE];
+	for (d = 0; d < ZB_RA_DEPTH; d++) {
+		if (end >= f->segs[ra.seg].fill) {
+			ra.seg = f->segs[ra.seg].after;
+			if (ra.seg == ZB_NONE)
+				return;
+			ra.off = 0;
+		} else {
+			ra.off = (uint32_t)end;
+		}
+		for (i = 0; i < f->ra_n; i++) {
+			const struct zb_ra *q =
+				&f->ra_q[(f->ra_head + i) % ZB_RA_QUEUE];
 
-		if (q->seg == ra.seg && q->off == ra.off)
-			return;
+			if (q->seg == ra.seg && q->off == ra.off)
+				break;
+		}
+		if (i == f->ra_n) {
+			if (f->ra_n == ZB_RA_QUEUE)
+				return;
+			f->ra_q[(f->ra_head + f->ra_n++) % ZB_RA_QUEUE] = ra;
+			pthread_cond_signal(&f->ra_cond);
+		}
+		zb_ra_range_locked(f, &ra, &start, &end);
 	}
-	f->ra_q[(f->ra_head + f->ra_n++) % ZB_RA_QUEUE] = ra;
-	pthread_cond_signal(&f->ra_cond);
 }
 
 /* Is @ra still worth reading: on disk, within its bytes, in no window? */
@@ -960,7 +989,6 @@ static void *zb_ra_main(void *arg)
 {
 	struct zb_file *f = arg;
 	uint64_t start, end;
-	struct zb_seg *s;
 	struct zb_win *w;
 	struct zb_ra ra;
 	ssize_t n;
@@ -987,17 +1015,9 @@ static void *zb_ra_main(void *arg)
 			pthread_cond_broadcast(&f->win_cond);
 			continue;
 		}
-		s = &f->segs[ra.seg];
-		start = ra.off > ZB_MAX_OBJ ? ra.off - ZB_MAX_OBJ : 0;
-		if (f->direct)
-			start &= ~(uint64_t)(ZB_ALIGN - 1);
-		end = start + ZB_WIN_SIZE;
-		if (end > s->fill)
-			end = s->fill;
-		if (f->direct)
-			end = zb_roundup(end);
+		zb_ra_range_locked(f, &ra, &start, &end);
 		w->seg = ra.seg + 1;
-		w->gen = s->gen;
+		w->gen = f->segs[ra.seg].gen;
 		w->start = (uint32_t)start;
 		w->end = (uint32_t)end;
 		pthread_mutex_unlock(&f->lock);

@@ -1648,6 +1648,10 @@ START_TEST(test_concurrent)
 	zb_get_stats(sh->f, &st);
 	ck_assert_uint_eq(st.failed_reads + st.failed_writes + st.bad_frees, 0);
 	ck_assert_uint_eq(st.objs, CW * (CPERM + CRING));
+	ck_assert_uint_gt(st.ra_reads, 0);	/* it ran among them */
+	printf("zb_file concurrent: %llu reads of the file, %llu windows read ahead, %llu used\n",
+	       (unsigned long long)st.disk_reads, (unsigned long long)st.ra_reads,
+	       (unsigned long long)st.ra_used);
 	zb_close(sh->f);
 	free(sh);
 }
