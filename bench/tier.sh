@@ -25,7 +25,13 @@
 #     swap file, on a direct-I/O loop device, swapon --discard, (d) the
 #     same with recomp_algorithm=zstd:1 (pages spilled ahead of the
 #     writes go to the file in zstd), (e) fusezram with neither a file
-#     nor a limit, for scale (no target).  Each configuration's swap is the
+#     nor a limit, for scale (no target); (c), (d) and (e) are served on
+#     /dev/fuse, and (d) and (e) again on FUSE over io_uring
+#     (fusezram-zstd-uring, fusezram-ram-uring; the transport is chosen
+#     as bench/run.sh does, bench/uring.sh: the fuse module's
+#     enable_uring set for the row under an exclusive flock on
+#     /tmp/fusezram-uring.lock, and put back; a row that did not run on
+#     the transport wanted says so).  Each configuration's swap is the
 #     only one of ours on, at priority 32767; zswap is off but for (b).
 #     For each: the wall time and the bytes written to the disk under the
 #     directory (sectors written, field 7 of /sys/class/block/DEV/stat,
@@ -62,7 +68,10 @@
 #				collects them for its summary)
 #	TIER_HOG_ROWS="..."	which of the hog's rows run (default
 #				"swapfile zswap fusezram fusezram-zstd
-#				fusezram-ram";
+#				fusezram-ram fusezram-zstd-uring
+#				fusezram-ram-uring"; the -uring rows are
+#				skipped on a kernel without FUSE over
+#				io_uring);
 #				the ratios need swapfile); with
 #				TIER_CORPUS=/nonexistent, only the hog runs
 #	FUSEZRAM, HOG		the daemon and the hog (./fusezram, build/hog)
@@ -85,6 +94,8 @@ export LC_ALL=C
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=../tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
+# shellcheck source=bench/uring.sh
+. "$ROOT/bench/uring.sh"
 
 QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then
@@ -102,7 +113,7 @@ TIER_DIR=${BENCH_TIER_DIR:-$ROOT/build/bench/tier}
 SWAP_WAIT=${BENCH_SWAP_WAIT:-600}
 CORPUS_SRC=${TIER_CORPUS:-$ROOT/build/bench/corpus.bin}
 RES=${TIER_RES:-}
-HOG_ROWS=" ${TIER_HOG_ROWS:-swapfile zswap fusezram fusezram-zstd fusezram-ram} "
+HOG_ROWS=" ${TIER_HOG_ROWS:-swapfile zswap fusezram fusezram-zstd fusezram-ram fusezram-zstd-uring fusezram-ram-uring} "
 ZSW=/sys/module/zswap/parameters
 
 # Targets.
@@ -535,12 +546,26 @@ fi
 # (c) fusezram with a backing file next to the swap file; (d) the same
 # with zstd level 1 as the secondary algorithm, which pages spilled ahead
 # of the writes go to the file in (fusezram(8), mem_limit); (e) fusezram
-# with neither a file nor a limit: what the FUSE path costs alone.
-declare -A FZ_MM FZ_BD FZ_IO FZ_FA FZ_SUM
+# with neither a file nor a limit: what the FUSE path costs alone.  On
+# /dev/fuse, and (d) and (e) on io_uring too (-uring): the fuse module's
+# enable_uring is set for the row (bench/uring.sh) where the kernel has
+# it; without it, /dev/fuse rows run as they are and -uring rows not.
+declare -A FZ_MM FZ_BD FZ_IO FZ_FA FZ_SUM FZ_TR
 declare -A FZ_OPTS=([fusezram]='' [fusezram-zstd]=',recomp_algorithm=zstd:1')
-for r in fusezram fusezram-zstd fusezram-ram; do
+FZ_OPTS[fusezram-zstd-uring]=${FZ_OPTS[fusezram-zstd]}
+URING_TMP=$FZ_TMP
+fz_defer uring_window_close
+for r in fusezram fusezram-zstd fusezram-ram fusezram-zstd-uring fusezram-ram-uring; do
 	row "$r" || continue
-	if [ "$r" = fusezram-ram ]; then
+	want=0
+	[[ $r == *-uring ]] && want=1
+	if [ -z "$(uring_param)" ]; then
+		[ "$want" = 0 ] || { fz_log "no $URING_PARAM (no FUSE over io_uring): no $r row"; continue; }
+	elif ! uring_window_open "$want"; then
+		fz_log "$r: $URING_ERR: no $r row"
+		continue
+	fi
+	if [[ $r == fusezram-ram* ]]; then
 		fz_mount -o "comp_algorithm=lz4,disksize=${SWAP_MIB}M"
 		fz_loop "$FZ_IMG" --direct-io=on
 		BF=/dev/null
@@ -554,8 +579,16 @@ for r in fusezram fusezram-zstd fusezram-ram; do
 	FZ_IO[$r]=$(timeout 10 cat "$FZ_CTL/io_stat")
 	FZ_FA[$r]=$(alloc "$BF")
 	FZ_SUM[$r]=$(timeout 10 awk '/^Backing file:/ { on = 1 } on && /^[A-Z]/ && !/^Backing/ { on = 0 } on' "$FZ_CTL/summary")
+	FZ_TR[$r]=$(timeout 10 sed -n 's/^Transport: *//p' "$FZ_CTL/summary" || :)
+	tr=/dev/fuse
+	[ "$want" = 0 ] || tr=io_uring
+	case $want:${FZ_TR[$r]} in
+	1:io_uring,* | 0:/dev/fuse*) check_bool "hog on $r: served on $tr" 1 "${FZ_TR[$r]}" ;;
+	*) check_bool "hog on $r: served on $tr" 0 "*** NOT ON $tr: ${FZ_TR[$r]:-no Transport line} ***" ;;
+	esac
 	fz_swapoff "$FZ_LOOP"
 	fz_unbacked
+	uring_window_close
 done
 
 echo "  (a) swapfile: ${SWAP_MIB} MiB swap file ($SWAPFILE), swapon -p 32767"
@@ -563,21 +596,25 @@ echo "  (b) zswap: ${ZSW_USED:-none}, in front of the same swap file${H_NOTE[zsw
 echo "  (c) fusezram: disksize=${SWAP_MIB}M, mem_limit=${FZ_LIMIT_MIB}M, lz4, backing file in $TIER_DIR, DIO loop device, swapon --discard -p 32767"
 echo "  (d) fusezram-zstd: the same, with recomp_algorithm=zstd:1 (pages spilled ahead go to the file in zstd)"
 echo "  (e) fusezram-ram: the same device with no backing file and no mem_limit (the FUSE path alone; no target)"
-printf '  %-14s %8s %10s %10s %12s %12s %12s  %s\n' config "time s" "disk MiB" "own MiB" "pswpout MiB" "zswpout MiB" "zswpwb MiB" hog
+echo "  (c)-(e) on /dev/fuse; fusezram-zstd-uring, fusezram-ram-uring: (d) and (e) on FUSE over io_uring"
+printf '  %-19s %8s %10s %10s %12s %12s %12s  %s\n' config "time s" "disk MiB" "own MiB" "pswpout MiB" "zswpout MiB" "zswpwb MiB" hog
 for r in "${ROWS[@]}"; do
-	printf '  %-14s %8s %10s %10s %12s %12s %12s  %s\n' "$r" "${H_SECS[$r]}" "$(mib "${H_BYTES[$r]}")" \
+	printf '  %-19s %8s %10s %10s %12s %12s %12s  %s\n' "$r" "${H_SECS[$r]}" "$(mib "${H_BYTES[$r]}")" \
 		"$(mib "${H_OWN[$r]}")" "$(mib "${H_PSWPOUT[$r]}")" "$(mib "${H_ZSWPOUT[$r]}")" \
 		"$(mib "${H_ZSWPWB[$r]}")" "${H_VERDICT[$r]}; load ${H_LOAD[$r]}${H_OTHERS[$r]:+; ALSO ON: ${H_OTHERS[$r]}}"
 done
 echo "  disk MiB: written to $DISK during the hog (all of the disk's writes: background $BG_MIBS MiB/s)"
 echo "  own MiB: swap file: pswpout; fusezram: the daemon's write_bytes (/proc/PID/io), its backing file"
 echo "  pswpout: pages written to any swap (for fusezram: to the loop device, not the disk)"
-for r in fusezram fusezram-zstd; do
+for r in fusezram fusezram-zstd fusezram-zstd-uring; do
 	[ -n "${FZ_MM[$r]:-}" ] || continue
 	echo "  $r at the end: mm_stat ${FZ_MM[$r]}; bd_stat ${FZ_BD[$r]}; io_stat ${FZ_IO[$r]}; backing file ${FZ_FA[$r]} bytes allocated"
 	printf '    %s\n' "${FZ_SUM[$r]}"
 done
-for r in zswap fusezram fusezram-zstd fusezram-ram; do
+for r in fusezram fusezram-zstd fusezram-ram fusezram-zstd-uring fusezram-ram-uring; do
+	[ -z "${FZ_TR[$r]:-}" ] || echo "  $r transport: ${FZ_TR[$r]}"
+done
+for r in zswap fusezram fusezram-zstd fusezram-ram fusezram-zstd-uring fusezram-ram-uring; do
 	[ -n "${H_SECS[$r]:-}" ] || continue
 	echo "  $r / swapfile: time $(div "${H_SECS[$r]}" "${H_SECS[swapfile]}" %.2f), disk bytes $(div "${H_BYTES[$r]}" "${H_BYTES[swapfile]}" %.2f), own bytes $(div "${H_OWN[$r]}" "${H_OWN[swapfile]}" %.2f)"
 done
@@ -585,8 +622,9 @@ for r in "${ROWS[@]}"; do
 	[ -z "$others${H_OTHERS[$r]}" ] ||
 		check_bool "hog on $r: its swap the only swap on" 0 "also on: ${others:-${H_OTHERS[$r]}}"
 done
-for r in fusezram fusezram-zstd; do
+for r in fusezram fusezram-zstd fusezram-zstd-uring; do
 	row "$r" || continue
+	[ -n "${H_SECS[$r]:-}" ] || continue	# a -uring row not run
 	check "hog: $r / swap file, disk bytes written" "$(div "${H_BYTES[$r]:-}" "${H_BYTES[swapfile]:-}")" "<=" "$T_BYTES_VS_FILE"
 	check "hog: $r / swap file, time" "$(div "${H_SECS[$r]:-}" "${H_SECS[swapfile]:-}")" "<=" "$T_TIME_VS_FILE"
 done

@@ -993,6 +993,7 @@ static void *zb_ra_main(void *arg)
 	struct zb_ra ra;
 	ssize_t n;
 
+	pthread_setname_np(pthread_self(), "zb-readahead");
 	pthread_mutex_lock(&f->lock);
 	for (;;) {
 		if (!f->ra_n && f->ra_busy) {	/* idle: zb_ra_wait() */
