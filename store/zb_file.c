@@ -121,8 +121,9 @@
  * straddle it), or, past the segment's end, the start of the segment
  * sealed right after it (struct zb_seg.after: the store writes pages
  * back in the order of its table, so that is where such a reader goes
- * on).  The reader is thus one window ahead while it is served, and
- * waits where its order breaks.  The thread claims its window like a
+ * on), and for the one after that (ZB_RA_DEPTH).  The reader thus
+ * finds the next windows read while it is served, and waits for the
+ * disk where its order breaks.  The thread claims its window like a
  * reader, and tags it with the segment and range before the read, so a
  * reader of that range waits for the read instead of doing its own
  * (zb_win_pending_locked()); its generation makes a segment reused
@@ -1076,7 +1077,7 @@ again:
 	if (w) {
 		memcpy(dst, w->data + (off - w->start), len);
 		w->used = ++f->win_clock;
-		if (w->ahead) {		/* keep one window ahead */
+		if (w->ahead) {		/* keep ZB_RA_DEPTH ahead */
 			w->ahead = false;
 			CTR_INC(f, ra_used);
 			zb_ra_ask_locked(f, w);

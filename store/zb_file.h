@@ -159,10 +159,10 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
  * ZB_NWIN reads are in progress, or for read-ahead's read of the object.
  *
  * Read-ahead: a sequential reader (as above), and one that first uses a
- * window read ahead, asks the file's read-ahead thread for the window
- * after: the rest of the segment, or, past its end, the start of the
- * segment written right after it (a swap reader in order goes on
- * there).  So one window ahead of such a reader is read while it is
+ * window read ahead, asks the file's read-ahead thread for the two
+ * windows after: the rest of the segment, or, past its end, the start of
+ * the segment written right after it (a swap reader in order goes on
+ * there).  So the windows ahead of such a reader are read while it is
  * served, and it waits for the file only where its order breaks.
  */
 #define ZB_WIN_SIZE (64u << 10)
