@@ -580,11 +580,11 @@ for r in fusezram fusezram-zstd fusezram-ram fusezram-zstd-uring fusezram-ram-ur
 	FZ_FA[$r]=$(alloc "$BF")
 	FZ_SUM[$r]=$(timeout 10 awk '/^Backing file:/ { on = 1 } on && /^[A-Z]/ && !/^Backing/ { on = 0 } on' "$FZ_CTL/summary")
 	FZ_TR[$r]=$(timeout 10 sed -n 's/^Transport: *//p' "$FZ_CTL/summary" || :)
-	tr=/dev/fuse
-	[ "$want" = 0 ] || tr=io_uring
+	transport=/dev/fuse
+	[ "$want" = 0 ] || transport=io_uring
 	case $want:${FZ_TR[$r]} in
-	1:io_uring,* | 0:/dev/fuse*) check_bool "hog on $r: served on $tr" 1 "${FZ_TR[$r]}" ;;
-	*) check_bool "hog on $r: served on $tr" 0 "*** NOT ON $tr: ${FZ_TR[$r]:-no Transport line} ***" ;;
+	1:io_uring,* | 0:/dev/fuse*) check_bool "hog on $r: served on $transport" 1 "${FZ_TR[$r]}" ;;
+	*) check_bool "hog on $r: served on $transport" 0 "*** NOT ON $transport: ${FZ_TR[$r]:-no Transport line} ***" ;;
 	esac
 	fz_swapoff "$FZ_LOOP"
 	fz_unbacked

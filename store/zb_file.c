@@ -180,9 +180,6 @@
 /* Windows asked of read-ahead and not yet taken: a few readers in order
  * at once; past that, asks are dropped. */
 #define ZB_RA_QUEUE 8
-/* Windows read ahead of a reader in order: with one, it caught up with
- * read-ahead half the time on the hog (RESULTS.md). */
-#define ZB_RA_DEPTH 2
 
 #define ZB_LOC_LEN_BITS 12
 #define ZB_LOC_OFF_BITS ZB_SEG_SHIFT
@@ -216,10 +213,9 @@ struct zb_seg {
 	uint8_t pad;
 	uint32_t gen;			/* bumped each time it is opened:
 					 * windows (zb_win) check it */
-	uint32_t after;			/* the segment sealed right after it
-					 * (read-ahead's guess of where a
-					 * reader in order goes next), or
-					 * ZB_NONE */
+	uint32_t after;			/* the segment sealed next (where
+					 * read-ahead guesses a reader in
+					 * order goes on), or ZB_NONE */
 };
 _Static_assert(sizeof(struct zb_seg) == 28, "the table's cost is documented");
 
@@ -245,10 +241,10 @@ struct zb_win {
 	unsigned char *data;		/* ZB_WIN_SIZE, aligned */
 	uint32_t seg, gen, start, end;
 	uint64_t used;			/* win_clock at its last use */
-	bool reading;			/* a read into it is in progress: by
-					 * a reader (seg 0), or read-ahead
-					 * (seg, gen, start, end: the range
-					 * it will hold) */
+	bool reading;			/* a read into it is under way:
+					 * a reader's (seg 0), or
+					 * read-ahead's (seg, gen, start,
+					 * end: the range it will hold) */
 	bool ahead;			/* read ahead, not yet used */
 };
 
@@ -311,12 +307,12 @@ struct zb_file {
 	struct zb_win wins[ZB_NWIN];
 	uint64_t win_clock;		/* [lock] stamps windows' use */
 	pthread_cond_t win_cond;	/* [lock] a window's read is done */
-	uint32_t last_sealed;		/* [lock] the segment sealed last */
+	uint32_t last_sealed;		/* [lock] segment sealed last */
 
 	/* Read-ahead: the thread and its queue of windows to read. */
 	pthread_t ra_thread;
 	pthread_cond_t ra_cond;		/* [lock] queued, or stop */
-	struct zb_ra ra_q[ZB_RA_QUEUE];	/* [lock] a ring, ra_head first */
+	struct zb_ra ra_q[ZB_RA_QUEUE];	/* [lock] ring, ra_head first */
 	unsigned ra_head, ra_n;		/* [lock] */
 	bool ra_busy;			/* [lock] the thread has taken an
 					 * ask and not yet gone idle */

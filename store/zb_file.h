@@ -31,8 +31,8 @@
  * Locking (details in zb_file.c): one mutex per file guards the segment
  * table and the buffers' states; it is held for a memcpy of at most one
  * object and never across a system call.  Any number of threads may
- * call zb_write(), zb_read(), zb_free(), zb_flush(), zb_refill() and
- * zb_get_stats() at once; zb_open()/zb_close() are not concurrent with
+ * call zb_write(), zb_read(), zb_free(), zb_flush(), zb_refill(),
+ * zb_ra_wait() and zb_get_stats() at once; zb_open()/zb_close() are not concurrent with
  * anything on the same file.
  *
  * No FUSE header is included; nothing here knows about pages or slots.
@@ -88,20 +88,25 @@ struct zb_file;
  * kernel may reclaim.  zb_get_stats() tells which mode is in use.
  *
  * Allocates the segment buffers (ZB_NBUF * ZB_SEG_SIZE, touched here so
- * that they are resident and, under mlockall, locked), a segment table
- * of 24 bytes per segment of the cap (address space, touched as the file
- * grows), and fills the reserve (zb_refill()).
+ * that they are resident and, under mlockall, locked) and the read
+ * windows (ZB_NWIN * ZB_WIN_SIZE, likewise), a segment table of 28
+ * bytes per segment of the cap (address space, touched as the file
+ * grows), starts the file's read-ahead thread (zb_read()), which
+ * inherits the caller's memory discipline (PR_SET_IO_FLUSHER, mlockall),
+ * and fills the reserve (zb_refill()).
  *
  * Returns 0, or -errno: -ELOOP, -EISDIR, -EINVAL as above, -EBUSY, -ENOSPC
  * when the cap (or the free space, or the device) is less than one
- * segment, -ENOMEM, or what open(2), fstat(2) or ioctl(2) failed with.
+ * segment, -ENOMEM, -EAGAIN (no thread), or what open(2), fstat(2) or
+ * ioctl(2) failed with.
  * On error nothing is left open or locked (a file created here is left,
  * empty).
  */
 int zb_open(const char *path, uint64_t cap_bytes, struct zb_file **out);
 
 /*
- * zb_close - write nothing more, empty a regular file (truncate to 0),
+ * zb_close - write nothing more, stop the read-ahead thread (waiting for
+ * a read it has under way), empty a regular file (truncate to 0),
  * release the lock and free everything.  The file itself stays.  Accepts
  * NULL.  No other call on @f may be in progress or follow.
  */
@@ -159,14 +164,16 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
  * ZB_NWIN reads are in progress, or for read-ahead's read of the object.
  *
  * Read-ahead: a sequential reader (as above), and one that first uses a
- * window read ahead, asks the file's read-ahead thread for the two
- * windows after: the rest of the segment, or, past its end, the start of
+ * window read ahead, asks the file's read-ahead thread for the
+ * ZB_RA_DEPTH windows after: the rest of the segment, or, past its end, the start of
  * the segment written right after it (a swap reader in order goes on
  * there).  So the windows ahead of such a reader are read while it is
  * served, and it waits for the file only where its order breaks.
  */
 #define ZB_WIN_SIZE (64u << 10)
 #define ZB_NWIN 16
+#define ZB_RA_DEPTH 2	/* with 1, the hog's reader caught up with
+			 * read-ahead half the time (RESULTS.md) */
 int zb_read(struct zb_file *f, uint64_t loc, void *dst, size_t len,
 	    size_t ahead);
 

@@ -1160,8 +1160,9 @@ END_TEST
 /*
  * Read-ahead: a reader in order over segments written one after another
  * waits for the file twice (its first object's block, then the first
- * whole window); read-ahead brings in every later window while it is
- * served, across segments, and the reader uses each one.
+ * whole window, after which ZB_RA_DEPTH windows are read ahead);
+ * read-ahead brings in every later window while it is served, across
+ * segments, and the reader uses each one.
  */
 START_TEST(test_read_ahead_thread)
 {
@@ -1169,6 +1170,7 @@ START_TEST(test_read_ahead_thread)
 	struct obj o[N];
 	struct zb_file *f;
 	struct zb_stats st, st2;
+	uint64_t ahead0 = 0;
 	unsigned i, segs = 1;
 
 	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
@@ -1183,8 +1185,12 @@ START_TEST(test_read_ahead_thread)
 	for (i = 0; i < N; i++) {
 		ck_assert_int_eq(check(f, &o[i]), 0);
 		zb_ra_wait(f);
+		zb_get_stats(f, &st2);
+		/* Right after the first whole window: the two after it. */
+		if (st2.disk_reads - st.disk_reads == 2 && !ahead0)
+			ahead0 = st2.ra_reads - st.ra_reads;
 	}
-	zb_get_stats(f, &st2);
+	ck_assert_uint_eq(ahead0, ZB_RA_DEPTH);
 	ck_assert_uint_eq(st2.disk_reads - st.disk_reads, 2);
 	/* 800,000 bytes in windows of 64 KiB that overlap by a block */
 	ck_assert_uint_ge(st2.ra_reads - st.ra_reads, 12);
@@ -1649,8 +1655,10 @@ START_TEST(test_concurrent)
 	ck_assert_uint_eq(st.failed_reads + st.failed_writes + st.bad_frees, 0);
 	ck_assert_uint_eq(st.objs, CW * (CPERM + CRING));
 	ck_assert_uint_gt(st.ra_reads, 0);	/* it ran among them */
-	printf("zb_file concurrent: %llu reads of the file, %llu windows read ahead, %llu used\n",
-	       (unsigned long long)st.disk_reads, (unsigned long long)st.ra_reads,
+	printf("zb_file concurrent: %llu reads of the file, "
+	       "%llu windows read ahead, %llu used\n",
+	       (unsigned long long)st.disk_reads,
+	       (unsigned long long)st.ra_reads,
 	       (unsigned long long)st.ra_used);
 	zb_close(sh->f);
 	free(sh);
