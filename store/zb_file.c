@@ -132,19 +132,24 @@
  * the store's helper threads exist only with threads > 1 and compress.
  * Random readers ask nothing of it.
  *
- * TODO: no compaction: a segment is reused only once all its objects are
- * freed.  Swap-like churn, where objects die roughly in the order they
- * were written, keeps the file at the live bytes (test_churn_fifo), but
+ * Compaction.  A segment is reused only once all its objects are freed.
+ * Swap-like churn, where objects die roughly in the order they were
+ * written, keeps the file at the live bytes (test_churn_fifo), but
  * random churn does not: in test_churn_random (3000 live objects of
  * 1000..3500 bytes, each replaced 40 times at random) the file settles
- * at 5.6 times the live bytes.  segs_sparse and bytes_sparse_waste
- * report what a compaction would win back.  Compaction needs to find
- * the owner of each object to rewrite its loc: e.g. an 8-byte tag (the
- * page index) written before each object (0.3% at 2.5 KiB), so that a
- * compactor can walk a sparse segment and ask the store, under the
- * slot's lock, whether the slot still holds that loc before moving it;
- * it belongs with the store integration.
- * Also: block devices: free segments are not discarded (BLKDISCARD); the
+ * at 5.6 times the live bytes without compaction.  Only the caller knows
+ * who holds a loc, so compaction is split: zb_compact_pick() marks the
+ * sparsest written segments (evac), and the caller finds the holders of
+ * their objects (the store sweeps its page table), moves each with
+ * zb_relocate() (a read through the windows and an append to the open
+ * segment, like any object's), swaps the new loc in and frees the old;
+ * a segment is free once its last object has gone.  A mark is only a
+ * filter: the check that the object is still the holder's is the
+ * caller's, under its own lock, and a segment freed and reopened meanwhile
+ * has lost its mark.  Segments over half live are never picked, so a
+ * pass rewrites at most half a segment for each it frees.
+ *
+ * TODO: block devices: free segments are not discarded (BLKDISCARD); the
  * reserve size and segment size are constants; a file system that
  * allocates on overwrite (btrfs with CoW, ZFS) can still fail a segment
  * write with ENOSPC (its objects then stay in RAM, in the buffer); a
@@ -201,6 +206,14 @@ enum zb_state {
 	ZB_BAD,
 };
 
+/* zb_seg.evac: compaction's mark. */
+enum {
+	ZB_EVAC_NO = 0,
+	ZB_EVAC_YES,		/* picked: zb_relocate() moves its objects */
+	ZB_EVAC_NEVER,		/* a read for compaction failed: not picked
+				 * again while it holds objects */
+};
+
 /* One segment.  Every field is guarded by f->lock. */
 struct zb_seg {
 	uint32_t live_bytes;		/* bytes of live objects */
@@ -210,7 +223,7 @@ struct zb_seg {
 	uint8_t state;			/* enum zb_state */
 	uint8_t buf;			/* its buffer, in FILLING / FLUSHING */
 	uint8_t sparse;			/* counted in nsparse / sparse_waste */
-	uint8_t pad;
+	uint8_t evac;			/* DISK: ZB_EVAC_* */
 	uint32_t gen;			/* bumped each time it is opened:
 					 * windows (zb_win) check it */
 	uint32_t after;			/* the segment sealed next (where
@@ -263,6 +276,7 @@ struct zb_counters {			/* relaxed atomics, cumulative */
 	_Atomic uint64_t nospace;	/* zb_write() refused: -ENOSPC */
 	_Atomic uint64_t ra_reads, ra_used;	/* windows read ahead, and
 						 * of those used */
+	_Atomic uint64_t relocated;	/* objects moved by zb_relocate() */
 };
 
 struct zb_file {
@@ -293,6 +307,7 @@ struct zb_file {
 	uint32_t nbad;			/* [lock] HELD and BAD segments */
 	uint32_t nheld;			/* [lock] HELD: buffers they keep */
 	uint32_t nsparse;		/* [lock] DISK, under half live */
+	uint32_t nevac;			/* [lock] segments ZB_EVAC_YES */
 	uint32_t ready_low;		/* [lock] the fewest in the reserve
 					 * since age_ms */
 	uint32_t age_ms;		/* [lock] zb_now_ms() when the
@@ -1162,6 +1177,8 @@ void zb_free(struct zb_file *f, uint64_t loc)
 	f->bytes -= len;
 	if (!s->live_objs) {
 		if (s->state == ZB_DISK) {	/* blocks kept: the reserve */
+			f->nevac -= s->evac == ZB_EVAC_YES;
+			s->evac = ZB_EVAC_NO;
 			f->nused--;
 			zb_push_locked(f, idx, ZB_READY);
 		} else if (s->state == ZB_FILLING) {
@@ -1177,6 +1194,106 @@ void zb_free(struct zb_file *f, uint64_t loc)
 		zb_sparse_add_locked(f, s);
 	}
 	pthread_mutex_unlock(&f->lock);
+}
+
+/*
+ * Compaction is worth a pass when the sparse segments waste at least
+ * ZB_COMPACT_MIN_WASTE and a quarter of what the used segments take:
+ * under swap-like churn sparse segments soon empty on their own, and
+ * rewriting their last objects would only cost I/O.
+ */
+#define ZB_COMPACT_MIN_WASTE (16ULL * ZB_SEG_SIZE)
+
+static bool zb_compact_worth_locked(const struct zb_file *f)
+{
+	return f->sparse_waste >= ZB_COMPACT_MIN_WASTE &&
+	       f->sparse_waste * 4 >= (uint64_t)f->nused * ZB_SEG_SIZE;
+}
+
+/* Sort @n segment indexes ascending (n is small: insertion). */
+static void zb_sort_idx(uint32_t *v, unsigned n)
+{
+	unsigned i, j;
+	uint32_t t;
+
+	for (i = 1; i < n; i++) {
+		t = v[i];
+		for (j = i; j && v[j - 1] > t; j--)
+			v[j] = v[j - 1];
+		v[j] = t;
+	}
+}
+
+unsigned zb_compact_pick(struct zb_file *f, uint32_t *segs, unsigned max,
+			 bool all)
+{
+	unsigned n = 0, i, j;
+	struct zb_seg *s;
+	uint32_t idx;
+
+	pthread_mutex_lock(&f->lock);
+	if (!all && !zb_compact_worth_locked(f))
+		max = 0;
+	if (!max && !f->nevac) {	/* the common case: no scan */
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	/* Unmark all; keep in segs[] the @max sparse segments with the
+	 * fewest live bytes, fewest first (an insertion). */
+	for (idx = 0; idx < f->hwm; idx++) {
+		s = &f->segs[idx];
+		if (s->evac == ZB_EVAC_YES)
+			s->evac = ZB_EVAC_NO;
+		if (!s->sparse || s->evac || !max)
+			continue;
+		if (n == max && f->segs[segs[n - 1]].live_bytes <= s->live_bytes)
+			continue;
+		j = n < max ? n++ : n - 1;
+		for (; j && f->segs[segs[j - 1]].live_bytes > s->live_bytes;
+		     j--)
+			segs[j] = segs[j - 1];
+		segs[j] = idx;
+	}
+	for (i = 0; i < n; i++)
+		f->segs[segs[i]].evac = ZB_EVAC_YES;
+	f->nevac = n;
+	pthread_mutex_unlock(&f->lock);
+	zb_sort_idx(segs, n);
+	return n;
+}
+
+int zb_relocate(struct zb_file *f, uint64_t loc, size_t len, void *buf,
+		uint64_t *newloc)
+{
+	uint32_t idx, off, olen;
+	struct zb_seg *s;
+	bool marked;
+	int r;
+
+	pthread_mutex_lock(&f->lock);
+	s = zb_loc_locked(f, loc, &idx, &off, &olen);
+	marked = s && olen == len && s->state == ZB_DISK &&
+		 s->evac == ZB_EVAC_YES;
+	pthread_mutex_unlock(&f->lock);
+	if (!marked)
+		return 0;
+	/* The caller sweeps in the order pages were written back, which
+	 * is the file's: a whole window serves the objects after. */
+	if (zb_read(f, loc, buf, len, ZB_WIN_SIZE)) {
+		/* Counted in failed_reads; the object stays (the segment
+		 * is the same: the caller keeps the object alive). */
+		pthread_mutex_lock(&f->lock);
+		if (s->evac == ZB_EVAC_YES)
+			f->nevac--;
+		s->evac = ZB_EVAC_NEVER;
+		pthread_mutex_unlock(&f->lock);
+		return 0;
+	}
+	r = zb_write(f, buf, len, newloc);
+	if (r < 0)
+		return r;
+	CTR_INC(f, relocated);
+	return 1;
 }
 
 int zb_flush(struct zb_file *f)
@@ -1323,6 +1440,7 @@ void zb_get_stats(struct zb_file *f, struct zb_stats *st)
 	st->nospace = CTR_GET(f, nospace);
 	st->ra_reads = CTR_GET(f, ra_reads);
 	st->ra_used = CTR_GET(f, ra_used);
+	st->objs_relocated = CTR_GET(f, relocated);
 	st->direct = f->direct;
 	st->blockdev = f->blockdev;
 }

@@ -16,8 +16,8 @@
  *	bits 29..12  byte offset of the object in its segment
  *	bits 11..0   length - 1
  *
- * A loc stays valid until zb_free(); objects never move (no compaction
- * yet, see zb_file.c's TODO).  A stale loc, once its segment is reused,
+ * A loc stays valid until zb_free(); objects never move on their own
+ * (compaction, zb_relocate(), gives the caller a new loc).  A stale loc, once its segment is reused,
  * reads whatever is there now: the caller must not use a loc after
  * zb_free().  A loc that is malformed or names a segment holding no
  * objects is refused with -EINVAL, never followed.
@@ -32,7 +32,8 @@
  * table and the buffers' states; it is held for a memcpy of at most one
  * object and never across a system call.  Any number of threads may
  * call zb_write(), zb_read(), zb_free(), zb_flush(), zb_refill(),
- * zb_ra_wait() and zb_get_stats() at once; zb_open()/zb_close() are not concurrent with
+ * zb_relocate(), zb_compact_pick(), zb_ra_wait() and zb_get_stats() at
+ * once (though one compaction's marks are another's to clear); zb_open()/zb_close() are not concurrent with
  * anything on the same file.
  *
  * No FUSE header is included; nothing here knows about pages or slots.
@@ -40,6 +41,7 @@
 #ifndef FUSEZRAM_ZB_FILE_H
 #define FUSEZRAM_ZB_FILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -194,6 +196,47 @@ void zb_ra_wait(struct zb_file *f);
 void zb_free(struct zb_file *f, uint64_t loc);
 
 /*
+ * Compaction.  A segment is reused only once all its objects are freed,
+ * so random churn leaves segments mostly dead.  The file cannot tell who
+ * holds a loc; its caller can.  So:
+ *
+ * zb_compact_pick - unmark every segment, then mark for compaction up to
+ * @max of the written segments under half live (segs_sparse), those with
+ * the fewest live bytes, and put their indexes in @segs[0..n), ascending
+ * (zb_loc_seg() names a loc's).  Unless @all, only when compacting is
+ * worth it: the sparse segments waste 4 MiB or more and at least a
+ * quarter of what the used segments take (else n is 0).  A segment a
+ * compaction could not read is never picked.  Returns n.
+ * Scans the segment table under the file's mutex (about a microsecond
+ * per 100 segments) only to mark or unmark: a call that finds it not
+ * worth it and nothing marked only tests two figures.  A segment's mark
+ * goes when its last object is freed.
+ *
+ * zb_relocate - if the object at @loc, of length @len, lies in a marked
+ * segment, read it (through @buf, ZB_MAX_OBJ bytes the caller owns; a
+ * miss reads a whole window, for the objects after it) and store it
+ * again as zb_write() does, setting *@newloc.  Returns 1 if so; 0 if
+ * @loc is not in a marked segment, or if the read failed (counted in
+ * failed_reads; the object stays where it is, and its segment is not
+ * picked again while it holds objects): nothing done; or zb_write()'s
+ * -errno (nothing stored, the file full or failing: stop).  The caller must keep the
+ * object alive, and its holder from changing, across the call, then put
+ * *@newloc in its place and zb_free() @loc; a segment whose objects have
+ * all gone so is free.  Takes the file's mutex as those two do.
+ *
+ * zb_loc_seg - the segment index of a loc (for zb_compact_pick()'s
+ * list); meaningless for a malformed loc.
+ */
+unsigned zb_compact_pick(struct zb_file *f, uint32_t *segs, unsigned max,
+			 bool all);
+int zb_relocate(struct zb_file *f, uint64_t loc, size_t len, void *buf,
+		uint64_t *newloc);
+static inline uint32_t zb_loc_seg(uint64_t loc)
+{
+	return (uint32_t)((loc >> 32) & ((1u << 29) - 1)) - 1;
+}
+
+/*
  * zb_flush - write the segment being filled, if it holds objects, and
  * the queued ones, and wait until no segment write is in progress (all
  * on the caller's thread but those already under way): when it returns, every
@@ -269,6 +312,8 @@ struct zb_stats {
 	uint64_t ra_reads;		/* windows read ahead (not counted in
 					 * disk_reads) */
 	uint64_t ra_used;		/* of those, used by a reader */
+	uint64_t objs_relocated;	/* objects moved by compaction
+					 * (zb_relocate()) */
 	uint64_t writes;		/* objects stored */
 	uint64_t failed_reads;		/* -EIO or -EINVAL from zb_read() */
 	uint64_t failed_writes;		/* segment writes that failed */

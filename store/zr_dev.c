@@ -1355,11 +1355,18 @@ static int zr_store_mem_used_max(struct zr_dev *dev, const char *buf)
 	return 0;
 }
 
-/* Anything compacts now; pages_compacted in mm_stat counts the result. */
+/*
+ * Anything compacts now: the pool (pages_compacted in mm_stat counts the
+ * result) and, with a backing file, the file (zr_compact_file(); the
+ * summary counts the pages moved).  Never fails, as zram's: a file that
+ * stops the compaction shows in its own counters.
+ */
 static int zr_store_compact(struct zr_dev *dev, const char *buf)
 {
 	(void)buf;
 	zr_compact(dev->st);
+	if (dev->zc.backing)
+		zr_compact_file(dev->st);
 	return 0;
 }
 
@@ -1991,6 +1998,11 @@ static void zr_summary_backing(struct zr_dev *dev, struct zr_text *t,
 		  (unsigned long long)b.segs_punched,
 		  (unsigned long long)b.failed_writes,
 		  (unsigned long long)b.failed_reads);
+	zr_printf(t, "                %llu segments under half live, %s to win\n"
+		  "                back by compaction; %llu pages moved by it\n",
+		  (unsigned long long)b.segs_sparse,
+		  zr_human(b.bytes_sparse_waste, h1, sizeof(h1)),
+		  (unsigned long long)b.objs_relocated);
 	/* Why writeback stops with pages still in RAM: no room. */
 	zr_printf(t, "                %s; writes refused\n"
 		  "                for want of room: %llu\n",

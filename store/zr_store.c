@@ -60,7 +60,8 @@
  * backing file's closed segments (zb_write_queued()) and keeping its free
  * segments ready, punching those no write needed for a while
  * (zb_refill()); and recompressing (zr_task_recompress()) and writing
- * back (zr_task_writeback()) what has not been used for their ages.
+ * back (zr_task_writeback()) what has not been used for their ages; and
+ * compacting the backing file (zr_task_bdcompact()).
  * Each task says when it wants to run again; otherwise
  * the thread sleeps until kicked.  One wake-up,
  * zr_maint_kick(): after a store or a free when zs_cache_wanted() says
@@ -68,7 +69,11 @@
  * filled once before zr_store_create() returns.
  *
  * Locking:
- *   slot lock (zr_slot_i.h)   one per page; never waited for while
+ *   bc_lock                   the backing file's compaction (the
+ *                             maintainer's run, zr_compact_file()); held
+ *                             across a run of slot locks, taken by the
+ *                             maintainer only by trylock
+ *   -> slot lock (zr_slot_i.h) one per page; never waited for while
  *                             another is held (a spill inside a partial
  *                             write takes its victims' by trylock);
  *                             held exclusive across a recompression
@@ -113,6 +118,12 @@
 #include "store/zb_file.h"
 
 #define ZR_COMPACT_PERIOD_MS 10000	/* between fragmentation checks */
+/* Between looks at the backing file's waste (a look is two loads under
+ * its mutex, or a scan of its segment table when it is worth a pass). */
+#define ZR_BC_PERIOD_MS 2000
+/* Segments of the backing file one sweep of the table compacts: 16 MiB,
+ * of which at most half is rewritten. */
+#define ZR_BC_SEGS 64
 /*
  * The maintainer's nice value.  The I/O path waits for some of its tasks
  * (the allocator's cache, the backing file's segment writes), and its
@@ -226,6 +237,16 @@ struct zr_store {
 	uint64_t rc_hand;		/* next slot to look at */
 	uint64_t rc_sweep_done;		/* pages recompressed since the
 					 * sweep's last compaction */
+	/* The backing file's compaction (zr_bc_run()): the maintainer's
+	 * pass or zr_compact_file(), one at a time. */
+	pthread_mutex_t bc_lock;	/* guards the bc_ fields */
+	uint32_t bc_segs[ZR_BC_SEGS];	/* [bc_lock] segments picked,
+					 * ascending (zb_compact_pick()) */
+	unsigned bc_n;			/* [bc_lock] their number; 0: none */
+	uint64_t bc_hand;		/* [bc_lock] next slot to look at */
+	uint32_t bc_next;		/* [bc_lock] zb_now_ms() of the next
+					 * run (the maintainer runs every
+					 * task at every kick) */
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
@@ -1210,6 +1231,147 @@ static unsigned zr_task_spill(struct zr_store *st)
 }
 
 /*
+ * Compaction of the backing file.  zb_file reuses a segment only once
+ * all its objects are freed; under random churn most segments keep a
+ * few, and the file grows to several times its live bytes.  Every
+ * ZR_BC_PERIOD_MS the maintainer asks zb_compact_pick() whether
+ * that is worth undoing and, if so, for the ZR_BC_SEGS sparsest
+ * segments; then it sweeps the table in runs as the age policy does
+ * (ZR_WB_RUN_SLOTS slots, ZR_WB_RUN_PAGES pages moved, ZR_WB_RUN_GAP_MS
+ * apart) and moves each page whose object lies in one of them
+ * (zr_bc_page()), within writeback_limit when it is on: these are
+ * writes to the device too.  A page moved keeps its age and marks; it is
+ * counted in bd_stat's bd_writes no more than once (when it left RAM).
+ */
+
+/* Was segment @seg picked?  bc_segs[] is sorted. */
+static bool zr_bc_picked(const struct zr_store *st, uint32_t seg)
+{
+	unsigned lo = 0, hi = st->bc_n, mid;
+
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		if (st->bc_segs[mid] == seg)
+			return true;
+		if (st->bc_segs[mid] < seg)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return false;
+}
+
+/*
+ * zr_bc_page - move slot @idx's object to a new place in the file if it
+ * lies in a picked segment.  Returns 1 if it moved, 0 if not, or the
+ * -errno of zb_relocate() (the page stays where it was).  Holds the
+ * slot's write lock across the move (a read of the file, at most, and
+ * a copy into the open segment), so the page cannot change under it;
+ * copies through @s->bdbuf.  Needs bc_lock.
+ */
+static int zr_bc_page(struct zr_store *st, struct zr_stream *s, uint64_t idx)
+{
+	struct zr_slot *slot = &st->table[idx];
+	struct zr_entry new, old;
+	uint64_t loc, nloc;
+	uint32_t meta;
+	int ret;
+
+	/* A snapshot without the lock, as zr_spill()'s; checked below. */
+	if (!zr_meta_in_file(zr_slot_meta(slot)))
+		return 0;
+	zr_slot_lock_write(slot);
+	meta = zr_slot_meta(slot);
+	loc = zr_h_obj(slot->handle);
+	if (!zr_meta_in_file(meta) || !zr_bc_picked(st, zb_loc_seg(loc))) {
+		zr_slot_unlock_write(slot);
+		return 0;
+	}
+	ret = zb_relocate(st->bd, loc, zr_meta_len(meta), s->bdbuf, &nloc);
+	if (ret <= 0) {
+		zr_slot_unlock_write(slot);
+		return ret;
+	}
+	new.meta = meta;			/* its age and marks kept */
+	new.handle = nloc | (slot->handle & ~ZR_H_OBJ_MASK);
+	zr_put_locked(st, slot, &new, &old);
+	zr_slot_unlock_write(slot);
+	zb_free(st->bd, loc);
+	return 1;
+}
+
+/*
+ * One run of a compaction sweep, from bc_hand: at most @slots slots and
+ * @max pages moved.  Returns the pages moved, or -errno if the file
+ * stopped it (full, failing); *@over is set when the sweep reached the
+ * table's end (the picks are then dropped: bc_n = 0).  Needs bc_lock.
+ */
+static int64_t zr_bc_run(struct zr_store *st, struct zr_stream *s,
+			 uint64_t slots, uint64_t max, bool *over)
+{
+	uint64_t idx, end, done = 0;
+	int ret = 0;
+
+	end = st->bc_hand + slots;
+	if (end > st->npages || end < st->bc_hand)
+		end = st->npages;
+	for (idx = st->bc_hand; idx < end && done < max; idx++) {
+		ret = zr_bc_page(st, s, idx);
+		if (ret < 0)
+			break;
+		done += (uint64_t)ret;
+	}
+	st->bc_hand = idx;
+	*over = idx >= st->npages || ret < 0;
+	if (*over)
+		st->bc_n = 0;
+	if (done)
+		zr_bd_kick(st);
+	return ret < 0 && !done ? ret : (int64_t)done;
+}
+
+/* The maintainer's compaction of the file: see above. */
+static unsigned zr_task_bdcompact(struct zr_store *st)
+{
+	struct zr_stream *s;
+	uint64_t budget;
+	uint32_t now;
+	int64_t done;
+	bool over = true;
+	unsigned ms;
+
+	if (!st->bd)
+		return 0;
+	if (pthread_mutex_trylock(&st->bc_lock))
+		return ZR_WB_RUN_GAP_MS;	/* zr_compact_file() runs */
+	now = zb_now_ms();
+	if ((int32_t)(st->bc_next - now) > 0) {
+		ms = st->bc_next - now;
+		pthread_mutex_unlock(&st->bc_lock);
+		return ms;
+	}
+	if (!st->bc_n) {
+		st->bc_n = zb_compact_pick(st->bd, st->bc_segs, ZR_BC_SEGS,
+					   false);
+		st->bc_hand = 0;
+	}
+	s = st->bc_n ? zr_stream_get(st) : NULL;
+	if (s) {
+		budget = zr_wb_limit_take(st->wb_limit, ZR_WB_RUN_PAGES);
+		done = budget ? zr_bc_run(st, s, ZR_WB_RUN_SLOTS, budget,
+					  &over) : 0;
+		zr_wb_limit_give(st->wb_limit,
+				 budget - (done > 0 ? (uint64_t)done : 0));
+		if (!budget)		/* the limit used up: later */
+			st->bc_n = 0;
+	}
+	ms = over ? ZR_BC_PERIOD_MS : ZR_WB_RUN_GAP_MS;
+	st->bc_next = now + ms;
+	pthread_mutex_unlock(&st->bc_lock);
+	return ms;
+}
+
+/*
  * The recompression policy (zr_config.recompress_age): the maintainer
  * sweeps the table and recompresses the pages in RAM not read or
  * written for the age, with the first secondary algorithm, or, where
@@ -1306,6 +1468,7 @@ static const struct zr_task zr_tasks[] = {
 	{ "compaction", zr_task_compact },
 	{ "recompression by age", zr_task_recompress },
 	{ "writeback by age", zr_task_writeback },
+	{ "file compaction", zr_task_bdcompact },
 };
 
 /* @t plus @ms milliseconds. */
@@ -1496,6 +1659,8 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 		goto out_pool;
 	pthread_mutex_init(&st->streams_lock, NULL);
 	pthread_mutex_init(&st->maint_lock, NULL);
+	pthread_mutex_init(&st->bc_lock, NULL);
+	st->bc_next = zb_now_ms();
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&st->maint_cond, &ca);
@@ -1525,6 +1690,7 @@ int zr_store_create(const struct zr_config *cfg, struct zr_store **out)
 
 out_key:
 	pthread_cond_destroy(&st->maint_cond);
+	pthread_mutex_destroy(&st->bc_lock);
 	pthread_mutex_destroy(&st->maint_lock);
 	pthread_mutex_destroy(&st->streams_lock);
 	pthread_key_delete(st->stream_key);
@@ -1593,6 +1759,7 @@ void zr_store_destroy(struct zr_store *st)
 	/* Before maint_lock goes: a free may kick the (stopped) thread. */
 	zr_free_file_objects(st);
 	pthread_cond_destroy(&st->maint_cond);
+	pthread_mutex_destroy(&st->bc_lock);
 	pthread_mutex_destroy(&st->maint_lock);
 	pthread_mutex_destroy(&st->streams_lock);
 	zs_pool_destroy(st->pool);
@@ -2082,6 +2249,48 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 	if (ret < 0 && !done)
 		return ret;
 	return (int64_t)done;
+}
+
+int64_t zr_compact_file(struct zr_store *st)
+{
+	uint64_t budget, pass, total = 0, passes;
+	struct zr_stream *s;
+	struct zb_stats bs;
+	int64_t done = 0;
+	bool over = false;
+
+	if (!st->bd)
+		return -ENODEV;
+	s = zr_stream_get(st);
+	if (!s)
+		return -ENOMEM;
+	/* Each pass frees the segments it picked; frees meanwhile may make
+	 * more sparse, so the passes are bounded by those there were. */
+	zb_get_stats(st->bd, &bs);
+	passes = bs.segs_sparse / ZR_BC_SEGS + 1;
+	pthread_mutex_lock(&st->bc_lock);
+	while (passes-- &&
+	       (st->bc_n = zb_compact_pick(st->bd, st->bc_segs, ZR_BC_SEGS,
+					   true))) {
+		st->bc_hand = 0;
+		pass = 0;
+		do {
+			budget = zr_wb_limit_take(st->wb_limit,
+						  ZR_WB_RUN_PAGES);
+			done = budget ? zr_bc_run(st, s, UINT64_MAX, budget,
+						  &over) : 0;
+			zr_wb_limit_give(st->wb_limit, budget -
+					 (done > 0 ? (uint64_t)done : 0));
+			if (done > 0)
+				pass += (uint64_t)done;
+		} while (budget && done >= 0 && !over);
+		total += pass;
+		if (!budget || done < 0 || !pass)
+			break;
+	}
+	st->bc_n = 0;			/* the last pick's marks: dropped */
+	pthread_mutex_unlock(&st->bc_lock);
+	return done < 0 && !total ? done : (int64_t)total;
 }
 
 /*

@@ -276,6 +276,20 @@ void zr_reset_mem_used_max(struct zr_store *st);
 uint64_t zr_compact(struct zr_store *st);
 
 /*
+ * zr_compact_file - compact the backing file now: move the pages whose
+ * objects lie in its segments under half live (zb_compact_pick()) to
+ * new places in the file, until none is left, so that those segments
+ * are free (the maintainer does the same on its own once they waste a
+ * quarter of the file; see zr_store.c).  Within writeback_limit when it
+ * is on.  Returns the pages moved (0: none to move), -ENODEV without a
+ * backing file, -ENOMEM, or the -errno of the file that stopped it
+ * before anything moved (what moved stays moved).  Takes the store's
+ * compaction lock (waits for the maintainer's run), then each page's
+ * write lock in turn, with the file's reads and writes under it.
+ */
+int64_t zr_compact_file(struct zr_store *st);
+
+/*
  * zr_mark_idle - mark idle every stored page not read or written for at
  * least @min_age seconds (0 = every stored page, zram's "all").  Reading
  * or writing a page clears its mark.  Ages are kept modulo 65536 s

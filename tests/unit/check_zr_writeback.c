@@ -365,8 +365,8 @@ END_TEST
  * Writeback racing the I/O: each of WT_THREADS threads owns every
  * WT_THREADS-th page and writes, reads back and discards its own pages
  * at random, checking every read against what it last wrote, while the
- * main thread marks everything idle and writes everything back, over
- * and over.
+ * main thread marks everything idle, writes everything back and
+ * compacts the file, over and over.
  */
 #define WT_THREADS 3
 #define WT_ROUNDS 3000
@@ -422,7 +422,7 @@ static void wt_race(int backend, bool writeback)
 {
 	static struct wt_owner own[WT_THREADS];
 	pthread_t t[WT_THREADS];
-	uint64_t moved = 0;
+	uint64_t moved = 0, compacted = 0;
 	unsigned i;
 	int64_t n;
 
@@ -444,6 +444,10 @@ static void wt_race(int backend, bool writeback)
 		n = zr_writeback(wt_st, ZR_WB_IDLE, 0, WT_PAGES, UINT64_MAX);
 		ck_assert_int_ge(n, 0);
 		moved += (uint64_t)n;
+		/* The file compacted under the owners' feet too. */
+		n = zr_compact_file(wt_st);
+		ck_assert_int_ge(n, 0);
+		compacted += (uint64_t)n;
 	}
 	for (i = 0; i < WT_THREADS; i++) {
 		ck_assert_int_eq(pthread_join(t[i], NULL), 0);
@@ -451,6 +455,8 @@ static void wt_race(int backend, bool writeback)
 			      own[i].bad);
 	}
 	ck_assert_uint_gt(moved + wt_stats().bd_spills, 0);
+	if (writeback)
+		ck_assert_uint_gt(compacted, 0);
 	ck_assert_uint_le(wt_stats().mem_used_max, wt_limit ? wt_limit :
 			  UINT64_MAX);
 	ck_assert_int_eq(zr_discard(wt_st, 0, WT_DISK), 0);
@@ -710,6 +716,102 @@ START_TEST(test_writeback_age)
 }
 END_TEST
 
+/*
+ * Compaction of the file: random rewrites of pages written back leave
+ * most segments of the file a few objects each; the maintainer moves
+ * those on its own once they waste a quarter of the file, and
+ * zr_compact_file() moves all it can when asked: pages keep their data,
+ * ages and marks, the figures of both tiers stay, and it moves nothing
+ * once writeback_limit is used up.
+ */
+#define WT_BC_PAGES 16384
+START_TEST(test_bd_compact)
+{
+	unsigned *gen = calloc(WT_BC_PAGES, sizeof(*gen));
+	uint8_t buf[WT_PAGE];
+	uint64_t seed = 11, i, idx, idle;
+	struct zr_stats s0, s1;
+	struct zb_stats b0, b1;
+	unsigned r;
+	int k;
+
+	ck_assert_ptr_nonnull(gen);
+	wt_disk = (uint64_t)WT_BC_PAGES * WT_PAGE;
+	ck_assert_int_eq(zb_open(wt_path, 0, &wt_bd), 0);
+	wt_open_store(_i, wt_bd);
+	wt_write(0, WT_BC_PAGES, 0);
+	for (r = 1; r <= 6; r++) {
+		ck_assert_int_ge(zr_writeback(wt_st, 0, 0, WT_BC_PAGES,
+					      UINT64_MAX), 0);
+		for (i = 0; i < WT_BC_PAGES / 3; i++) {
+			idx = tu_rand(&seed) % WT_BC_PAGES;
+			gen[idx] = r;
+			wt_page(idx, r, buf);
+			ck_assert_int_eq(zr_write(wt_st, buf, WT_PAGE,
+						  idx * WT_PAGE), WT_PAGE);
+		}
+	}
+	zr_mark_idle(wt_st, 0);
+	idle = wt_stats().idle_pages;
+	/* The maintainer: within a few periods, the waste is gone below
+	 * the quarter that starts a pass. */
+	for (k = 0; k < 1000; k++) {
+		b0 = wt_bd_stats();
+		if (b0.objs_relocated &&
+		    b0.bytes_sparse_waste * 4 < b0.segs_used * ZB_SEG_SIZE)
+			break;
+		usleep(10000);
+	}
+	b0 = wt_bd_stats();
+	ck_assert_uint_gt(b0.objs_relocated, 0);
+	ck_assert_uint_lt(b0.bytes_sparse_waste * 4,
+			  b0.segs_used * ZB_SEG_SIZE);
+	/* Asked for: none under half live is left. */
+	s0 = wt_stats();
+	ck_assert_int_ge(zr_compact_file(wt_st), 0);
+	s1 = wt_stats();
+	b1 = wt_bd_stats();
+	fprintf(stderr, "%s: file compaction: %llu pages moved by the "
+		"maintainer, %llu in all; %llu pages in %llu segments, %llu "
+		"bytes live\n", zcomp_backends()[_i]->name,
+		(unsigned long long)b0.objs_relocated,
+		(unsigned long long)b1.objs_relocated,
+		(unsigned long long)s1.bd_count,
+		(unsigned long long)b1.segs_used,
+		(unsigned long long)b1.bytes_stored);
+	ck_assert_uint_eq(b1.segs_sparse, 0);
+	ck_assert_uint_le(b1.segs_used * ZB_SEG_SIZE, 2 * b1.bytes_stored +
+			  ZB_SEG_SIZE);
+	ck_assert_uint_eq(s1.bd_count, s0.bd_count);
+	ck_assert_uint_eq(s1.bd_bytes, s0.bd_bytes);
+	ck_assert_uint_eq(s1.bd_writes, s0.bd_writes);
+	ck_assert_uint_eq(s1.idle_pages, idle);
+	ck_assert_uint_eq(b1.bytes_stored, s1.bd_bytes);
+	for (i = 0; i < WT_BC_PAGES; i++) {
+		uint8_t got[WT_PAGE];
+
+		wt_page(i, gen[i], buf);
+		ck_assert_int_eq(zr_read(wt_st, got, WT_PAGE, i * WT_PAGE),
+				 WT_PAGE);
+		ck_assert_msg(memcmp(buf, got, WT_PAGE) == 0,
+			      "page %llu differs", (unsigned long long)i);
+	}
+	/* More churn; with writeback_limit on and used up, nothing moves. */
+	for (i = 0; i < WT_BC_PAGES / 2; i++) {
+		idx = tu_rand(&seed) % WT_BC_PAGES;
+		if (zr_writeback(wt_st, 0, idx, idx + 1, 1) > 0)
+			continue;
+		ck_assert_int_eq(zr_discard(wt_st, idx * WT_PAGE, WT_PAGE), 0);
+	}
+	atomic_store(&wt_wbl.pages, 0);
+	atomic_store(&wt_wbl.on, true);
+	b0 = wt_bd_stats();
+	ck_assert_int_eq(zr_compact_file(wt_st), 0);
+	ck_assert_uint_eq(wt_bd_stats().objs_relocated, b0.objs_relocated);
+	free(gen);
+}
+END_TEST
+
 Suite *zr_writeback_suite(void)
 {
 	Suite *s = suite_create("zr_writeback");
@@ -733,6 +835,7 @@ Suite *zr_writeback_suite(void)
 	tcase_add_loop_test(tc, test_spill_race, 0, n);
 	tcase_add_loop_test(tc, test_read_ahead, 0, n);
 	tcase_add_loop_test(tc, test_writeback_age, 0, n);
+	tcase_add_loop_test(tc, test_bd_compact, 0, n);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,0 +1,107 @@
+#!/bin/bash
+# t_compact_file: the backing file compacted.  64 MiB written back to the
+# file, then a third of its pages rewritten at random and written back
+# again, three times: most segments of the file keep a few live objects
+# (the summary counts them "under half live").  `echo 1 > compact` moves
+# those objects to new segments: none is left under half live, the
+# summary counts the pages moved, bd_stat is unchanged, the file's
+# allocated size falls back under 1.5 times what the first writeback took
+# (the freed segments are punched within a few seconds; without
+# compaction it stays near twice that) and every byte reads back.  The
+# maintainer may compact some of it on its own meanwhile (it looks every
+# 2 s): what is asserted holds either way.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+fz_require python3 cmp stat
+export LC_ALL=C
+
+bd=$FZ_TMP/backing
+fz_mount -o disksize=256M,backing_dev="$bd"
+C=$FZ_CTL
+
+# 64 MiB of text-like data (a third after compression), and the pages
+# rewritten over it: the reference is updated as the device is.
+python3 - "$FZ_TMP/data" <<'EOF'
+import random, sys
+random.seed(11)
+words = [b"page ", b"zram ", b"swap ", b"fuse ", b"memory ", b"the ", b"slot ",
+         b"compact ", b"\n", b"segment ", b"file ", b"idle "]
+out = bytearray()
+while len(out) < 64 << 20:
+    out += random.choice(words)
+    if random.random() < 0.2:
+        out += bytes([random.randrange(256)])
+open(sys.argv[1], "wb").write(out[:64 << 20])
+EOF
+fz_loop "$FZ_IMG" --direct-io=on
+dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M oflag=direct status=none ||
+	fz_fail "writing 64 MiB"
+
+sparse() {
+	sed -n 's/^ *\([0-9]*\) segments under half live, .*/\1/p' "$C/summary"
+}
+moved() {
+	sed -n 's/.*; \([0-9]*\) pages moved by it$/\1/p' "$C/summary"
+}
+allocated() {
+	local fd
+	fd=$(find "/proc/$FZ_PID/fd" -lname "$bd" | head -n 1)
+	echo $(($(stat -L -c %b "$fd") * 512))
+}
+
+echo all >"$C/idle"
+echo idle >"$C/writeback" || fz_fail "echo idle > writeback"
+a_init=$(allocated)
+for round in 1 2 3; do
+	# A third of the pages, at random, rewritten with O_DIRECT (an
+	# anonymous mapping is page-aligned): each frees its object in the
+	# file, wherever it lies.
+	python3 - "$FZ_LOOP" "$FZ_TMP/data" "$round" <<'EOF' || fz_fail "rewriting round $round"
+import mmap, os, random, sys
+dev, ref, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3])
+random.seed(100 + rnd)
+pages = 64 << 8
+fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
+rf = os.open(ref, os.O_RDWR)
+buf = mmap.mmap(-1, 4096)
+for p in random.sample(range(pages), pages // 3):
+    page = os.pread(rf, 4096, p * 4096)
+    page = page[rnd:] + page[:rnd]          # the same text, shifted
+    buf.seek(0)
+    buf.write(page)
+    if os.pwritev(fd, [buf], p * 4096) != 4096:
+        sys.exit("short write")
+    os.pwrite(rf, page, p * 4096)
+os.close(fd)
+os.close(rf)
+EOF
+	echo all >"$C/idle"
+	echo idle >"$C/writeback" || fz_fail "echo idle > writeback, round $round"
+done
+read -r bd_count bd_reads bd_writes <"$C/bd_stat"
+[ "$bd_count" -eq $((64 << 8)) ] || fz_fail "bd_count $bd_count, expected $((64 << 8)) pages"
+s0=$(sparse)
+m0=$(moved)
+a0=$(allocated)
+fz_log "after the rewrites: $s0 segments under half live, $m0 pages moved by compaction so far, $a0 bytes allocated in the file"
+[ -n "$s0" ] && [ "$s0" -gt 0 ] || fz_fail "no segment under half live after the rewrites (summary: $(grep -A1 'under half' "$C/summary"))"
+
+echo 1 >"$C/compact" || fz_fail "echo 1 > compact"
+s1=$(sparse)
+m1=$(moved)
+fz_log "after compact: $s1 segments under half live, $m1 pages moved"
+[ "$s1" -eq 0 ] || fz_fail "$s1 segments under half live after compact"
+[ "$m1" -gt "$m0" ] || fz_fail "compact moved no page ($m0 -> $m1)"
+read -r c2 r2 w2 <"$C/bd_stat"
+[ "$c2 $w2" = "$bd_count $bd_writes" ] ||
+	fz_fail "bd_stat changed by compaction: $bd_count $bd_writes -> $c2 $w2"
+# What the segments freed held goes back to the file system within a
+# few of its 2 s periods.
+fz_wait_until 20 eval '[ "$(allocated)" -le $((a_init * 3 / 2)) ]' ||
+	fz_fail "the file still takes $(allocated) bytes after compact (first writeback: $a_init, before compact: $a0)"
+fz_log "the file: $a_init bytes allocated after the first writeback, $a0 before compact, $(allocated) after"
+
+dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M count=64 iflag=direct status=none ||
+	fz_fail "reading back"
+fz_expect_cmp "data read back after compaction" "$FZ_TMP/back" "$FZ_TMP/data"
+fz_log "ok"
