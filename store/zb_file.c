@@ -87,8 +87,10 @@
  * already accepted.  Where fallocate(2) is missing (EOPNOTSUPP) the
  * segment is written with zeros instead, which allocates its blocks just
  * the same; where punching is missing, free segments keep their blocks
- * and are only reused.  A block device needs neither: its segments are
- * always there, and are never discarded (see TODO).
+ * and are only reused.  A block device needs no allocation (its
+ * segments are always there); its free segments are discarded
+ * (BLKDISCARD) where punching would punch, so that an SSD, a thin volume
+ * or a loop device gets their blocks back, unless it has no discard.
  *
  * Reads
  * -----
@@ -149,8 +151,7 @@
  * has lost its mark.  Segments over half live are never picked, so a
  * pass rewrites at most half a segment for each it frees.
  *
- * TODO: block devices: free segments are not discarded (BLKDISCARD); the
- * reserve size and segment size are constants; a file system that
+ * TODO: the reserve size and segment size are constants; a file system that
  * allocates on overwrite (btrfs with CoW, ZFS) can still fail a segment
  * write with ENOSPC (its objects then stay in RAM, in the buffer); a
  * failed segment is never written again; a stale loc of a reused
@@ -513,11 +514,22 @@ static int zb_alloc_seg(struct zb_file *f, uint32_t idx)
 	return r == -EDQUOT ? -ENOSPC : r;
 }
 
-/* Free segment @idx's blocks.  0 or -errno (kept: -EOPNOTSUPP ...). */
+/*
+ * Free segment @idx's blocks: punch a hole in a file, discard a block
+ * device's range (an SSD's blocks, a thin or loop device's space).  0 or
+ * -errno (kept: -EOPNOTSUPP, and then never tried again).
+ */
 static int zb_punch_seg(struct zb_file *f, uint32_t idx)
 {
-	if (fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)zb_seg_off(idx), ZB_SEG_SIZE)) {
+	uint64_t range[2] = { zb_seg_off(idx), ZB_SEG_SIZE };
+	int e;
+
+	if (f->blockdev)
+		e = ioctl(f->fd, BLKDISCARD, range);
+	else
+		e = fallocate(f->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)range[0], ZB_SEG_SIZE);
+	if (e) {
 		int r = -errno;
 
 		if (r == -EOPNOTSUPP)
@@ -1344,11 +1356,10 @@ uint32_t zb_now_ms(void)
 			  (uint64_t)ts.tv_nsec / 1000000);
 }
 
-/* Can free segments be punched at all? */
+/* Can free segments be punched (discarded) at all? */
 static bool zb_can_punch(struct zb_file *f)
 {
-	return !f->blockdev &&
-	       !atomic_load_explicit(&f->no_punch, memory_order_relaxed);
+	return !atomic_load_explicit(&f->no_punch, memory_order_relaxed);
 }
 
 int zb_refill(struct zb_file *f, uint32_t now_ms)

@@ -269,7 +269,7 @@ int zb_write_queued(struct zb_file *f);
  * segments that swap-like churn takes again within a period keep their
  * blocks (no punch and fallocate again per segment); a wave of frees
  * goes back to the file system within two periods.  A block device's
- * free segments are kept as they are.  Reuses punched segments before it
+ * are discarded (BLKDISCARD) instead, where it allows.  Reuses punched segments before it
  * extends the file.  @now_ms: zb_now_ms(), or a test's clock.  Call it
  * from a thread that serves no I/O, when zb_refill_wanted() says so.
  * Returns 0, or the -errno that stopped the allocation (-ENOSPC: the cap

@@ -1609,9 +1609,13 @@ static int loop_attach(const char *file, char *dev, size_t devlen)
 
 START_TEST(test_blockdev)
 {
+	enum { N = 2000 };		/* about 17 segments */
 	char img[160], dev[32];
 	struct zb_file *f, *g = NULL;
 	struct zb_stats st;
+	uint64_t s = 51, a0, a1;
+	struct obj *o;
+	unsigned i;
 	int fd, lfd;
 
 	snprintf(img, sizeof(img), "%s/img", tdir);
@@ -1633,6 +1637,34 @@ START_TEST(test_blockdev)
 	zb_get_stats(f, &st);
 	ck_assert_uint_eq(st.cap_bytes, 1 * MiB);
 	zb_close(f);
+
+	/* Free segments past the reserve are discarded, as a file's are
+	 * punched: the loop device punches them out of its file. */
+	ck_assert_int_eq(zb_open(dev, 0, &f), 0);
+	o = calloc(N, sizeof(*o));
+	ck_assert_ptr_nonnull(o);
+	for (i = 0; i < N; i++) {
+		o[i] = (struct obj){ 0, rnd(&s, 1000, 3500), i };
+		ck_assert_int_ge(put(f, &o[i]), 0);
+	}
+	ck_assert_int_eq(zb_flush(f), 0);
+	ck_assert_int_eq(fsync(lfd), 0);
+	a0 = st_blocks_bytes(img);
+	for (i = 0; i < N; i++)
+		zb_free(f, o[i].loc);
+	for (i = 0; i < 3 * ZB_AGE_MS; i++)	/* three periods */
+		refill_if_wanted(f);
+	zb_get_stats(f, &st);
+	ck_assert_uint_gt(st.segs_punched, 0);
+	ck_assert_uint_eq(st.bytes_allocated, ZB_RESERVE_SEGS * ZB_SEG_SIZE);
+	a1 = st_blocks_bytes(img);
+	ck_assert_msg(a1 + st.segs_punched * ZB_SEG_SIZE <= a0,
+		      "the loop's file: %llu bytes allocated, %llu before "
+		      "%llu segments were discarded", (unsigned long long)a1,
+		      (unsigned long long)a0,
+		      (unsigned long long)st.segs_punched);
+	zb_close(f);
+	free(o);
 	close(lfd);
 }
 END_TEST
