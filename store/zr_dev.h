@@ -66,8 +66,9 @@
 #define ZR_DEV_READ_DEFAULT 65536
 #define ZR_DEV_BACKGROUND_DEFAULT 64
 /*
- * idle: the store keeps access times modulo 65536 s, so a longer age
- * could never be reached; it is refused rather than marking nothing.
+ * idle: the store keeps access times in 16 bits of seconds (ages
+ * saturate at about 65535 s, zr_store.c), so a longer age could never be
+ * reached; it is refused rather than marking nothing.
  */
 #define ZR_DEV_IDLE_MAX_AGE 65535
 /*

@@ -29,7 +29,8 @@
 /*
  * meta: bits 0..12 = stored length (1..4096), bits 13..15 flags, bits
  * 16..31 = last access, in seconds since the store was made, modulo 2^16
- * (so ages are exact up to about 18 hours).  0 = empty, always.
+ * (so ages are exact up to about 18 hours; the maintainer keeps older
+ * ones from wrapping, zr_age_clamp()).  0 = empty, always.
  */
 #define ZR_META_SIZE_MASK  0x1fffu
 #define ZR_META_SAME       (1u << 13)	/* handle is the fill word */

@@ -60,8 +60,9 @@
  * backing file's closed segments (zb_write_queued()) and keeping its free
  * segments ready, punching those no write needed for a while
  * (zb_refill()); and recompressing (zr_task_recompress()) and writing
- * back (zr_task_writeback()) what has not been used for their ages; and
- * compacting the backing file (zr_task_bdcompact()).
+ * back (zr_task_writeback()) what has not been used for their ages;
+ * compacting the backing file (zr_task_bdcompact()); and keeping ages
+ * from wrapping (zr_task_ages()).
  * Each task says when it wants to run again; otherwise
  * the thread sleeps until kicked.  One wake-up,
  * zr_maint_kick(): after a store or a free when zs_cache_wanted() says
@@ -247,6 +248,8 @@ struct zr_store {
 	uint32_t bc_next;		/* [bc_lock] zb_now_ms() of the next
 					 * run (the maintainer runs every
 					 * task at every kick) */
+	uint64_t age_next;		/* zr_task_ages()'s next sweep, a
+					 * zr_now(); the maintainer's alone */
 	struct timespec epoch;		/* CLOCK_MONOTONIC_COARSE at create */
 };
 
@@ -469,6 +472,55 @@ static uint32_t zr_age_at(uint64_t now, uint32_t meta)
 static uint32_t zr_meta_age(const struct zr_store *st, uint32_t meta)
 {
 	return zr_age_at(zr_now(st), meta);
+}
+
+uint64_t zr_clock(const struct zr_store *st)
+{
+	return zr_now(st);
+}
+
+/*
+ * Ages saturate instead of wrapping.  A slot keeps the second of its
+ * last access modulo 2^16, so a page left alone for 65536 s would seem
+ * new again.  So, once the store is old enough for any page to be
+ * ZR_AGE_CAP old, the maintainer sweeps the table every ZR_AGE_SWEEP_S
+ * (zr_task_ages()) and sets the time of every page older than
+ * ZR_AGE_CAP to exactly that age: between sweeps such a page ages to
+ * ZR_AGE_CAP + ZR_AGE_SWEEP_S, and a sweep may be as late again before
+ * anything wraps.  Ages up to ZR_AGE_CAP (17.9 hours) are exact; older
+ * pages count as 17.9 to 18.1 hours old.
+ */
+#define ZR_AGE_SWEEP_S 600
+#define ZR_AGE_CAP (65535 - 2 * ZR_AGE_SWEEP_S)
+
+uint64_t zr_age_clamp(struct zr_store *st, uint64_t now)
+{
+	uint32_t old, t = (uint32_t)((now - ZR_AGE_CAP) & 0xffff)
+			  << ZR_META_TIME_SHIFT;
+	uint64_t idx, n = 0;
+	struct zr_slot *slot;
+
+	for (idx = 0; idx < st->npages; idx++) {
+		slot = &st->table[idx];
+		/* Without the lock, as zr_spill()'s; checked below. */
+		old = zr_slot_meta(slot);
+		if (!old || zr_age_at(now, old) <= ZR_AGE_CAP)
+			continue;
+		zr_slot_lock_read(slot);	/* as zr_touch_locked() */
+		old = zr_slot_meta(slot);
+		while (old && zr_age_at(now, old) > ZR_AGE_CAP) {
+			if (atomic_compare_exchange_weak_explicit(
+				    &slot->meta, &old,
+				    (old & ~ZR_META_TIME_MASK) | t,
+				    memory_order_relaxed,
+				    memory_order_relaxed)) {
+				n++;
+				break;
+			}
+		}
+		zr_slot_unlock_read(slot);
+	}
+	return n;
 }
 
 /*
@@ -1330,6 +1382,20 @@ static int64_t zr_bc_run(struct zr_store *st, struct zr_stream *s,
 	return ret < 0 && !done ? ret : (int64_t)done;
 }
 
+/* Keep ages from wrapping: see zr_age_clamp(). */
+static unsigned zr_task_ages(struct zr_store *st)
+{
+	uint64_t now = zr_now(st);
+
+	if (!st->age_next)
+		st->age_next = ZR_AGE_CAP;
+	if (now < st->age_next)
+		return (unsigned)((st->age_next - now) * 1000);
+	zr_age_clamp(st, now);
+	st->age_next = now + ZR_AGE_SWEEP_S;
+	return ZR_AGE_SWEEP_S * 1000;
+}
+
 /* The maintainer's compaction of the file: see above. */
 static unsigned zr_task_bdcompact(struct zr_store *st)
 {
@@ -1469,6 +1535,7 @@ static const struct zr_task zr_tasks[] = {
 	{ "recompression by age", zr_task_recompress },
 	{ "writeback by age", zr_task_writeback },
 	{ "file compaction", zr_task_bdcompact },
+	{ "ages", zr_task_ages },
 };
 
 /* @t plus @ms milliseconds. */

@@ -438,6 +438,52 @@ START_TEST(test_mem_limit_whole)
 }
 END_TEST
 
+/* The age of slot @idx's page at @now, a zr_clock() value. */
+static uint32_t zt_age(struct zr_store *st, uint64_t idx, uint64_t now)
+{
+	uint32_t meta = atomic_load(&zr_slot_of(st, idx)->meta);
+
+	return ((uint32_t)now - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+}
+
+/*
+ * Ages saturate instead of wrapping: a slot keeps its access time in 16
+ * bits of seconds, so without the maintainer's sweep (zr_age_clamp()) a
+ * page left alone for 65536 s would seem new.  The sweep, given a clock
+ * as it would be then, sets pages older than the cap to the cap and
+ * leaves the rest, their idle marks included; a page so set is still
+ * older than the cap a whole sweep period (600 s) later.
+ */
+START_TEST(test_age_saturates)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t page[ZT_PAGE];
+	uint64_t seed = 5, t0 = zr_clock(st), i;
+	const uint64_t cap = 65535 - 2 * 600;
+
+	zt_text_bytes(page, sizeof(page), &seed);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(zr_write(st, page, ZT_PAGE, i * ZT_PAGE),
+				 ZT_PAGE);
+	ck_assert_uint_eq(zr_mark_idle(st, 0), 4);
+	/* Ten hours on: nothing over the cap, nothing set. */
+	ck_assert_uint_eq(zr_age_clamp(st, t0 + 36000), 0);
+	ck_assert_uint_ge(zt_age(st, 0, t0 + 36000), 36000 - 2);
+	/* Just over it, then a period later. */
+	ck_assert_uint_eq(zr_age_clamp(st, t0 + cap + 100), 4);
+	for (i = 0; i < 4; i++) {
+		ck_assert_uint_eq(zt_age(st, i, t0 + cap + 100), cap);
+		ck_assert_uint_eq(zt_age(st, i, t0 + cap + 700), cap + 600);
+	}
+	ck_assert_uint_eq(zr_age_clamp(st, t0 + cap + 100), 0);
+	ck_assert_uint_eq(zt_stats(st).idle_pages, 4);
+	/* Set again at the next sweep: never past 65535. */
+	ck_assert_uint_eq(zr_age_clamp(st, t0 + cap + 700), 4);
+	ck_assert_uint_eq(zt_age(st, 2, t0 + cap + 1300), cap + 600);
+	zr_store_destroy(st);
+}
+END_TEST
+
 START_TEST(test_idle)
 {
 	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
@@ -939,6 +985,7 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tc, test_mem_limit_whole, 0, n);
 	tcase_add_loop_test(tc, test_random_model, 0, n);
 	tcase_add_loop_test(tc, test_idle, 0, n);
+	tcase_add_loop_test(tc, test_age_saturates, 0, n);
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);
 
