@@ -19,20 +19,8 @@ bd=$FZ_TMP/backing
 fz_mount -o disksize=256M,backing_dev="$bd"
 C=$FZ_CTL
 
-# 64 MiB of text-like data (a third after compression), and the pages
-# rewritten over it: the reference is updated as the device is.
-python3 - "$FZ_TMP/data" <<'EOF'
-import random, sys
-random.seed(11)
-words = [b"page ", b"zram ", b"swap ", b"fuse ", b"memory ", b"the ", b"slot ",
-         b"compact ", b"\n", b"segment ", b"file ", b"idle "]
-out = bytearray()
-while len(out) < 64 << 20:
-    out += random.choice(words)
-    if random.random() < 0.2:
-        out += bytes([random.randrange(256)])
-open(sys.argv[1], "wb").write(out[:64 << 20])
-EOF
+# 64 MiB of text-like data (a third after compression).
+python3 "$FZ_ROOT/tests/integration/pages.py" text "$FZ_TMP/data" 64 11 || fz_fail "making the data"
 fz_loop "$FZ_IMG" --direct-io=on
 dd if="$FZ_TMP/data" of="$FZ_LOOP" bs=1M oflag=direct status=none ||
 	fz_fail "writing 64 MiB"
@@ -53,28 +41,10 @@ echo all >"$C/idle"
 echo idle >"$C/writeback" || fz_fail "echo idle > writeback"
 a_init=$(allocated)
 for round in 1 2 3; do
-	# A third of the pages, at random, rewritten with O_DIRECT (an
-	# anonymous mapping is page-aligned): each frees its object in the
-	# file, wherever it lies.
-	python3 - "$FZ_LOOP" "$FZ_TMP/data" "$round" <<'EOF' || fz_fail "rewriting round $round"
-import mmap, os, random, sys
-dev, ref, rnd = sys.argv[1], sys.argv[2], int(sys.argv[3])
-random.seed(100 + rnd)
-pages = 64 << 8
-fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
-rf = os.open(ref, os.O_RDWR)
-buf = mmap.mmap(-1, 4096)
-for p in random.sample(range(pages), pages // 3):
-    page = os.pread(rf, 4096, p * 4096)
-    page = page[rnd:] + page[:rnd]          # the same text, shifted
-    buf.seek(0)
-    buf.write(page)
-    if os.pwritev(fd, [buf], p * 4096) != 4096:
-        sys.exit("short write")
-    os.pwrite(rf, page, p * 4096)
-os.close(fd)
-os.close(rf)
-EOF
+	# A third of the pages, at random, rewritten: each frees its
+	# object in the file, wherever it lies.
+	python3 "$FZ_ROOT/tests/integration/pages.py" rewrite "$FZ_LOOP" "$FZ_TMP/data" "$round" ||
+		fz_fail "rewriting round $round"
 	echo all >"$C/idle"
 	echo idle >"$C/writeback" || fz_fail "echo idle > writeback, round $round"
 done

@@ -19,18 +19,7 @@ C=$FZ_CTL
 grep -q "(block device, direct I/O)" "$C/summary" ||
 	fz_fail "summary: $(grep -A1 '^Backing file' "$C/summary")"
 
-python3 - "$FZ_TMP/data" <<'EOF'
-import random, sys
-random.seed(5)
-words = [b"block ", b"device ", b"swap ", b"fuse ", b"memory ", b"the ",
-         b"segment ", b"\n", b"discard ", b"idle "]
-out = bytearray()
-while len(out) < 64 << 20:
-    out += random.choice(words)
-    if random.random() < 0.2:
-        out += bytes([random.randrange(256)])
-open(sys.argv[1], "wb").write(out[:64 << 20])
-EOF
+python3 "$FZ_ROOT/tests/integration/pages.py" text "$FZ_TMP/data" 64 5 || fz_fail "making the data"
 fz_loop "$FZ_IMG" --direct-io=on
 img_loop=$FZ_LOOP
 dd if="$FZ_TMP/data" of="$img_loop" bs=1M oflag=direct status=none ||
