@@ -670,6 +670,31 @@ START_TEST(test_churn_fifo)
 END_TEST
 
 /*
+ * Random churn: store @n objects of 1000..3500 bytes in @o, or, with
+ * @replace, @n times free a random one of them and store a new one in
+ * its place (the background thread's work done between, as the store's
+ * would).  *@live counts the bytes stored; *@s and *@seed go on.
+ */
+static void churn(struct zb_file *f, struct obj *o, unsigned n, bool replace,
+		  uint64_t *s, unsigned *seed, uint64_t *live)
+{
+	unsigned i, j;
+
+	for (i = 0; i < n; i++) {
+		j = replace ? rnd(s, 0, n - 1) : i;
+		if (replace) {
+			zb_free(f, o[j].loc);
+			*live -= o[j].len;
+		}
+		o[j] = (struct obj){ 0, rnd(s, 1000, 3500), (*seed)++ };
+		ck_assert_int_ge(put(f, &o[j]), 0);
+		*live += o[j].len;
+		if (replace)
+			refill_if_wanted(f);
+	}
+}
+
+/*
  * Random churn: objects die in any order, so without compaction the
  * file holds more than the live bytes; it must still stop growing, and
  * what it holds must be what the statistics say.
@@ -681,25 +706,13 @@ START_TEST(test_churn_random)
 	uint64_t s = 6, live = 0, size_half = 0, a;
 	struct zb_file *f;
 	struct zb_stats st;
-	unsigned r, i, j, seed = 0;
+	unsigned r, seed = 0;
 
 	ck_assert_ptr_nonnull(o);
 	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
-	for (i = 0; i < LIVE; i++) {
-		o[i] = (struct obj){ 0, rnd(&s, 1000, 3500), seed++ };
-		ck_assert_int_ge(put(f, &o[i]), 0);
-		live += o[i].len;
-	}
+	churn(f, o, LIVE, false, &s, &seed, &live);
 	for (r = 0; r < ROUNDS; r++) {
-		for (i = 0; i < LIVE; i++) {
-			j = rnd(&s, 0, LIVE - 1);
-			zb_free(f, o[j].loc);
-			live -= o[j].len;
-			o[j] = (struct obj){ 0, rnd(&s, 1000, 3500), seed++ };
-			ck_assert_int_ge(put(f, &o[j]), 0);
-			live += o[j].len;
-			refill_if_wanted(f);
-		}
+		churn(f, o, LIVE, true, &s, &seed, &live);
 		if (r == ROUNDS / 2)
 			size_half = st_size_of(tpath);
 	}
@@ -787,7 +800,7 @@ START_TEST(test_compact)
 	enum { LIVE = 3000, ROUNDS = 40 };
 	struct obj *o = calloc(LIVE, sizeof(*o));
 	uint64_t s = 6, live = 0, a, max_a = 0;
-	unsigned r, i, j, seed = 0, moved = 0, picked, passes = 0;
+	unsigned r, i, seed = 0, moved = 0, picked, passes = 0;
 	unsigned char buf[ZB_MAX_OBJ];
 	struct zb_file *f;
 	struct zb_stats st;
@@ -795,26 +808,14 @@ START_TEST(test_compact)
 
 	ck_assert_ptr_nonnull(o);
 	ck_assert_int_eq(zb_open(tpath, 0, &f), 0);
-	for (i = 0; i < LIVE; i++) {
-		o[i] = (struct obj){ 0, rnd(&s, 1000, 3500), seed++ };
-		ck_assert_int_ge(put(f, &o[i]), 0);
-		live += o[i].len;
-	}
+	churn(f, o, LIVE, false, &s, &seed, &live);
 	/* Nothing worth it yet, and nothing marked: nothing moves. */
 	ck_assert_uint_eq(compact_pass(f, o, LIVE, false, &picked), 0);
 	ck_assert_uint_eq(picked, 0);
 	ck_assert_int_eq(zb_relocate(f, o[0].loc, o[0].len, buf, &nl), 0);
 	ck_assert_uint_eq(nl, 42);
 	for (r = 0; r < ROUNDS; r++) {
-		for (i = 0; i < LIVE; i++) {
-			j = rnd(&s, 0, LIVE - 1);
-			zb_free(f, o[j].loc);
-			live -= o[j].len;
-			o[j] = (struct obj){ 0, rnd(&s, 1000, 3500), seed++ };
-			ck_assert_int_ge(put(f, &o[j]), 0);
-			live += o[j].len;
-			refill_if_wanted(f);
-		}
+		churn(f, o, LIVE, true, &s, &seed, &live);
 		moved += compact_pass(f, o, LIVE, false, &picked);
 		passes += picked > 0;
 		zb_write_queued(f);
