@@ -377,13 +377,17 @@ if [ -n "$CORPUS" ]; then
 	C=$FZ_CTL
 	cp -- "$CORPUS" "$FZ_TMP/churn.ref"
 	write_corpus
-	ctl all "$C/idle" && ctl idle "$C/writeback" || fz_log "writeback of the corpus failed"
+	if ! ctl all "$C/idle" || ! ctl idle "$C/writeback"; then
+		fz_log "writeback of the corpus failed"
+	fi
 	dense=$(alloc "$BF")
 	churn_ok=1
 	for round in 1 2 3; do
 		fz_run "$T_IO" python3 "$ROOT/tests/integration/pages.py" rewrite \
 			"$FZ_LOOP" "$FZ_TMP/churn.ref" "$round" || churn_ok=0
-		ctl all "$C/idle" && ctl idle "$C/writeback" || churn_ok=0
+		if ! ctl all "$C/idle" || ! ctl idle "$C/writeback"; then
+			churn_ok=0
+		fi
 	done
 	churned=$(alloc "$BF")
 	# The maintainer compacts on its own once the waste is a quarter of
@@ -398,6 +402,7 @@ if [ -n "$CORPUS" ]; then
 	ctl 1 "$C/compact" || :
 	sleep 5				# the freed segments punched: 2 periods
 	compacted=$(alloc "$BF")
+	# shellcheck disable=SC2016 # awk's fields
 	echo "  $(timeout 10 awk '/segments under half live/ { l = $0; getline; print l " " $0 }' "$C/summary" | tr -s ' ')"
 	printf '  %-52s %14s %10s %8s\n' "backing file allocated" bytes MiB "x dense"
 	printf '  %-52s %14s %10s %8s\n' "after the first writeback (dense)" "$dense" "$(mib "$dense")" 1.000

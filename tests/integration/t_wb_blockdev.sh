@@ -47,6 +47,7 @@ grep -q "busy" "$FZ_TMP/err" || fz_fail "second daemon: $(cat "$FZ_TMP/err")"
 blkdiscard "$img_loop" || fz_fail "blkdiscard"
 read -r bd_count bd_reads bd_writes <"$C/bd_stat"
 [ "$bd_count" -eq 0 ] || fz_fail "bd_count $bd_count after discarding everything"
+# shellcheck disable=SC2016 # expanded by eval, at each poll
 fz_wait_until 20 eval '[ $(($(stat -c %b "$FZ_TMP/disk") * 512)) -lt $((4 << 20)) ]' ||
 	fz_fail "the device's file still takes $(($(stat -c %b "$FZ_TMP/disk") * 512)) bytes after the discard (was $a0)"
 fz_log "after the discard: the device's file takes $(($(stat -c %b "$FZ_TMP/disk") * 512)) bytes"
