@@ -210,9 +210,10 @@ enum zb_state {
 /* zb_seg.evac: compaction's mark. */
 enum {
 	ZB_EVAC_NO = 0,
-	ZB_EVAC_YES,		/* picked: zb_relocate() moves its objects */
-	ZB_EVAC_NEVER,		/* a read for compaction failed: not picked
-				 * again while it holds objects */
+	ZB_EVAC_YES,		/* picked: zb_relocate() moves its
+				 * objects */
+	ZB_EVAC_NEVER,		/* a read for compaction failed: not
+				 * picked again while it holds objects */
 };
 
 /* One segment.  Every field is guarded by f->lock. */
@@ -1258,7 +1259,8 @@ unsigned zb_compact_pick(struct zb_file *f, uint32_t *segs, unsigned max,
 			s->evac = ZB_EVAC_NO;
 		if (!s->sparse || s->evac || !max)
 			continue;
-		if (n == max && f->segs[segs[n - 1]].live_bytes <= s->live_bytes)
+		if (n == max &&
+		    f->segs[segs[n - 1]].live_bytes <= s->live_bytes)
 			continue;
 		j = n < max ? n++ : n - 1;
 		for (; j && f->segs[segs[j - 1]].live_bytes > s->live_bytes;

@@ -17,9 +17,9 @@
  *	bits 11..0   length - 1
  *
  * A loc stays valid until zb_free(); objects never move on their own
- * (compaction, zb_relocate(), gives the caller a new loc).  A stale loc, once its segment is reused,
- * reads whatever is there now: the caller must not use a loc after
- * zb_free().  A loc that is malformed or names a segment holding no
+ * (compaction, zb_relocate(), gives the caller a new loc).  A stale loc, once
+ * its segment is reused, reads whatever is there now: the caller must not use a
+ * loc after zb_free().  A loc that is malformed or names a segment holding no
  * objects is refused with -EINVAL, never followed.
  *
  * Writes are buffered: zb_write() copies the object into the segment
@@ -33,8 +33,9 @@
  * object and never across a system call.  Any number of threads may
  * call zb_write(), zb_read(), zb_free(), zb_flush(), zb_refill(),
  * zb_relocate(), zb_compact_pick(), zb_ra_wait() and zb_get_stats() at
- * once (though one compaction's marks are another's to clear); zb_open()/zb_close() are not concurrent with
- * anything on the same file.
+ * once (a zb_compact_pick() clears the marks of any before it, so one
+ * compaction runs at a time: the caller's to see to); zb_open() and
+ * zb_close() are not concurrent with anything on the same file.
  *
  * No FUSE header is included; nothing here knows about pages or slots.
  */
@@ -165,12 +166,12 @@ int zb_write(struct zb_file *f, const void *obj, size_t len, uint64_t *loc);
  * file's mutex, never across the read; may wait for a window while
  * ZB_NWIN reads are in progress, or for read-ahead's read of the object.
  *
- * Read-ahead: a sequential reader (as above), and one that first uses a
- * window read ahead, asks the file's read-ahead thread for the
- * ZB_RA_DEPTH windows after: the rest of the segment, or, past its end, the start of
- * the segment written right after it (a swap reader in order goes on
- * there).  So the windows ahead of such a reader are read while it is
- * served, and it waits for the file only where its order breaks.
+ * Read-ahead: a sequential reader (as above), and one that first uses a window
+ * read ahead, asks the file's read-ahead thread for the ZB_RA_DEPTH windows
+ * after: the rest of the segment, or, past its end, the start of the segment
+ * written right after it (a swap reader in order goes on there).  So the
+ * windows ahead of such a reader are read while it is served, and it waits for
+ * the file only where its order breaks.
  */
 #define ZB_WIN_SIZE (64u << 10)
 #define ZB_NWIN 16
@@ -213,16 +214,16 @@ void zb_free(struct zb_file *f, uint64_t loc);
  * goes when its last object is freed.
  *
  * zb_relocate - if the object at @loc, of length @len, lies in a marked
- * segment, read it (through @buf, ZB_MAX_OBJ bytes the caller owns; a
- * miss reads a whole window, for the objects after it) and store it
- * again as zb_write() does, setting *@newloc.  Returns 1 if so; 0 if
- * @loc is not in a marked segment, or if the read failed (counted in
- * failed_reads; the object stays where it is, and its segment is not
- * picked again while it holds objects): nothing done; or zb_write()'s
- * -errno (nothing stored, the file full or failing: stop).  The caller must keep the
- * object alive, and its holder from changing, across the call, then put
- * *@newloc in its place and zb_free() @loc; a segment whose objects have
- * all gone so is free.  Takes the file's mutex as those two do.
+ * segment, read it (through @buf, ZB_MAX_OBJ bytes the caller owns; a miss
+ * reads a whole window, for the objects after it) and store it again as
+ * zb_write() does, setting *@newloc.  Returns 1 if so; 0 if @loc is not in a
+ * marked segment, or if the read failed (counted in failed_reads; the object
+ * stays where it is, and its segment is not picked again while it holds
+ * objects): nothing done; or zb_write()'s -errno (nothing stored, the file full
+ * or failing: stop).  The caller must keep the object alive, and its holder
+ * from changing, across the call, then put *@newloc in its place and zb_free()
+ * @loc; a segment whose objects have all gone so is free.  Takes the file's
+ * mutex as those two do.
  *
  * zb_loc_seg - the segment index of a loc (for zb_compact_pick()'s
  * list); meaningless for a malformed loc.
@@ -269,16 +270,18 @@ int zb_write_queued(struct zb_file *f);
  * segments that swap-like churn takes again within a period keep their
  * blocks (no punch and fallocate again per segment); a wave of frees
  * goes back to the file system within two periods.  A block device's
- * are discarded (BLKDISCARD) instead, where it allows.  Reuses punched segments before it
- * extends the file.  @now_ms: zb_now_ms(), or a test's clock.  Call it
- * from a thread that serves no I/O, when zb_refill_wanted() says so.
- * Returns 0, or the -errno that stopped the allocation (-ENOSPC: the cap
- * reached or the file system full; the reserve then holds what it could
- * get).  Takes the file's mutex, never across fallocate(2).
+ * are discarded (BLKDISCARD) instead, where it allows.  Reuses punched
+ * segments before it extends the file.  @now_ms: zb_now_ms(), or a
+ * test's clock.  Call it from a thread that serves no I/O, when
+ * zb_refill_wanted() says so.  Returns 0, or the -errno that stopped the
+ * allocation (-ENOSPC: the cap reached or the file system full; the
+ * reserve then holds what it could get).  Takes the file's mutex, never
+ * across fallocate(2).
  * zb_refill_wanted - 1 when zb_refill() or zb_write_queued() has work
  * now: segments queued, the reserve under half (and the cap allows
- * more), or a period over with free segments past the reserve; else 0, and *@after_ms is the milliseconds until
- * such a period ends (0: none pending).  Takes the file's mutex briefly.
+ * more), or a period over with free segments past the reserve; else 0,
+ * and *@after_ms is the milliseconds until such a period ends (0: none
+ * pending).  Takes the file's mutex briefly.
  * zb_now_ms - CLOCK_MONOTONIC in milliseconds, modulo 2^32.
  */
 #define ZB_AGE_MS 2000

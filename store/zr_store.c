@@ -243,7 +243,7 @@ struct zr_store {
 	pthread_mutex_t bc_lock;	/* guards the bc_ fields */
 	uint32_t bc_segs[ZR_BC_SEGS];	/* [bc_lock] segments picked,
 					 * ascending (zb_compact_pick()) */
-	unsigned bc_n;			/* [bc_lock] their number; 0: none */
+	unsigned bc_n;			/* [bc_lock] 0 = none picked */
 	uint64_t bc_hand;		/* [bc_lock] next slot to look at */
 	uint32_t bc_next;		/* [bc_lock] zb_now_ms() of the next
 					 * run (the maintainer runs every
@@ -2355,7 +2355,7 @@ int64_t zr_compact_file(struct zr_store *st)
 		if (!budget || done < 0 || !pass)
 			break;
 	}
-	st->bc_n = 0;			/* the last pick's marks: dropped */
+	st->bc_n = 0;		/* the last pick's marks: dropped */
 	pthread_mutex_unlock(&st->bc_lock);
 	return done < 0 && !total ? done : (int64_t)total;
 }
