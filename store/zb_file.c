@@ -405,10 +405,10 @@ static uint32_t zb_claim_hole_locked(struct zb_file *f)
 }
 
 /*
- * Segment @s is counted sparse when written and under half live: what a
- * compaction would rewrite, winning back ZB_SEG_SIZE - live_bytes (its
- * dead bytes and the tail it was closed with).  Call _del before
- * changing s, _add after.
+ * Segment @s is counted sparse when written, under half live and not
+ * one compaction failed to read: what a compaction would rewrite,
+ * winning back ZB_SEG_SIZE - live_bytes (its dead bytes and the tail it
+ * was closed with).  Call _del before changing s, _add after.
  */
 static void zb_sparse_del_locked(struct zb_file *f, struct zb_seg *s)
 {
@@ -422,7 +422,7 @@ static void zb_sparse_del_locked(struct zb_file *f, struct zb_seg *s)
 static void zb_sparse_add_locked(struct zb_file *f, struct zb_seg *s)
 {
 	if (s->state != ZB_DISK || !s->live_objs ||
-	    s->live_bytes >= ZB_SEG_SIZE / 2)
+	    s->live_bytes >= ZB_SEG_SIZE / 2 || s->evac == ZB_EVAC_NEVER)
 		return;
 	s->sparse = 1;
 	f->nsparse++;
@@ -1299,6 +1299,10 @@ int zb_relocate(struct zb_file *f, uint64_t loc, size_t len, void *buf,
 		pthread_mutex_lock(&f->lock);
 		if (s->evac == ZB_EVAC_YES)
 			f->nevac--;
+		/* Out of the sparse figures too, or its waste alone could
+		 * keep a compaction worth it, and the table scanned, for
+		 * good. */
+		zb_sparse_del_locked(f, s);
 		s->evac = ZB_EVAC_NEVER;
 		pthread_mutex_unlock(&f->lock);
 		return 0;
@@ -1323,8 +1327,11 @@ int zb_flush(struct zb_file *f)
 	}
 	while (zb_write_next_locked(f) != -ENOENT)
 		;				/* failures: counted */
+	/* Segments other writers queue meanwhile count in nflushing too:
+	 * write them rather than wait for nobody to. */
 	while (f->nflushing)
-		pthread_cond_wait(&f->buf_cond, &f->lock);
+		if (zb_write_next_locked(f) == -ENOENT)
+			pthread_cond_wait(&f->buf_cond, &f->lock);
 	pthread_mutex_unlock(&f->lock);
 	return CTR_GET(f, failed_writes) != failed ? -EIO : 0;
 }

@@ -123,10 +123,11 @@ const char *zb_path(const struct zb_file *f);
  * Returns once the bytes are in the segment buffer: they are readable at
  * once, and written to the file after the segment fills, by
  * zb_write_queued() (or by a later zb_write() that needs the buffer, or
- * by zb_flush()).  Writes nothing itself unless every buffer is taken
- * and some wait in the queue: then it writes the oldest (one pwrite of
- * up to ZB_SEG_SIZE bytes, outside the lock); it may also wait for a
- * buffer while writes are in progress.
+ * by zb_flush()).  Writes nothing itself unless every buffer is taken:
+ * then, if some wait in the queue, it writes the oldest run of them (one
+ * pwritev of adjacent segments, outside the lock); if none is queued
+ * and none is being written, it writes once more a segment whose write
+ * failed (below); else it waits for a write in progress.
  *
  * A new segment comes from the reserve (allocated ahead by zb_refill(),
  * so the write allocates no file-system blocks); only if the reserve is
@@ -239,15 +240,15 @@ static inline uint32_t zb_loc_seg(uint64_t loc)
 
 /*
  * zb_flush - write the segment being filled, if it holds objects, and
- * the queued ones, and wait until no segment write is in progress (all
- * on the caller's thread but those already under way): when it returns, every
- * object stored before the call is in the file (or, its write having
- * failed, kept in a buffer).  The
- * segment is closed, so the space left in it stays unused until all its
- * objects are freed: call it when I/O has to be finished (tests, an idle
- * writeback thread before it sleeps), not per object.  Returns 0 or
- * -EIO if a write it waited for failed.  Takes the file's mutex, and
- * writes outside it.
+ * the queued ones (also those other writers queue meanwhile), and wait
+ * until no segment write is in progress: when it returns, every object
+ * stored before the call is in the file (or, its write having failed,
+ * kept in a buffer).  The segment is closed, so the space left in it
+ * stays unused until all its objects are freed: call it when I/O has to
+ * be finished (tests, an idle writeback thread before it sleeps), not
+ * per object.  Returns 0, or -EIO if a segment write failed meanwhile
+ * (failed_writes grew: this call's or another thread's).  Takes the
+ * file's mutex, and writes outside it.
  */
 int zb_flush(struct zb_file *f);
 
@@ -301,7 +302,8 @@ struct zb_stats {
 	uint64_t segs_used;		/* segments holding objects */
 	uint64_t segs_reserved;		/* free and allocated */
 	uint64_t segs_sparse;		/* written, under half live: what a
-					 * compaction would rewrite */
+					 * compaction would rewrite (not
+					 * those it could not read) */
 	uint64_t bytes_sparse_waste;	/* what compacting those would give
 					 * back: their size less live bytes */
 	uint64_t segs_bad;		/* could not be written; retired */

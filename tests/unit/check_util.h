@@ -6,6 +6,8 @@
 #define FUSEZRAM_CHECK_UTIL_H
 
 #include <check.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -77,6 +79,16 @@ static inline void tu_settle(struct zr_store *st, uint64_t limit)
  */
 extern _Atomic int tu_madvise_refuse;
 extern _Atomic unsigned long tu_madvise_refused;
+
+/*
+ * The binary's own pwritev() (tests/unit/tu_pwritev.c): the next call
+ * of the thread named by tu_pwritev_hold clears it, posts
+ * tu_pwritev_entered and waits on tu_pwritev_release before writing;
+ * other calls go straight to the kernel.  The test initialises the
+ * semaphores.
+ */
+extern _Atomic pthread_t tu_pwritev_hold;
+extern sem_t tu_pwritev_entered, tu_pwritev_release;
 
 /*
  * tu_status_kib - the figure of @field ("VmRSS:", "RssShmem:", with the

@@ -323,6 +323,72 @@ START_TEST(test_buffer_and_flush)
 }
 END_TEST
 
+/*
+ * zb_flush() writes the segments other writers queue while it waits for
+ * a write in progress.  Every buffer taken, a writer writes the oldest
+ * queued run itself and is held inside that write (tu_pwritev_hold);
+ * zb_flush() writes the rest and waits for it; meanwhile the test seals
+ * one more segment.  Before the fix zb_flush() then waited for that
+ * queued segment, which nothing would write.
+ */
+static struct zb_file *fm_f;
+static _Atomic int fm_done;
+
+static void *fm_writer(void *arg)
+{
+	atomic_store(&tu_pwritev_hold, pthread_self());
+	ck_assert_int_ge(put(fm_f, arg), 0);
+	return NULL;
+}
+
+static void *fm_flusher(void *arg)
+{
+	(void)arg;
+	ck_assert_int_eq(zb_flush(fm_f), 0);
+	atomic_store(&fm_done, 1);
+	return NULL;
+}
+
+START_TEST(test_flush_meanwhile)
+{
+	enum { PER = ZB_SEG_SIZE / ZB_MAX_OBJ, N = (ZB_NBUF + 1) * PER + 2 };
+	struct obj *o = calloc(N, sizeof(*o));
+	pthread_t w, fl;
+	unsigned i, n = ZB_NBUF * PER;
+
+	ck_assert_ptr_nonnull(o);
+	for (i = 0; i < N; i++)
+		o[i] = (struct obj){ 0, ZB_MAX_OBJ, i };
+	ck_assert_int_eq(sem_init(&tu_pwritev_entered, 0, 0), 0);
+	ck_assert_int_eq(sem_init(&tu_pwritev_release, 0, 0), 0);
+	ck_assert_int_eq(zb_open(tpath, 0, &fm_f), 0);
+	/* ZB_NBUF segments filled, none written: one open, the rest
+	 * queued. */
+	for (i = 0; i < n; i++)
+		ck_assert_int_ge(put(fm_f, &o[i]), 0);
+	ck_assert_int_eq(pthread_create(&w, NULL, fm_writer, &o[n++]), 0);
+	ck_assert_int_eq(sem_wait(&tu_pwritev_entered), 0);
+	ck_assert_int_eq(pthread_create(&fl, NULL, fm_flusher, NULL), 0);
+	usleep(200 * 1000);		/* zb_flush() comes to wait */
+	ck_assert_int_eq(atomic_load(&fm_done), 0);
+	for (; n < N; n++)		/* a segment sealed and queued */
+		ck_assert_int_ge(put(fm_f, &o[n]), 0);
+	ck_assert_int_eq(sem_post(&tu_pwritev_release), 0);
+	ck_assert_int_eq(pthread_join(w, NULL), 0);
+	for (i = 0; i < 100 && !atomic_load(&fm_done); i++)
+		usleep(50 * 1000);
+	ck_assert_msg(atomic_load(&fm_done),
+		      "zb_flush() still waiting 5 s after the last write");
+	ck_assert_int_eq(pthread_join(fl, NULL), 0);
+	for (i = 0; i < N; i++)
+		ck_assert_int_eq(check(fm_f, &o[i]), 0);
+	zb_close(fm_f);
+	sem_destroy(&tu_pwritev_entered);
+	sem_destroy(&tu_pwritev_release);
+	free(o);
+}
+END_TEST
+
 /* Lengths, exact fills, bad arguments. */
 START_TEST(test_edges)
 {
@@ -1833,7 +1899,7 @@ START_TEST(test_compact_read_error)
 	unsigned char buf[ZB_MAX_OBJ];
 	uint32_t segs[32];
 	struct zb_file *f;
-	struct zb_stats st;
+	struct zb_stats st, st0;
 	uint64_t s = 41, nl;
 	unsigned i, k, kept = 0;
 	int zfd, orig, wo;
@@ -1858,13 +1924,19 @@ START_TEST(test_compact_read_error)
 	wo = open(tpath, O_WRONLY);
 	ck_assert(orig >= 0 && wo >= 0);
 	ck_assert_int_eq(dup2(wo, zfd), zfd);
+	zb_get_stats(f, &st0);
 	k = zb_compact_pick(f, segs, 32, true);
 	ck_assert_uint_gt(k, 1);
+	ck_assert_uint_eq(k, st0.segs_sparse);	/* every sparse one */
 	for (i = 0; i < kept; i++)
 		ck_assert_int_eq(zb_relocate(f, o[i].loc, o[i].len, buf, &nl),
 				 0);
 	zb_get_stats(f, &st);
 	ck_assert_uint_eq(st.failed_reads, k);
+	/* Segments compaction cannot read are out of the sparse figures,
+	 * which would otherwise keep a compaction worth it for good. */
+	ck_assert_uint_eq(st.segs_sparse, 0);
+	ck_assert_uint_eq(st.bytes_sparse_waste, 0);
 	ck_assert_uint_eq(st.objs_relocated, 0);
 	ck_assert_uint_eq(zb_compact_pick(f, segs, 32, true), 0);
 	ck_assert_int_eq(dup2(orig, zfd), zfd);
@@ -1886,6 +1958,7 @@ Suite *zb_file_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_roundtrip);
 	tcase_add_test(tc, test_buffer_and_flush);
+	tcase_add_test(tc, test_flush_meanwhile);
 	tcase_add_test(tc, test_edges);
 	tcase_add_test(tc, test_bad_loc);
 	tcase_add_test(tc, test_io_errors);
