@@ -707,17 +707,39 @@ void zr_dev_opts_help(char *buf, size_t size)
 /* ---- the device ---------------------------------------------------------------- */
 
 /*
- * zr_make_store - zr_store_create() with every signal blocked in the
- * calling thread meanwhile, so that the store's threads never take one.
+ * zr_make_store, zr_open_backing - zr_store_create(), zb_open() with
+ * every signal blocked in the calling thread meanwhile, so that the
+ * threads they start (the store's; the file's read-ahead thread), which
+ * inherit its mask, never take one: the exit signals are the main
+ * thread's (fusezram.c).
  */
-static int zr_make_store(const struct zr_config *zc, struct zr_store **out)
+static void zr_block_signals(sigset_t *saved)
 {
-	sigset_t all, saved;
-	int ret;
+	sigset_t all;
 
 	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &saved);
+	pthread_sigmask(SIG_BLOCK, &all, saved);
+}
+
+static int zr_make_store(const struct zr_config *zc, struct zr_store **out)
+{
+	sigset_t saved;
+	int ret;
+
+	zr_block_signals(&saved);
 	ret = zr_store_create(zc, out);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
+	return ret;
+}
+
+static int zr_open_backing(const char *path, uint64_t size,
+			   struct zb_file **out)
+{
+	sigset_t saved;
+	int ret;
+
+	zr_block_signals(&saved);
+	ret = zb_open(path, size, out);
 	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	return ret;
 }
@@ -740,8 +762,8 @@ int zr_dev_create(const struct zr_dev_conf *conf, struct zr_dev **out)
 	atomic_init(&dev->wb.on, false);
 	dev->backing_size = conf->backing_size;
 	if (conf->backing_dev) {
-		ret = zb_open(conf->backing_dev, conf->backing_size,
-			      &dev->zc.backing);
+		ret = zr_open_backing(conf->backing_dev, conf->backing_size,
+				      &dev->zc.backing);
 		if (ret < 0)
 			goto out_lock;
 	}
@@ -1627,7 +1649,7 @@ static int zr_store_backing_dev(struct zr_dev *dev, const char *buf)
 	zr_unlock(dev);
 	if (ret)
 		return ret;
-	ret = zb_open(buf, dev->backing_size, &b.new);
+	ret = zr_open_backing(buf, dev->backing_size, &b.new);
 	if (ret < 0)
 		return ret;
 	ret = zr_dev_replace(dev, zr_edit_backing, &b, true);

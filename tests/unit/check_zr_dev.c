@@ -9,7 +9,9 @@
  * Loop tests run once per backend in zcomp_backends(); the fixture-less
  * helpers give each a fresh device of TD_DISK bytes with no reserve.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -786,6 +788,49 @@ START_TEST(test_attr_busy)
 }
 END_TEST
 
+/*
+ * td_signal_takers - how many of the process's threads named "zb-..." or
+ * "zr-..." (the store's and the backing file's) do not block @sig: the
+ * exit signals are the main thread's, and a store thread that took one
+ * would not wake it.
+ */
+static int td_signal_takers(int sig)
+{
+	char p[300], line[160];
+	unsigned long long blk;
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/task");
+	FILE *f;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/proc/self/task/%s/comm", de->d_name);
+		f = fopen(p, "re");
+		if (!f)
+			continue;		/* gone meanwhile */
+		if (!fgets(line, sizeof(line), f) ||
+		    (strncmp(line, "zb-", 3) && strncmp(line, "zr-", 3))) {
+			fclose(f);
+			continue;
+		}
+		fclose(f);
+		snprintf(p, sizeof(p), "/proc/self/task/%s/status", de->d_name);
+		f = fopen(p, "re");
+		if (!f)
+			continue;
+		while (fgets(line, sizeof(line), f))
+			if (sscanf(line, "SigBlk: %llx", &blk) == 1 &&
+			    !(blk >> (sig - 1) & 1))
+				n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
+}
+
 /* A fresh directory under /var/tmp for backing files; removed by td_rmdir. */
 static char td_dir[64];
 
@@ -844,6 +889,9 @@ START_TEST(test_attr_writeback)
 	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
 	ck_assert_int_eq(td_store(dev, "backing_dev", path), 0);
 	ck_assert_int_eq(access(path, F_OK), 0);
+	/* The file's read-ahead thread came from this thread, whose
+	 * signals are not blocked; it blocks them all the same. */
+	ck_assert_int_eq(td_signal_takers(SIGTERM), 0);
 	snprintf(shown, sizeof(shown), "%s\n", path);
 	ck_assert_str_eq(td_show(dev, "backing_dev"), shown);
 	for (j = 0; j < sizeof(bad_words) / sizeof(bad_words[0]); j++)
@@ -926,6 +974,7 @@ START_TEST(test_opts_backing)
 	/* The age policy: on with a file unless told otherwise. */
 	ck_assert_uint_eq(conf.zc.writeback_age, ZR_DEV_WB_AGE_DEFAULT);
 	ck_assert_int_eq(zr_dev_create(&conf, &dev), 0);
+	ck_assert_int_eq(td_signal_takers(SIGTERM), 0);
 	/* A second device cannot share the file. */
 	{
 		struct zr_dev *dev2 = NULL;
