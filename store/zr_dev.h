@@ -67,7 +67,7 @@
 #define ZR_DEV_BACKGROUND_DEFAULT 64
 /*
  * idle: the store keeps access times in 16 bits of seconds (ages
- * saturate at about 65535 s, zr_store.c), so a longer age could never be
+ * saturate below 65535 s, zr_store.c), so a longer age could never be
  * reached; it is refused rather than marking nothing.
  */
 #define ZR_DEV_IDLE_MAX_AGE 65535

@@ -461,11 +461,21 @@ static uint32_t zr_now16(const struct zr_store *st)
 	return (uint32_t)(zr_now(st) & 0xffff) << ZR_META_TIME_SHIFT;
 }
 
-/* zr_age_at - seconds from the access recorded in @meta to @now, a
- * zr_now() (mod 2^16): sweeps read the clock once, not once a slot. */
+/*
+ * zr_age_at - seconds from the access recorded in @meta to @now, a
+ * zr_now() (mod 2^16): sweeps read the clock once, not once a slot.  A
+ * page touched after that reading, in a later second, has a time ahead
+ * of @now, which modulo 2^16 would make it about 65535 s old (so the
+ * age clamp would date it 17.9 hours back, and idle marking take it):
+ * a time up to ZR_AGE_AHEAD s ahead counts as age 0.  ZR_AGE_CAP keeps
+ * every real age out of that range.
+ */
+#define ZR_AGE_AHEAD 64
 static uint32_t zr_age_at(uint64_t now, uint32_t meta)
 {
-	return ((uint32_t)now - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+	uint32_t age = ((uint32_t)now - (meta >> ZR_META_TIME_SHIFT)) & 0xffff;
+
+	return age > 0xffff - ZR_AGE_AHEAD ? 0 : age;
 }
 
 /* zr_meta_age - seconds since the access recorded in @meta (mod 2^16). */
@@ -487,11 +497,12 @@ uint64_t zr_clock(const struct zr_store *st)
  * (zr_task_ages()) and sets the time of every page older than
  * ZR_AGE_CAP to exactly that age: between sweeps such a page ages to
  * ZR_AGE_CAP + ZR_AGE_SWEEP_S, and a sweep may be as late again before
- * anything wraps.  Ages up to ZR_AGE_CAP (17.9 hours) are exact; older
- * pages count as 17.9 to 18.1 hours old.
+ * any age reaches the ZR_AGE_AHEAD seconds below 65536 that count as
+ * new (zr_age_at()).  Ages up to ZR_AGE_CAP (64271 s, 17.9 hours) are
+ * exact; older pages count as 64271 to 65471 s old.
  */
 #define ZR_AGE_SWEEP_S 600
-#define ZR_AGE_CAP (65535 - 2 * ZR_AGE_SWEEP_S)
+#define ZR_AGE_CAP (0xffff - ZR_AGE_AHEAD - 2 * ZR_AGE_SWEEP_S)
 
 uint64_t zr_age_clamp(struct zr_store *st, uint64_t now)
 {
@@ -2144,12 +2155,11 @@ int64_t zr_seek(struct zr_store *st, uint64_t off, int whence)
 
 uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
 {
-	uint32_t now = (uint32_t)(zr_now(st) & 0xffff);
-	uint64_t idx, marked = 0;
+	uint64_t now = zr_now(st), idx, marked = 0;
 
 	for (idx = 0; idx < st->npages; idx++) {
 		struct zr_slot *slot = &st->table[idx];
-		uint32_t old, age;
+		uint32_t old;
 
 		/*
 		 * An empty slot is not a page to mark, and is passed without
@@ -2161,8 +2171,7 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
 		zr_slot_lock_read(slot);
 		old = zr_slot_meta(slot);
 		while (old && !(old & ZR_META_IDLE)) {
-			age = (now - (old >> ZR_META_TIME_SHIFT)) & 0xffff;
-			if (age < min_age)
+			if (zr_age_at(now, old) < min_age)
 				break;
 			if (atomic_compare_exchange_weak_explicit(
 				    &slot->meta, &old, old | ZR_META_IDLE,

@@ -292,8 +292,8 @@ int64_t zr_compact_file(struct zr_store *st);
 /*
  * zr_mark_idle - mark idle every stored page not read or written for at
  * least @min_age seconds (0 = every stored page, zram's "all").  Reading
- * or writing a page clears its mark.  Ages are exact up to 64335 s
- * (17.9 hours); an older page counts as 64335 to 65535 s old, never
+ * or writing a page clears its mark.  Ages are exact up to 64271 s
+ * (17.9 hours); an older page counts as 64271 to 65471 s old, never
  * younger (zr_store.c: ZR_AGE_CAP).  Returns how many pages this call
  * marked.  Takes the lock of each stored page shared in turn; empty
  * slots are passed without writing to the page table.

@@ -459,7 +459,7 @@ START_TEST(test_age_saturates)
 	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
 	static uint8_t page[ZT_PAGE];
 	uint64_t seed = 5, t0 = zr_clock(st), i;
-	const uint64_t cap = 65535 - 2 * 600;
+	const uint64_t cap = 65535 - 64 - 2 * 600;
 
 	zt_text_bytes(page, sizeof(page), &seed);
 	for (i = 0; i < 4; i++)
@@ -480,6 +480,31 @@ START_TEST(test_age_saturates)
 	/* Set again at the next sweep: never past 65535. */
 	ck_assert_uint_eq(zr_age_clamp(st, t0 + cap + 700), 4);
 	ck_assert_uint_eq(zt_age(st, 2, t0 + cap + 1300), cap + 600);
+	zr_store_destroy(st);
+}
+END_TEST
+
+/*
+ * A sweep reads the clock once: a page written after that, in a later
+ * second, is new, not 65535 s old.  Without that the age clamp dated it
+ * 17.9 hours back, and idle marking with an hour's min_age then took
+ * it, on a store seconds old.
+ */
+START_TEST(test_age_ahead)
+{
+	struct zr_store *st = zt_open(_i, ZT_DISK, 0);
+	static uint8_t page[ZT_PAGE];
+	uint64_t seed = 8, t0 = zr_clock(st);
+	int i;
+
+	zt_text_bytes(page, sizeof(page), &seed);
+	for (i = 0; i < 300 && zr_clock(st) == t0; i++)
+		usleep(10 * 1000);
+	ck_assert_uint_gt(zr_clock(st), t0);
+	ck_assert_int_eq(zr_write(st, page, ZT_PAGE, 0), ZT_PAGE);
+	ck_assert_uint_eq(zr_age_clamp(st, t0), 0);
+	ck_assert_uint_eq(zr_mark_idle(st, 3600), 0);
+	ck_assert_uint_eq(zt_stats(st).idle_pages, 0);
 	zr_store_destroy(st);
 }
 END_TEST
@@ -986,6 +1011,7 @@ Suite *zr_store_suite(void)
 	tcase_add_loop_test(tc, test_random_model, 0, n);
 	tcase_add_loop_test(tc, test_idle, 0, n);
 	tcase_add_loop_test(tc, test_age_saturates, 0, n);
+	tcase_add_loop_test(tc, test_age_ahead, 0, n);
 	tcase_set_timeout(tc, 300);
 	suite_add_tcase(s, tc);
 
