@@ -59,6 +59,7 @@
 #include <syslog.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
@@ -1434,6 +1435,25 @@ static int fz_parse_cmdline(struct fz_main *m)
 }
 
 /*
+ * fz_raise_nofile - the soft RLIMIT_NOFILE up to the hard one, as a
+ * daemon that needs many descriptors should (nothing here uses
+ * select()): the rings take two a worker, an io_uring and an eventfd,
+ * for possible CPUs x io_uring_depth workers, which at 64 CPUs and the
+ * default depth is the usual soft limit of 1024 alone; short of them
+ * the transport would fall back to /dev/fuse.  A failure changes
+ * nothing and is no error.
+ */
+static void fz_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+/*
  * fz_make_device - the device, inside the memory discipline: the I/O
  * flusher flag before any thread exists (threads inherit it), mlockall
  * after.  Returns 0, or an FZ_EXIT_* status after a message.
@@ -1444,6 +1464,7 @@ static int fz_make_device(struct fz_main *m)
 	struct fz_warn warn = { .len = 0 };
 	int ret;
 
+	fz_raise_nofile();
 	fz->discipline = !m->o.nomlock;
 	if (fz->discipline)
 		fz_set_io_flusher(fz, &warn);

@@ -20,7 +20,9 @@
 #    counted no failed I/O; the kernel refused no reply.  Again with -o
 #    io_uring_depth=1 (16 MiB), bare -o io_uring, and -o
 #    io_uring_depth=128 (where the machine has the memory for it).  The
-#    parameter is still Y.
+#    parameter is still Y.  Depth 32 mounted under a soft RLIMIT_NOFILE
+#    of 64 still runs on the rings, the daemon's soft limit raised to the
+#    hard one.
 # d. Bad values (io_uring=maybe, io_uring=, io_uring_depth=0, 129, x, -1):
 #    exit status 1 (a usage error), one line on stderr naming the value,
 #    nothing mounted, no daemon left.
@@ -223,6 +225,26 @@ umount_bounded "$FZ_MNT" "$FZ_PID" "depth 1"
 # Bare -o io_uring is on.
 fz_mount --transport uring -o disksize=16M,io_uring
 fz_umount
+
+# Two descriptors a ring worker (an io_uring, an eventfd): depth 32 under
+# a soft RLIMIT_NOFILE of 64 needs more than that on any machine, so the
+# daemon raises its soft limit to the hard one rather than fall back to
+# /dev/fuse.
+nofile=$(ulimit -Sn)
+need=$((NCPU * 32 * 2 + 64))
+if [ "$(ulimit -Hn)" = unlimited ] || [ "$(ulimit -Hn)" -ge "$need" ]; then
+	ulimit -Sn 64
+	fz_mount --transport uring -o disksize=16M,io_uring_depth=32
+	ulimit -Sn "$nofile"
+	expect_rings 32
+	lim=$(awk '/^Max open files/ { print $4 " " $5 }' "/proc/$FZ_PID/limits")
+	[ "${lim% *}" = "${lim#* }" ] ||
+		fz_fail "daemon $FZ_PID's RLIMIT_NOFILE soft/hard: $lim, expected the soft one raised to the hard"
+	fz_pwrite /dev/urandom "$FZ_IMG" 0 $((1 << 20)) direct
+	fz_umount
+else
+	fz_log "depth 32 under a soft RLIMIT_NOFILE of 64 not tried: the hard limit $(ulimit -Hn) is under $need"
+fi
 
 # Depth 128: each entry holds a buffer of the largest request (128 KiB
 # here) and a header page, and the ring threads some more: well under
