@@ -1957,8 +1957,13 @@ static void *zr_worker(void *arg)
 		job = st->work;
 		if (!job || !s) {
 			pthread_cond_wait(&st->work_cond, &st->work_lock);
-			if (!s)
+			if (!s) {
+				/* It takes streams_lock: work_lock stays a
+				 * leaf. */
+				pthread_mutex_unlock(&st->work_lock);
 				s = zr_stream_get(st);
+				pthread_mutex_lock(&st->work_lock);
+			}
 			continue;
 		}
 		if (atomic_load_explicit(&job->next, memory_order_relaxed) >=
