@@ -276,7 +276,7 @@ struct zr_value {
 	"expected a size from 0 to " ZR_STR(ZR_DEV_RESERVE_MAX_MIB) "M, such as 4M"
 
 static const struct zr_value zr_values[ZR_NVALS] = {
-	[ZR_OPT_DISKSIZE] = { "disksize", ZR_KIND_SIZE, 1, ZR_DEV_SIZE_MAX,
+	[ZR_OPT_DISKSIZE] = { "disksize", ZR_KIND_SIZE, 1, ZR_DEV_DISKSIZE_MAX,
 			      ZR_SIZE_WORDS, "too large",
 			      "must be greater than 0" },
 	[ZR_OPT_COMP_ALGORITHM] = { "comp_algorithm", ZR_KIND_ALGORITHM,
@@ -1019,14 +1019,14 @@ static int zr_dev_replace(struct zr_dev *dev,
 			  const void *arg, bool need_empty)
 {
 	struct zr_store *nst, *old;
-	struct zr_config zc;
+	struct zr_config zc, base, cur;
 	int64_t deadline;
 	int ret;
 
 	/* Bad text is EINVAL whether or not the disk is busy. */
 	zr_lock_shared(dev);
 	old = dev->st;
-	zc = zr_cur_config(dev);
+	base = zc = zr_cur_config(dev);
 	ret = edit ? edit(&zc, arg) : 0;
 	if (!ret)
 		ret = zr_busy(dev, need_empty);
@@ -1055,9 +1055,18 @@ static int zr_dev_replace(struct zr_dev *dev,
 		zr_unlock(dev);
 		goto out_destroy;
 	}
-	/* A mem_limit written meanwhile holds for the new store too. */
-	zc.mem_limit = zr_cur_config(dev).mem_limit;
+	/* What was written to the old store meanwhile (the attributes
+	 * that do not replace it) holds for the new one too. */
+	cur = zr_cur_config(dev);
+	if (cur.mem_limit != base.mem_limit)
+		zc.mem_limit = cur.mem_limit;
+	if (cur.writeback_age != base.writeback_age)
+		zc.writeback_age = cur.writeback_age;
+	if (cur.recompress_age != base.recompress_age)
+		zc.recompress_age = cur.recompress_age;
 	zr_set_mem_limit(nst, zc.mem_limit);
+	zr_set_writeback_age(nst, zc.writeback_age);
+	zr_set_recompress_age(nst, zc.recompress_age);
 	dev->st = nst;
 	dev->zc = zc;
 	dev->disksize = zr_disksize(nst);
@@ -1739,6 +1748,7 @@ static int zr_wb_parse(const char *text, uint64_t npages, uint32_t *want,
 static int zr_store_writeback(struct zr_dev *dev, const char *buf)
 {
 	uint64_t range[ZR_WB_RANGES][2], budget, left;
+	bool counted;
 	unsigned int i, n;
 	uint32_t want;
 	int64_t done = 0;
@@ -1749,13 +1759,13 @@ static int zr_store_writeback(struct zr_dev *dev, const char *buf)
 		return -ENODEV;
 	for (i = 0; i < n; i++) {
 		budget = zr_wb_limit_take(&dev->wb,
-					  range[i][1] - range[i][0]);
+					  range[i][1] - range[i][0], &counted);
 		if (!budget)
 			return -EIO;
 		done = zr_writeback(dev->st, want, range[i][0], range[i][1],
 				    budget);
 		left = budget - (done > 0 ? (uint64_t)done : 0);
-		zr_wb_limit_give(&dev->wb, left);
+		zr_wb_limit_give(&dev->wb, left, counted);
 		if (done < 0)
 			return (int)done;
 	}

@@ -40,8 +40,11 @@
 
 /* zram's own default is chosen by its users; 1G is a useful swap size. */
 #define ZR_DEV_DISKSIZE_DEFAULT (1ULL << 30)
-/* The largest disk (and mem_limit): st_size is an off_t. */
+/* The largest mem_limit and backing_size: st_size is an off_t. */
 #define ZR_DEV_SIZE_MAX ((uint64_t)INT64_MAX & ~(uint64_t)(ZR_PAGE_SIZE - 1))
+/* The largest disk: the store numbers its pages in 32 bits (16T less
+ * one page). */
+#define ZR_DEV_DISKSIZE_MAX ((uint64_t)UINT32_MAX * ZR_PAGE_SIZE)
 /* -o reserve=: at most this many MiB, so the reserve stays small. */
 #define ZR_DEV_RESERVE_MAX_MIB 16
 #define ZR_DEV_RESERVE_MAX ((uint64_t)ZR_DEV_RESERVE_MAX_MIB << 20)

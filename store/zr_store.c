@@ -1177,9 +1177,10 @@ static bool zr_wb_run(struct zr_store *st, struct zr_stream *s,
 {
 	uint32_t want = st->wb_huge_done ? 0 : ZR_WB_HUGE, meta, a;
 	uint64_t budget, done = 0, end, idx, now = zr_now(st);
+	bool counted;
 	int ret = 0;
 
-	budget = zr_wb_limit_take(st->wb_limit, ZR_WB_RUN_PAGES);
+	budget = zr_wb_limit_take(st->wb_limit, ZR_WB_RUN_PAGES, &counted);
 	end = st->wb_hand + ZR_WB_RUN_SLOTS;
 	if (end > st->npages)
 		end = st->npages;
@@ -1200,7 +1201,7 @@ static bool zr_wb_run(struct zr_store *st, struct zr_stream *s,
 		if (ret > 0)
 			done++;
 	}
-	zr_wb_limit_give(st->wb_limit, budget - done);
+	zr_wb_limit_give(st->wb_limit, budget - done, counted);
 	st->wb_hand = idx;
 	if (done)
 		zr_compact_kick(st);
@@ -1412,6 +1413,7 @@ static unsigned zr_task_bdcompact(struct zr_store *st)
 {
 	struct zr_stream *s;
 	uint64_t budget;
+	bool counted;
 	uint32_t now;
 	int64_t done;
 	bool over = true;
@@ -1434,11 +1436,13 @@ static unsigned zr_task_bdcompact(struct zr_store *st)
 	}
 	s = st->bc_n ? zr_stream_get(st) : NULL;
 	if (s) {
-		budget = zr_wb_limit_take(st->wb_limit, ZR_WB_RUN_PAGES);
+		budget = zr_wb_limit_take(st->wb_limit, ZR_WB_RUN_PAGES,
+					  &counted);
 		done = budget ? zr_bc_run(st, s, ZR_WB_RUN_SLOTS, budget,
 					  &over) : 0;
 		zr_wb_limit_give(st->wb_limit,
-				 budget - (done > 0 ? (uint64_t)done : 0));
+				 budget - (done > 0 ? (uint64_t)done : 0),
+				 counted);
 		if (!budget)		/* the limit used up: later */
 			st->bc_n = 0;
 	}
@@ -2335,6 +2339,7 @@ int64_t zr_writeback(struct zr_store *st, uint32_t want, uint64_t first,
 int64_t zr_compact_file(struct zr_store *st)
 {
 	uint64_t budget, pass, total = 0, passes;
+	bool counted;
 	struct zr_stream *s;
 	struct zb_stats bs;
 	int64_t done = 0;
@@ -2357,11 +2362,12 @@ int64_t zr_compact_file(struct zr_store *st)
 		pass = 0;
 		do {
 			budget = zr_wb_limit_take(st->wb_limit,
-						  ZR_WB_RUN_PAGES);
+						  ZR_WB_RUN_PAGES, &counted);
 			done = budget ? zr_bc_run(st, s, UINT64_MAX, budget,
 						  &over) : 0;
 			zr_wb_limit_give(st->wb_limit, budget -
-					 (done > 0 ? (uint64_t)done : 0));
+					 (done > 0 ? (uint64_t)done : 0),
+					 counted);
 			if (done > 0)
 				pass += (uint64_t)done;
 		} while (budget && done >= 0 && !over);
@@ -2545,11 +2551,13 @@ void zr_get_stats(struct zr_store *st, struct zr_stats *out)
 	out->rc_age = atomic_load_explicit(&st->rc_age, memory_order_relaxed);
 }
 
-uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want)
+uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want,
+			  bool *counted)
 {
 	uint64_t have, take;
 
-	if (!l || !atomic_load(&l->on))
+	*counted = l && atomic_load(&l->on);
+	if (!*counted)
 		return want;
 	have = atomic_load(&l->pages);
 	do {
@@ -2559,9 +2567,9 @@ uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want)
 	return take;
 }
 
-void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n)
+void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n, bool counted)
 {
-	if (l && n && atomic_load(&l->on))
+	if (counted && n)
 		atomic_fetch_add(&l->pages, n);
 }
 

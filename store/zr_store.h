@@ -50,11 +50,14 @@ struct zr_wb_limit {
 /*
  * zr_wb_limit_take - take up to @want pages of @l (NULL: no limit):
  * returns what may be written, @want if the limit is off, 0 when it is
- * used up.  zr_wb_limit_give - give back what was taken and not written.
- * Cannot fail.
+ * used up, and sets *@counted to whether they came out of the limit.
+ * zr_wb_limit_give - give back @n of them that were not written, with
+ * the @counted their take set: only pages the limit lent go back to it,
+ * so a limit turned on during a run gains nothing.  Cannot fail.
  */
-uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want);
-void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n);
+uint64_t zr_wb_limit_take(struct zr_wb_limit *l, uint64_t want,
+			  bool *counted);
+void zr_wb_limit_give(struct zr_wb_limit *l, uint64_t n, bool counted);
 
 /*
  * Secondary algorithms, for recompression (zram's recomp_algorithm):

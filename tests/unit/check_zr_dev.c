@@ -324,9 +324,13 @@ START_TEST(test_opts_good)
 	ck_assert_uint_eq(c.zc.reserve, 16 << 20);
 	ck_assert_uint_eq(c.max_threads, 1024);
 	ck_assert_uint_eq(c.max_read, 4096);
-	/* A size of the largest off_t, rounded down to pages, is taken. */
-	ck_assert_int_eq(td_check(ZR_OPT_DISKSIZE, "8388607T", &c, msg), 0);
-	ck_assert_uint_eq(c.zc.disksize, 8388607ULL << 40);
+	/* The largest disk the store numbers (2^32 - 1 pages) is taken;
+	 * a mem_limit of the largest off_t, rounded down to pages, too. */
+	ck_assert_int_eq(td_check(ZR_OPT_DISKSIZE, "17592186040320", &c, msg),
+			 0);
+	ck_assert_uint_eq(c.zc.disksize, (uint64_t)UINT32_MAX * 4096);
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "8388607T", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.mem_limit, 8388607ULL << 40);
 	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "0", &c, msg), 0);
 	ck_assert_int_eq(td_check(ZR_OPT_RESERVE, "0", &c, msg), 0);
 	ck_assert_uint_eq(c.zc.reserve, 0);
@@ -351,6 +355,8 @@ START_TEST(test_opts_messages)
 		{ ZR_OPT_DISKSIZE, "0", "invalid disksize '0': must be greater than 0" },
 		{ ZR_OPT_DISKSIZE, "99999999999T", "invalid disksize '99999999999T': too large" },
 		{ ZR_OPT_DISKSIZE, "8388608T", "invalid disksize '8388608T': too large" },
+		/* Pages are numbered in 32 bits: at most 16T less a page. */
+		{ ZR_OPT_DISKSIZE, "16T", "invalid disksize '16T': too large" },
 		{ ZR_OPT_COMP_ALGORITHM, "nosuch", "invalid comp_algorithm 'nosuch': expected one of lz4, lz4hc, zstd" },
 		{ ZR_OPT_COMP_LEVEL, "65538", "invalid comp_level '65538': expected an integer from 1 to 65537 for lz4" },
 		{ ZR_OPT_COMP_LEVEL, "x", "invalid comp_level 'x': expected an integer from 1 to 65537 for lz4" },
@@ -1697,6 +1703,83 @@ START_TEST(test_recompress_race)
 }
 END_TEST
 
+/*
+ * An age written while a reset makes its new store holds for the new
+ * store: the reset copied the configuration before, and took back only
+ * mem_limit, so the write was acknowledged and then undone.
+ */
+struct td_reset {
+	struct zr_dev *dev;
+	atomic_int go;
+	int ret;
+};
+
+static void *td_resetter(void *arg)
+{
+	struct td_reset *r = arg;
+
+	atomic_store(&r->go, 1);
+	r->ret = td_store(r->dev, "reset", "1");
+	return NULL;
+}
+
+START_TEST(test_age_across_reset)
+{
+	struct zr_dev *dev = td_create(0, "64M");
+	static const char *const attr[] = { "recompress_age",
+					    "writeback_age" };
+	char v[32];
+	int i;
+
+	for (i = 0; i < 400; i++) {
+		struct td_reset r = { .dev = dev };
+		const char *a = attr[i % 2];
+		pthread_t t;
+
+		atomic_init(&r.go, 0);
+		ck_assert_int_eq(pthread_create(&t, NULL, td_resetter, &r), 0);
+		while (!atomic_load(&r.go))
+			;
+		usleep((useconds_t)(i % 20) * 20);
+		snprintf(v, sizeof(v), "%d", 1000 + i);
+		ck_assert_int_eq(td_store(dev, a, v), 0);
+		ck_assert_int_eq(pthread_join(t, NULL), 0);
+		strcat(v, "\n");
+		ck_assert_msg(!strcmp(td_show(dev, a), v),
+			      "%s: wrote %s read %s (a reset ran meanwhile: %d)",
+			      a, v, td_buf, r.ret);
+	}
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * writeback_limit_enable turned on during a run: what the run took while
+ * the limit was off came out of nothing, so nothing goes back.
+ */
+START_TEST(test_wb_limit_enabled_midrun)
+{
+	struct zr_wb_limit l;
+	uint64_t b;
+	bool counted;
+
+	atomic_init(&l.pages, 0);
+	atomic_init(&l.on, false);
+	b = zr_wb_limit_take(&l, 2048, &counted);	/* a run, limit off */
+	ck_assert_uint_eq(b, 2048);
+	atomic_store(&l.pages, 10);		/* echo 10 > writeback_limit */
+	atomic_store(&l.on, true);		/* echo 1 > ..._enable */
+	zr_wb_limit_give(&l, b - 5, counted);	/* the run wrote 5 */
+	ck_assert_uint_eq(atomic_load(&l.pages), 10);
+	/* Taken from the limit: given back to it. */
+	b = zr_wb_limit_take(&l, 4, &counted);
+	ck_assert_uint_eq(b, 4);
+	ck_assert_uint_eq(atomic_load(&l.pages), 6);
+	zr_wb_limit_give(&l, 3, counted);
+	ck_assert_uint_eq(atomic_load(&l.pages), 9);
+}
+END_TEST
+
 Suite *zr_dev_suite(void)
 {
 	Suite *s = suite_create("zr_dev");
@@ -1740,6 +1823,8 @@ Suite *zr_dev_suite(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_replace_race, 0, n);
 	tcase_add_loop_test(tc, test_recompress_race, 0, n);
+	tcase_add_test(tc, test_age_across_reset);
+	tcase_add_test(tc, test_wb_limit_enabled_midrun);
 	suite_add_tcase(s, tc);
 	return s;
 }
