@@ -19,7 +19,9 @@
 # nothing; status and config work; stop removes the swap, the loop device,
 # the mount, the daemon and the directory; stop again is a no-op; a
 # failing mkswap or swapon (stand-ins put first on PATH) undoes the steps
-# before it.  The unit file passes systemd-analyze verify.
+# before it, and so does a SIGTERM while swapon runs (the swap then on).
+# Two keys before one '=' and a mount point over the lock directory are
+# refused; a symlinked mount point is used by its real path.  The unit file passes systemd-analyze verify.
 #
 # fusezram-swap and the transport: bad io_uring (maybe), io_uring_depth
 # (0, 129) and enable_uring (perhaps) values, and enable_uring = yes with
@@ -207,6 +209,14 @@ fz_expect_eq "fzramctl exit status with a stopped daemon" "$rc" 1
 grep -q 'no answer' "$FZ_TMP/err" || fz_fail "no timeout message: $(cat "$FZ_TMP/err")"
 fz_expect_eq "row of a stopped daemon" "$(sed -n 2p "$FZ_TMP/out" | norm)" "- $stopped"
 fz_wait_until 20 cat "$stopped/control/mm_stat" || fz_fail "daemon $pid does not answer after SIGCONT"
+# A timeout with a leading zero is decimal (bash read 08 as octal and
+# failed every row); one that cannot be is refused.
+FZRAMCTL_TIMEOUT=08 ctl -o MOUNTPOINT "$stopped" || fz_fail "FZRAMCTL_TIMEOUT=08: exit $?: $(cat "$FZ_TMP/err")"
+fz_expect_eq "row with FZRAMCTL_TIMEOUT=08" "$(sed -n 2p "$FZ_TMP/out" | norm)" "$stopped"
+rc=0
+FZRAMCTL_TIMEOUT=99999999999 ctl -o MOUNTPOINT "$stopped" || rc=$?
+fz_expect_eq "fzramctl exit status with FZRAMCTL_TIMEOUT=99999999999" "$rc" 1
+grep -q "not '99999999999'" "$FZ_TMP/err" || fz_fail "FZRAMCTL_TIMEOUT=99999999999: $(cat "$FZ_TMP/err")"
 
 # A dead daemon: a row of "-" and exit 1.
 kill -KILL "$pid"
@@ -241,6 +251,26 @@ grep -q "swap.conf:3: unknown key 'swap_size'" "$FZ_TMP/err" || fz_fail "unknown
 grep -q "swap.conf:4: invalid comp_algorithm 'lzo'" "$FZ_TMP/err" || fz_fail "bad value not named with its line"
 [ ! -e "$SWMNT" ] || fz_fail "start with a bad settings file created $SWMNT"
 
+# Two keys before one '=' (the value was dropped without a word), and a
+# mount point that would hide the lock directory (no stop could lock).
+for bad in "mem_limit swap_priority = 5G|unknown key 'mem_limit swap_priority'" \
+	"mountpoint = /run|would hide the lock directory"; do
+	printf '%s\n' "${bad%%|*}" >"$CONF"
+	rc=0
+	fz_run 60 "$FZSWAP" --config "$CONF" config >/dev/null 2>"$FZ_TMP/err" || rc=$?
+	fz_expect_eq "config with '${bad%%|*}': exit status" "$rc" 2
+	grep -q "swap.conf:1: .*${bad#*|}" "$FZ_TMP/err" ||
+		fz_fail "config with '${bad%%|*}': $(cat "$FZ_TMP/err")"
+done
+# A mount point through a symlink is used by its real path, which is
+# how the kernel lists the mount and the loop device's file.
+ln -s "$FZ_TMP" "$FZ_TMP/link"
+printf 'mountpoint = %s\n' "$FZ_TMP/link/swap/mnt" >"$CONF"
+fz_run 60 "$FZSWAP" --config "$CONF" config >"$FZ_TMP/out" || fz_fail "config with a symlinked mount point exited $?"
+grep -q "^mountpoint = $(realpath "$FZ_TMP")/swap/mnt" "$FZ_TMP/out" ||
+	fz_fail "config with a symlinked mount point: $(grep mountpoint "$FZ_TMP/out")"
+rm "$FZ_TMP/link"
+
 cat >"$CONF" <<EOF
 # t_admin: a small swap under the test's directory
 disksize = 256M       # bytes of pages, uncompressed
@@ -268,6 +298,34 @@ for prog in mkswap swapon; do
 	[ ! -e "$SWMNT" ] || fz_fail "failed start ($prog) left $SWMNT"
 	! fz__find_daemon "$SWMNT" >/dev/null || fz_fail "failed start ($prog) left a daemon"
 done
+
+# A start stopped by SIGTERM (systemd's start timeout sends it) while
+# swapon runs: the signal is taken once swapon returns, with the swap on
+# and the loop device attached; the undo takes both away all the same.
+realswapon=$(command -v swapon)
+printf '#!/bin/sh\n"%s" "$@" || exit\nsleep 3\n' "$realswapon" >"$FZ_TMP/fakebin/swapon"
+chmod +x "$FZ_TMP/fakebin/swapon"
+# swap_on_image - a loop device on SWIMG is swap (its name in SWDEV).
+swap_on_image() {
+	SWDEV=$(fz_loops_of "$SWIMG")
+	[ -n "$SWDEV" ] && awk -v d="$SWDEV" '$1 == d { f = 1 } END { exit !f }' /proc/swaps
+}
+PATH=$FZ_TMP/fakebin:$PATH "$FZSWAP" --config "$CONF" start 2>"$FZ_TMP/err" &
+swpid=$!
+fz_wait_until 60 swap_on_image || fz_fail "the swap never came on for the SIGTERM case"
+kill -TERM "$swpid"
+rc=0
+fz_wait_until 120 eval '! kill -0 '"$swpid"' 2>/dev/null' || fz_fail "fusezram-swap start did not end 120 s after SIGTERM"
+wait "$swpid" || rc=$?
+cat "$FZ_TMP/err" >&2
+fz_expect_eq "start ended by SIGTERM: exit status" "$rc" 1
+grep -q "nothing is left set up" "$FZ_TMP/err" || fz_fail "start ended by SIGTERM: $(tail -3 "$FZ_TMP/err")"
+[ -z "$(fz_loops_of "$SWIMG")" ] || fz_fail "start ended by SIGTERM left loop devices: $(fz_loops_of "$SWIMG")"
+! awk -v d="$SWDEV" '$1 == d { f = 1 } END { exit !f }' /proc/swaps ||
+	fz_fail "start ended by SIGTERM left swap on $SWDEV"
+! fz_is_mounted "$SWMNT" || fz_fail "start ended by SIGTERM left $SWMNT mounted"
+! fz__find_daemon "$SWMNT" >/dev/null || fz_fail "start ended by SIGTERM left a daemon"
+rm "$FZ_TMP/fakebin/swapon"
 
 # The real thing.
 fz_run 120 "$FZSWAP" --config "$CONF" start || fz_fail "fusezram-swap start exited $?"
