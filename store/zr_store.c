@@ -808,11 +808,18 @@ static void zr_release(struct zr_store *st, const struct zr_entry *e)
 /*
  * Account for @old leaving a slot and @new entering it.  A page in the
  * backing file counts in bd_count and bd_bytes only: mm_stat's figures
- * are of RAM, as zram's.
+ * are of RAM, as zram's.  The file's figures change by their net, so a
+ * page moved within the file (compaction) never shows them a page short
+ * to a reader meanwhile.
  */
 static void zr_account(struct zr_store *st, const struct zr_entry *old,
 		       const struct zr_entry *new)
 {
+	bool old_file = zr_meta_in_file(old->meta);
+	bool new_file = zr_meta_in_file(new->meta);
+	uint64_t old_bytes = old_file ? zr_meta_len(old->meta) : 0;
+	uint64_t new_bytes = new_file ? zr_meta_len(new->meta) : 0;
+
 	if (old->meta & ZR_META_IDLE)
 		zr_stat_sub(st, idle_pages, 1);
 	if (new->meta & ZR_META_IDLE)
@@ -825,10 +832,17 @@ static void zr_account(struct zr_store *st, const struct zr_entry *old,
 		zr_stat_sub(st, incompressible, 1);
 	if (zr_meta_in_pool(new->meta) && (new->handle & ZR_H_INCOMP))
 		zr_stat_add(st, incompressible, 1);
-	if (zr_meta_in_file(old->meta)) {
-		zr_stat_sub(st, bd_count, 1);
-		zr_stat_sub(st, bd_bytes, zr_meta_len(old->meta));
-	} else if (old->meta) {
+	if (old_file != new_file) {
+		if (new_file)
+			zr_stat_add(st, bd_count, 1);
+		else
+			zr_stat_sub(st, bd_count, 1);
+	}
+	if (new_bytes > old_bytes)
+		zr_stat_add(st, bd_bytes, new_bytes - old_bytes);
+	else if (old_bytes > new_bytes)
+		zr_stat_sub(st, bd_bytes, old_bytes - new_bytes);
+	if (!old_file && old->meta) {
 		zr_stat_sub(st, pages_stored, 1);
 		if (old->meta & ZR_META_SAME)
 			zr_stat_sub(st, same_pages, 1);
@@ -837,10 +851,7 @@ static void zr_account(struct zr_store *st, const struct zr_entry *old,
 		if (old->meta & ZR_META_HUGE)
 			zr_stat_sub(st, huge_pages, 1);
 	}
-	if (zr_meta_in_file(new->meta)) {
-		zr_stat_add(st, bd_count, 1);
-		zr_stat_add(st, bd_bytes, zr_meta_len(new->meta));
-	} else if (new->meta) {
+	if (!new_file && new->meta) {
 		zr_stat_add(st, pages_stored, 1);
 		if (new->meta & ZR_META_SAME)
 			zr_stat_add(st, same_pages, 1);
