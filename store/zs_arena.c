@@ -609,7 +609,10 @@ unsigned zs_arena_age(struct zs_arena *a, uint32_t now_ms)
 			/* The oldest are at the bottom, over the target's. */
 			kept = zs_cache_kept_locked(c, l);
 			for (k = kept; k < c->n[l] && k - kept < max; k++) {
-				age = now_ms - c->run[l][k].stamp;
+				/* A run cached after @now_ms was read is new,
+				 * not 2^32 ms old. */
+				age = (int32_t)(now_ms - c->run[l][k].stamp) < 0 ?
+				      0 : now_ms - c->run[l][k].stamp;
 				if (age < ZS_CACHE_AGE_MS) {
 					if (!next || ZS_CACHE_AGE_MS - age < next)
 						next = ZS_CACHE_AGE_MS - age;

@@ -218,7 +218,8 @@ struct zs_hpage {
 	uint32_t prev, next;		/* all the class's handle pages */
 	uint16_t used;			/* entries in use */
 	uint16_t free;			/* first free entry or ZS_HENT_NONE */
-	uint16_t pinned;		/* compaction's walk is here: kept */
+	uint16_t pinned;		/* compaction walks here (a count: several
+					 * may run at once): kept */
 	uint16_t pad;
 };
 
@@ -1189,7 +1190,7 @@ static uint64_t zs_compact_class(struct zs_pool *pool, struct zs_class *c)
 		/* Walk every handle page, pinned while the lock is dropped. */
 		p = c->hpages;
 		if (p != ZS_PNONE)
-			zs_hpage(pool, p)->pinned = 1;
+			zs_hpage(pool, p)->pinned++;
 		e = ZS_HPAGE_FIRST;
 		while (p != ZS_PNONE) {
 			zs_walk_page_locked(pool, c, p, &e);
@@ -1199,9 +1200,9 @@ static uint64_t zs_compact_class(struct zs_pool *pool, struct zs_class *c)
 
 				next = h->next;
 				if (next != ZS_PNONE)
-					zs_hpage(pool, next)->pinned = 1;
-				h->pinned = 0;
-				if (!h->used) {
+					zs_hpage(pool, next)->pinned++;
+				h->pinned--;
+				if (!h->used && !h->pinned) {
 					zs_hpage_drop_locked(pool, c, p);
 					drop = p;
 				}

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "store/zs_pool.h"
+#include "store/zs_arena_i.h"
 #include "tests/unit/check_suites.h"
 #include "tests/unit/check_util.h"
 
@@ -636,6 +637,111 @@ END_TEST
 START_TEST(test_cache_concurrent)
 {
 	compact_concurrent(1 * MiB);
+}
+END_TEST
+
+
+/*
+ * Two compactors at once (the store calls zs_compact() from the I/O path
+ * on -ENOSPC, from its background thread and for control/compact): the
+ * handle page's "pinned" is one flag, not a count, so one walk unpins,
+ * and a free then drops, the handle page the other walk is still on.
+ * Frees here empty whole handle pages (handle >> 8 is the entry index,
+ * 512 a page, as the essay in zs_pool.c says).
+ */
+enum { TC_N = 509 * 64, TC_LEN = 2000, TC_COMPACTORS = 2 };
+
+struct tc_ctx {
+	uint64_t h[TC_N];
+	atomic_int stop;
+	atomic_int bad;
+};
+
+static void *tc_compactor(void *p)
+{
+	struct tc_ctx *t = p;
+
+	while (!atomic_load(&t->stop))
+		zs_compact(pool);
+	return NULL;
+}
+
+static void tc_free(struct tc_ctx *t, unsigned k)
+{
+	if (!load_ok(pool, t->h[k], TC_LEN, k))
+		atomic_fetch_add(&t->bad, 1);
+	zs_free(pool, t->h[k], TC_LEN);
+	t->h[k] = 0;
+}
+
+START_TEST(test_compact_two_walks)
+{
+	struct tc_ctx *t = calloc(1, sizeof(*t));
+	pthread_t c[TC_COMPACTORS];
+	uint64_t seed = 11;
+	unsigned i, k, round;
+
+	for (i = 0; i < TC_N; i++)
+		t->h[i] = store_pat(pool, TC_LEN, i);
+	for (i = 0; i < TC_COMPACTORS; i++)
+		ck_assert_int_eq(pthread_create(&c[i], NULL, tc_compactor, t),
+				 0);
+	for (round = 0; round < 1500; round++) {
+		/* Empty the handle page of a random live handle... */
+		uint64_t page = (t->h[rnd(&seed, 0, TC_N - 1)] >> 8) / 512;
+
+		for (k = 0; k < TC_N; k++)
+			if (t->h[k] && (t->h[k] >> 8) / 512 == page)
+				tc_free(t, k);
+		/* ...leave spans sparse... */
+		for (i = 0; i < 64; i++) {
+			k = rnd(&seed, 0, TC_N - 1);
+			if (t->h[k])
+				tc_free(t, k);
+		}
+		/* ...and store again (into other handle pages). */
+		if (round % 8 == 7)
+			for (k = 0; k < TC_N; k++)
+				if (!t->h[k])
+					t->h[k] = store_pat(pool, TC_LEN, k);
+	}
+	atomic_store(&t->stop, 1);
+	for (i = 0; i < TC_COMPACTORS; i++)
+		pthread_join(c[i], NULL);
+	for (i = 0; i < TC_N; i++)
+		if (t->h[i])
+			tc_free(t, i);
+	ck_assert_int_eq(atomic_load(&t->bad), 0);
+	ck_assert_uint_eq(total_spans(pool), 0);
+	ck_assert_uint_eq(zs_total_bytes(pool), 0);
+	free(t);
+}
+END_TEST
+
+
+/*
+ * zs_cache_age() reads the clock once and then takes the cache lock per
+ * stack; a run cached meanwhile has a stamp after that reading.  It is
+ * 0 ms old, not 2^32 - 5 ms: it must stay cached.
+ */
+START_TEST(test_age_stamp_ahead)
+{
+	struct zs_arena a;
+	uint32_t now;
+	int64_t pg;
+
+	ck_assert_int_eq(zs_arena_init(&a, 64 * MiB), 0);
+	zs_arena_set_cache(&a, 8);
+	now = zs_arena_now_ms();	/* the aging pass reads its clock */
+	pg = zs_arena_get(&a, 1);	/* an I/O thread frees a span */
+	ck_assert_int_ge(pg, 0);
+	memset(zs_arena_addr(&a, (uint64_t)pg), 1, ZS_PAGE_SIZE);
+	usleep(20000);
+	zs_arena_put(&a, (uint64_t)pg, 1);
+	ck_assert_uint_eq(zs_arena_cache_pages(&a), 1);
+	zs_arena_age(&a, now);		/* the pass gets to stack 1 */
+	ck_assert_uint_eq(zs_arena_cache_pages(&a), 1);
+	zs_arena_fini(&a);
 }
 END_TEST
 
@@ -1318,6 +1424,7 @@ Suite *zs_pool_suite(void)
 	tcase_add_test(tc, test_refill_populate_refused);
 	tcase_add_test(tc, test_no_malloc);
 	tcase_add_test(tc, test_metadata_bytes);
+	tcase_add_test(tc, test_age_stamp_ahead);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("compaction");
@@ -1326,6 +1433,7 @@ Suite *zs_pool_suite(void)
 	tcase_add_test(tc, test_compact_stable);
 	tcase_add_test(tc, test_compact_concurrent);
 	tcase_add_test(tc, test_cache_concurrent);
+	tcase_add_test(tc, test_compact_two_walks);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("memory");
