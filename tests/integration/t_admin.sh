@@ -312,6 +312,9 @@ swap_on_image() {
 }
 PATH=$FZ_TMP/fakebin:$PATH "$FZSWAP" --config "$CONF" start 2>"$FZ_TMP/err" &
 swpid=$!
+# Should the test fail before its SIGTERM: the start ends first (its
+# trap undoes what it set up), then the cleanup registered above.
+fz_defer "kill -TERM $swpid 2>/dev/null; timeout 120 tail --pid=$swpid -f /dev/null || :"
 fz_wait_until 60 swap_on_image || fz_fail "the swap never came on for the SIGTERM case"
 kill -TERM "$swpid"
 rc=0
