@@ -316,9 +316,20 @@ fz__cleanup() {
 		fz_wait_until 15 eval "! fz__alive $p" || kill -KILL "$p" 2>/dev/null
 		fz_wait_until 5 eval "! fz__alive $p" && wait "$p" 2>/dev/null
 	done
+	local -a again=()
 	for ((i = ${#FZ_CLEANUP[@]} - 1; i >= 0; i--)); do
-		fz__undo "${FZ_CLEANUP[i]}" || FZ_CLEANUP_FAILED=1
+		if ! fz__undo "${FZ_CLEANUP[i]}"; then
+			FZ_CLEANUP_FAILED=1
+			case ${FZ_CLEANUP[i]} in
+			loop\|* | loops\|*) again+=("${FZ_CLEANUP[i]}") ;;
+			esac
+		fi
 		FZ_CLEANUP[i]="done"
+	done
+	# A loop device whose I/O a daemon never answered stays attached until
+	# that daemon is gone, which the fuse entries (after it) see to.
+	for i in "${again[@]}"; do
+		fz__undo "$i" && fz_log "CLEANUP: '$i' undone on a second try"
 	done
 	if [ "$FZ_CLEANUP_FAILED" != 0 ]; then
 		fz_log "*** cleanup found problems, see above (a CLEANUP FAILED line means something is left on the machine) ***"
@@ -638,7 +649,10 @@ fz_mount() {
 		fz_is_mounted "$FZ_MNT" ||
 			fz_fail "fusezram $* $FZ_MNT exited before mounting: $(cat "$FZ_LOG")"
 	fi
-	fz_wait_until 10 test -f "$FZ_IMG" || fz_fail "$FZ_IMG missing after mount"
+	# test(1) in a child, bounded: on a mount whose daemon holds every
+	# request, the shell's own stat would block it beyond its traps.
+	fz_wait_until 10 timeout -k 1 5 test -f "$FZ_IMG" ||
+		fz_fail "$FZ_IMG missing after mount (or its stat hangs)"
 	fz_log "mounted fusezram $* at $FZ_MNT (pid $FZ_PID)"
 	[ "$transport" = any ] || fz_expect_transport "$transport" "$FZ_MNT"
 }
