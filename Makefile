@@ -117,6 +117,11 @@ build/madvise_shim.so: tests/integration/madvise_shim.c
 	@mkdir -p build
 	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O2 -shared -fPIC -o $@ $<
 
+# LD_PRELOAD library for t_ring_faults: liburing's submissions fail.
+build/uring_shim.so: tests/integration/uring_shim.c
+	@mkdir -p build
+	$(CC) -std=gnu11 $(WARN) -D_GNU_SOURCE -O2 -shared -fPIC $(URING_CFLAGS) -o $@ $< -ldl
+
 # A FUSE file system whose file fails reads or writes on demand: the
 # failing backing file of t_wb_faults.
 build/failfs: tests/integration/failfs.c
@@ -124,7 +129,7 @@ build/failfs: tests/integration/failfs.c
 	$(CC) -std=gnu11 $(WARN) -D_FILE_OFFSET_BITS=64 -D_GNU_SOURCE -O2 \
 		$(FUSE_CFLAGS) -o $@ $< $(FUSE_LIBS)
 
-check-integration: fusezram build/hog build/madvise_shim.so build/failfs
+check-integration: fusezram build/hog build/madvise_shim.so build/uring_shim.so build/failfs
 	bash tests/integration/run.sh
 
 check: check-unit check-sanitize check-tsan man-check check-integration

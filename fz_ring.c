@@ -9,9 +9,12 @@
  *	r->go_lock (a mutex, a leaf) guards r->go, on which the queue
  *	threads wait (r->go_cond) between their creation and the INIT
  *	reply.
- *	r->state is an atomic, moved out of NEW or STARTING once, by
+ *	r->st (the state, with the reason and error that go with it, in
+ *	one atomic word so that a reader never pairs a state with another
+ *	settle's reason) is moved out of NEW or STARTING once, by
  *	compare-and-swap, by whoever settles the transport (that one logs
- *	it); the counters are relaxed atomics.
+ *	it); the counters are relaxed atomics, r->stopping and r->qdead
+ *	sequentially consistent ones.
  *	r->init_unique and r->init_offered are written by the session
  *	thread that reads INIT and read by the one that writes its reply:
  *	the kernel sends nothing else before INIT is answered, and libfuse
@@ -33,6 +36,12 @@
  * request; the reply is written into the same buffers (fuse_out_header,
  * then every reply argument in the payload) and handed back with
  * FUSE_IO_URING_CMD_COMMIT_AND_FETCH, which also re-arms the entry.
+ * A submission the kernel fails (no memory) is tried again: at the start
+ * for a while, after which the thread gives up, and the last of its
+ * queue to give up makes the kernel fall back to /dev/fuse with a
+ * registration it refuses (the kernel would hold every request for
+ * ever); once serving, for as long as it fails, since the entry may
+ * hold a request.
  *
  * The kernel puts a request on the queue of the CPU that issued it, and
  * hands it to the first free entry registered to that queue, whichever
@@ -75,6 +84,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fz_ring.h"
@@ -89,6 +99,7 @@
 #define FZR_HDR_SZ 128			/* fuse_in_header / fuse_out_header */
 #define FZR_OP_SZ 128			/* the operation's first argument */
 #define FZR_DEFAULT_MAX_PAGES 32	/* without FUSE_MAX_PAGES */
+#define FZR_FIRST_TRIES 12		/* fzr_submit_first(): 0.8 s */
 
 struct fzr_ent_in_out {
 	uint64_t flags;
@@ -125,6 +136,7 @@ enum fzr_why {
 	FZR_WHY_SETUP,		/* a ring, buffer or thread: r->err */
 	FZR_WHY_REPLY,		/* writing the INIT reply failed */
 	FZR_WHY_REGISTER,	/* the kernel refused a registration */
+	FZR_WHY_SUBMIT,		/* a queue could not submit its own */
 };
 
 struct fz_ring;
@@ -158,8 +170,10 @@ struct fzr_worker {
 struct fz_ring {
 	struct fz_ring_conf c;
 	struct fuse_session *se;
+	int fd;				/* /dev/fuse */
 	unsigned int nq;		/* queues: possible CPUs */
-	unsigned int nw;		/* workers: nq * c.depth */
+	unsigned int per;		/* workers per queue: c.depth */
+	unsigned int nw;		/* workers: nq * per */
 	size_t payload_sz;		/* each entry's payload buffer */
 	struct fzr_worker *ws;		/* nw, made at INIT */
 
@@ -172,10 +186,14 @@ struct fz_ring {
 	pthread_cond_t go_cond;
 	int go;				/* [go_lock] 0 wait, 1 register, -1 quit */
 
-	_Atomic int state;		/* enum fzr_state */
-	_Atomic int why;		/* enum fzr_why, set with state */
-	_Atomic int err;		/* errno for SETUP, REPLY, REGISTER */
-	_Atomic unsigned int registered;	/* queues registered */
+	/* enum fzr_state, enum fzr_why and an errno (for SETUP, REPLY,
+	 * REGISTER, SUBMIT): see fzr_st(). */
+	_Atomic uint64_t st;
+	_Atomic unsigned int registered;	/* workers registered */
+	_Atomic unsigned int resolved;	/* ... or given up */
+	_Atomic unsigned int *qdead;	/* nq: workers given up, per queue */
+	atomic_bool stopping;		/* fzr_teardown() has begun */
+	atomic_bool retry_warned;	/* a failed enter was logged */
 	_Atomic uint64_t served;	/* requests answered on the rings */
 	_Atomic uint64_t in_place;	/* of which READ/WRITE of c.ino */
 	_Atomic uint64_t lost;		/* commits the kernel refused */
@@ -190,6 +208,17 @@ static __thread struct fzr_ent *fzr_cur;
 
 /* ---- state --------------------------------------------------------------- */
 
+/* One word of r->st: @state in bits 0-7, @why in 8-15, @err from 32. */
+static uint64_t fzr_st(int state, int why, int err)
+{
+	return (uint64_t)state | (uint64_t)why << 8 |
+	       (uint64_t)(uint32_t)err << 32;
+}
+
+static int fzr_st_state(uint64_t st) { return (int)(st & 0xff); }
+static int fzr_st_why(uint64_t st) { return (int)(st >> 8 & 0xff); }
+static int fzr_st_err(uint64_t st) { return (int)(uint32_t)(st >> 32); }
+
 static const char *fzr_why_text(int why)
 {
 	switch (why) {
@@ -203,6 +232,8 @@ static const char *fzr_why_text(int why)
 		return "the INIT reply failed";
 	case FZR_WHY_REGISTER:
 		return "the kernel refused a ring registration";
+	case FZR_WHY_SUBMIT:
+		return "a queue's registrations could not be submitted";
 	default:
 		return "not negotiated yet";
 	}
@@ -210,13 +241,15 @@ static const char *fzr_why_text(int why)
 
 void fz_ring_describe(struct fz_ring *r, char *buf, size_t len)
 {
-	int state = atomic_load(&r->state), why = atomic_load(&r->why);
-	int err = atomic_load(&r->err);
+	uint64_t st = atomic_load(&r->st);
+	int why = fzr_st_why(st), err = fzr_st_err(st);
+	unsigned int threads = r->nw - atomic_load(&r->resolved) +
+			       atomic_load(&r->registered);
 
-	switch (state) {
+	switch (fzr_st_state(st)) {
 	case FZR_RING:
 		snprintf(buf, len, "io_uring, %u queue(s) of depth %u (%u threads); %llu requests on the rings, %llu image reads and writes in place, %llu replies refused",
-			 r->nq, r->c.depth, r->nw,
+			 r->nq, r->c.depth, threads,
 			 (unsigned long long)atomic_load_explicit(
 				 &r->served, memory_order_relaxed),
 			 (unsigned long long)atomic_load_explicit(
@@ -237,7 +270,7 @@ void fz_ring_describe(struct fz_ring *r, char *buf, size_t len)
 
 bool fz_ring_active(struct fz_ring *r)
 {
-	return atomic_load(&r->state) == FZR_RING;
+	return fzr_st_state(atomic_load(&r->st)) == FZR_RING;
 }
 
 /*
@@ -246,15 +279,17 @@ bool fz_ring_active(struct fz_ring *r)
  */
 static void fzr_settle(struct fz_ring *r, int from, int to, int why, int err)
 {
+	uint64_t cur = atomic_load(&r->st);
 	char line[384];
 
-	atomic_store(&r->why, why);
-	atomic_store(&r->err, err);
-	if (!atomic_compare_exchange_strong(&r->state, &from, to))
-		return;
+	do {
+		if (fzr_st_state(cur) != from)
+			return;
+	} while (!atomic_compare_exchange_weak(&r->st, &cur,
+					       fzr_st(to, why, err)));
 	if (to == FZR_RING)
 		snprintf(line, sizeof(line), "io_uring, %u queue(s) of depth %u (%u threads)",
-			 r->nq, r->c.depth, r->nw);
+			 r->nq, r->c.depth, atomic_load(&r->registered));
 	else
 		fz_ring_describe(r, line, sizeof(line));
 	fuse_log(to == FZR_FUSE && why != FZR_WHY_OFF &&
@@ -390,7 +425,7 @@ static void fzr_serve(struct fzr_worker *q, struct fzr_ent *e)
 
 	e->commit_id = e->hdr->ent.commit_id;
 	/* A request on a ring: the kernel found every queue registered. */
-	if (atomic_load_explicit(&r->state, memory_order_relaxed) ==
+	if (fzr_st_state(atomic_load_explicit(&r->st, memory_order_relaxed)) ==
 	    FZR_STARTING)
 		fzr_settle(r, FZR_STARTING, FZR_RING, FZR_WHY_NONE, 0);
 	if (in->len < sizeof(*in) + psz || psz > r->payload_sz ||
@@ -480,13 +515,137 @@ static int fzr_completions(struct fzr_worker *q, int *live)
 	return stop ? -1 : *live;
 }
 
+/*
+ * fzr_backoff - the pause after the @n-th failure in a row (from 1): 1 ms,
+ * doubling to 128 ms.  False, at once, while the transport stops.
+ */
+static bool fzr_backoff(struct fz_ring *r, unsigned int n)
+{
+	struct timespec ts = { 0, 1000000L << (n < 8 ? n - 1 : 7) };
+
+	if (atomic_load(&r->stopping))
+		return false;
+	nanosleep(&ts, NULL);
+	return !atomic_load(&r->stopping);
+}
+
+/*
+ * fzr_refuse_once - send the kernel a registration it refuses (a queue
+ * past the last), from an io_uring made for it.  A refused registration
+ * makes the kernel give the rings up for this connection and hand every
+ * request, the ones it holds too, to /dev/fuse (fuse_uring_cmd(), Linux
+ * 6.14 and later).  0 once refused (or the connection gone), else -errno
+ * (it may be tried again).
+ */
+static int fzr_refuse_once(struct fz_ring *r)
+{
+	struct io_uring_params p;
+	struct io_uring ring;
+	struct io_uring_sqe *sqe;
+	struct io_uring_cqe *cqe;
+	struct fzr_cmd_req *req;
+	int ret;
+
+	memset(&p, 0, sizeof(p));
+	p.flags = IORING_SETUP_SQE128;
+	ret = io_uring_queue_init_params(1, &ring, &p);
+	if (ret < 0)
+		return ret;
+	sqe = io_uring_get_sqe(&ring);
+	if (!sqe) {			/* a fresh ring has a free SQE */
+		io_uring_queue_exit(&ring);
+		return -EAGAIN;
+	}
+	fzr_sqe_clear(sqe);
+	sqe->opcode = IORING_OP_URING_CMD;
+	sqe->fd = r->fd;
+	sqe->cmd_op = FZR_CMD_REGISTER;
+	req = (struct fzr_cmd_req *)(void *)sqe->cmd;
+	req->qid = (uint16_t)r->nq;		/* nq <= UINT16_MAX: fzr_setup() */
+	ret = io_uring_submit_and_wait(&ring, 1);
+	if (ret >= 0)
+		ret = io_uring_wait_cqe(&ring, &cqe);
+	if (ret >= 0) {
+		ret = cqe->res;
+		if (ret == -EINVAL || ret == -ENOTCONN || ret == -ECONNABORTED)
+			ret = 0;
+		else if (ret >= 0)
+			ret = -EPROTO;		/* taken: not a kernel we know */
+		io_uring_cqe_seen(&ring, cqe);
+	}
+	io_uring_queue_exit(&ring);
+	return ret;
+}
+
+/*
+ * fzr_resolve - a worker has registered its entries (@registered) or
+ * never will; the last of all settles the rings, unless a queue that has
+ * none made the kernel fall back first (fzr_give_up()).
+ */
+static void fzr_resolve(struct fz_ring *r, bool registered)
+{
+	if (registered)
+		atomic_fetch_add(&r->registered, 1);
+	if (atomic_fetch_add(&r->resolved, 1) + 1 == r->nw)
+		fzr_settle(r, FZR_STARTING, FZR_RING, FZR_WHY_NONE, 0);
+}
+
+/*
+ * fzr_give_up - worker @q could not submit its registration (-@err).
+ * Its queue's other workers may cover it; if it was the last, the kernel
+ * holds every request for ever, so it is made to fall back to /dev/fuse
+ * (fzr_refuse_once(), tried until it works or the transport stops).
+ */
+static void fzr_give_up(struct fzr_worker *q, int err)
+{
+	struct fz_ring *r = q->r;
+	unsigned int n;
+	int ret;
+
+	fuse_log(FUSE_LOG_ERR, "io_uring: thread fz-ring-%u.%u could not submit its registration: %s\n",
+		 q->qid, q->idx, strerror(err));
+	if (atomic_fetch_add(&r->qdead[q->qid], 1) + 1 == r->per) {
+		for (n = 1; (ret = fzr_refuse_once(r)) != 0; n++) {
+			if (n == 1)
+				fuse_log(FUSE_LOG_ERR, "io_uring: queue %u has no entry, so the kernel holds every request; making it fall back to /dev/fuse failed: %s; trying again\n",
+					 q->qid, strerror(-ret));
+			if (!fzr_backoff(r, n))
+				break;
+		}
+		if (!ret)
+			fzr_settle(r, FZR_STARTING, FZR_FUSE, FZR_WHY_SUBMIT,
+				   err);
+	}
+	fzr_resolve(r, false);
+}
+
+/*
+ * fzr_submit_first - submit @q's registrations and its eventfd poll.  A
+ * failure (no memory for the submission) is tried again for about 0.8 s
+ * in all: the kernel holds every request until each queue has an entry.
+ * 0, or the last -errno.
+ */
+static int fzr_submit_first(struct fzr_worker *q)
+{
+	unsigned int n;
+	int ret;
+
+	for (n = 1;; n++) {
+		ret = io_uring_submit(&q->ring);
+		if (ret >= 0)
+			return 0;
+		if (n == FZR_FIRST_TRIES || !fzr_backoff(q->r, n))
+			return ret;
+	}
+}
+
 static void *fzr_thread(void *arg)
 {
 	struct fzr_worker *q = arg;
 	struct fz_ring *r = q->r;
 	struct io_uring_sqe *sqe;
 	char name[16];
-	unsigned int i;
+	unsigned int i, fails;
 	int go, live = (int)q->nent, ret;
 
 	snprintf(name, sizeof(name), "fz-ring-%u.%u", q->qid, q->idx);
@@ -505,30 +664,32 @@ static void *fzr_thread(void *arg)
 	sqe = fzr_get_sqe(q);
 	io_uring_prep_poll_add(sqe, q->evfd, POLLIN);
 	io_uring_sqe_set_data(sqe, NULL);
-	ret = io_uring_submit(&q->ring);
+	ret = fzr_submit_first(q);
 	if (ret < 0) {
-		/* Nothing reached the kernel, which now holds every request
-		 * until this queue registers: nothing we can undo. */
-		fuse_log(FUSE_LOG_ERR, "io_uring: queue %u: submitting a registration: %s\n",
-			 q->qid, strerror(-ret));
-		fzr_settle(r, FZR_STARTING, FZR_FUSE, FZR_WHY_REGISTER, -ret);
+		fzr_give_up(q, -ret);
 		return NULL;
 	}
 	/* A refused registration completes during the submission. */
 	if (fzr_completions(q, &live) < 0)
 		return NULL;
-	if (live == (int)q->nent &&
-	    atomic_fetch_add(&r->registered, 1) + 1 == r->nw)
-		fzr_settle(r, FZR_STARTING, FZR_RING, FZR_WHY_NONE, 0);
+	fzr_resolve(r, live == (int)q->nent);
 
-	while (live > 0) {
+	for (fails = 0; live > 0;) {
 		ret = io_uring_submit_and_wait(&q->ring, 1);
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN &&
-		    ret != -EBUSY) {
-			fuse_log(FUSE_LOG_ERR, "io_uring: queue %u: %s\n",
-				 q->qid, strerror(-ret));
-			break;
+		if (ret < 0 && ret != -EINTR) {
+			/* No memory for the submission, or completions to
+			 * reap first (-EBUSY).  A thread that left would
+			 * strand the request its entry holds, and the
+			 * queue's share of the entries: it tries again. */
+			if (!atomic_exchange(&r->retry_warned, true))
+				fuse_log(FUSE_LOG_WARNING, "io_uring: queue %u: %s; trying again (logged once)\n",
+					 q->qid, strerror(-ret));
+			if (fzr_completions(q, &live) < 0 ||
+			    !fzr_backoff(r, ++fails))
+				break;
+			continue;
 		}
+		fails = 0;
 		if (fzr_completions(q, &live) < 0)
 			break;
 	}
@@ -587,6 +748,7 @@ static void fzr_teardown(struct fz_ring *r)
 
 	if (!r->ws)
 		return;
+	atomic_store(&r->stopping, true);
 	pthread_mutex_lock(&r->go_lock);
 	if (r->go == 0)
 		r->go = -1;
@@ -605,6 +767,8 @@ static void fzr_teardown(struct fz_ring *r)
 		fzr_worker_free(&r->ws[i]);
 	free(r->ws);
 	r->ws = NULL;
+	free(r->qdead);
+	r->qdead = NULL;
 }
 
 /* Buffers of one entry, touched so that mlockall(MCL_ONFAULT) keeps them. */
@@ -673,11 +837,19 @@ static int fzr_setup(struct fz_ring *r, int fd, size_t payload)
 		return -ENODEV;
 	/* One worker per entry: see the design. */
 	per = r->c.depth;
+	r->fd = fd;
+	r->per = per;
 	r->nw = r->nq * per;
 	r->payload_sz = payload;
+	r->qdead = calloc(r->nq, sizeof(*r->qdead));
 	r->ws = calloc(r->nw, sizeof(*r->ws));
-	if (!r->ws)
+	if (!r->ws || !r->qdead) {
+		free(r->ws);
+		r->ws = NULL;
+		free(r->qdead);
+		r->qdead = NULL;
 		return -ENOMEM;
+	}
 	for (i = 0; i < r->nw; i++) {
 		r->ws[i].r = r;
 		r->ws[i].qid = i % r->nq;
@@ -775,7 +947,7 @@ static ssize_t fzr_init_reply(struct fz_ring *r, int fd, struct iovec *iov,
 	io.flags2 |= (uint32_t)(FUSE_OVER_IO_URING >> 32);
 	v[0] = iov[0];
 	v[1] = (struct iovec){ &io, iov[1].iov_len };
-	atomic_store(&r->state, FZR_STARTING);
+	atomic_store(&r->st, fzr_st(FZR_STARTING, FZR_WHY_NONE, 0));
 	n = writev(fd, v, 2);
 	if (n < 0) {
 		saved = errno;
@@ -824,7 +996,7 @@ int fz_ring_create(const struct fz_ring_conf *conf, struct fz_ring **out)
 	r->c = *conf;
 	pthread_mutex_init(&r->go_lock, NULL);
 	pthread_cond_init(&r->go_cond, NULL);
-	atomic_init(&r->state, FZR_NEW);
+	atomic_init(&r->st, fzr_st(FZR_NEW, FZR_WHY_NONE, 0));
 	fzr_the = r;
 	*out = r;
 	return 0;
