@@ -233,14 +233,19 @@ enum zr_kind {
 	ZR_KIND_PATH,		/* an absolute path, shorter than PATH_MAX */
 	ZR_KIND_SIZE,		/* zr_dev_parse_size(), rounded up to a page */
 	ZR_KIND_INT,		/* zr_dev_parse_int(), within min..max */
-	ZR_KIND_COUNT,		/* zr_dev_parse_u64(), within min..max */
+	ZR_KIND_COUNT,		/* zr_dev_parse_u64(), within min..max;
+				 * rows past ZR_NOPTS allow one '+' first */
 	ZR_KIND_ALGORITHM,	/* a backend's name */
 	ZR_KIND_LEVEL,		/* zr_dev_parse_int(), the backend's range */
 	ZR_KIND_ALGO_LEVEL,	/* NAME[:LEVEL]: ALGORITHM, then its LEVEL */
 	ZR_KIND_SWITCH,		/* "on" (u = 1) or "off" (u = 0) */
 };
 
-/* Values that only attributes take, after the options' rows. */
+/*
+ * Values that only attributes take, after the options' rows.  zram reads
+ * these with kstrtoul() and its kin, which allow one '+' first (and
+ * leading zeros, as every count here does), so a count of these does too.
+ */
 enum {
 	ZR_VAL_RESET = ZR_NOPTS,	/* reset: any positive number */
 	ZR_VAL_IDLE,			/* idle: an age in seconds */
@@ -447,7 +452,13 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 			if (!ret && i < 0)
 				ret = -EINVAL;
 		} else {
-			ret = zr_dev_parse_u64(s, &u);
+			/*
+			 * What only attributes take is read as zram reads
+			 * it, with kstrtoull(): one '+' may come first.  An
+			 * option's count, shared with libfuse, takes none.
+			 */
+			ret = zr_dev_parse_u64(idx >= ZR_NOPTS && s[0] == '+' ?
+					       s + 1 : s, &u);
 		}
 		if (ret < 0 || u < v->min || u > v->max) {
 			zr_msg(msg, msgsize,

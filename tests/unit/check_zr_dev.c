@@ -702,7 +702,6 @@ START_TEST(test_attr_compact_idle)
 	td_store_junk(dev, "idle");
 	td_store_bad(dev, "idle", "0", -EINVAL);
 	td_store_bad(dev, "idle", "65536", -EINVAL);
-	td_store_bad(dev, "idle", "+5", -EINVAL);
 	td_store_bad(dev, "idle", "ALL", -EINVAL);
 	td_store_bad(dev, "idle", "all ", -EINVAL);
 	td_store_bad(dev, "idle", "1m", -EINVAL);
@@ -722,7 +721,6 @@ START_TEST(test_attr_reset)
 	td_show_buf(dev, "algorithm_params", before, sizeof(before));
 	td_store_junk(dev, "reset");
 	td_store_bad(dev, "reset", "0", -EINVAL);
-	td_store_bad(dev, "reset", "+1", -EINVAL);
 	ck_assert_int_eq(td_store(dev, "reset", "1\n"), 0);
 	ck_assert_int_eq(zr_dev_read(dev, page, sizeof(page), 0),
 			 (ssize_t)sizeof(page));
@@ -732,6 +730,51 @@ START_TEST(test_attr_reset)
 	ck_assert_str_eq(td_show(dev, "disksize"), "1048576\n");
 	ck_assert_str_eq(td_show(dev, "mem_limit"), "1048576\n");
 	ck_assert_int_eq(td_store(dev, "reset", "18446744073709551615"), 0);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * zram reads the numbers that only its files take with kstrtoul() and
+ * its kin (reset with kstrtou16()): one '+' may come first, and leading
+ * zeros, so "+1" and "01" reset; a lone or second sign does not.  The
+ * files that are also -o options read as the option does: no sign.
+ */
+START_TEST(test_attr_plus)
+{
+	static const char *const bad[] = {
+		"+0", "++1", "+", "+-1", "-+1", "-1", "+ 1", " +1", "+1 ",
+		"+\n", "+0x1",
+	};
+	struct zr_dev *dev = td_create(_i, "1M");
+	size_t j;
+
+	td_fill(dev, 8);
+	ck_assert_uint_gt(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	ck_assert_int_eq(td_store(dev, "reset", "+1\n"), 0);
+	ck_assert_uint_eq(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	td_fill(dev, 8);
+	ck_assert_int_eq(td_store(dev, "reset", "01"), 0);
+	ck_assert_uint_eq(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	td_fill(dev, 8);
+	for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+		td_store_bad(dev, "reset", bad[j], -EINVAL);
+	ck_assert_uint_gt(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	/* Every count that only a file takes, the same. */
+	ck_assert_int_eq(td_store(dev, "idle", "+1"), 0);
+	ck_assert_int_eq(td_store(dev, "writeback_limit", "+7"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit"), "7\n");
+	ck_assert_int_eq(td_store(dev, "writeback_limit", "+007\n"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit"), "7\n");
+	ck_assert_int_eq(td_store(dev, "writeback_limit_enable", "+1"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit_enable"), "1\n");
+	td_store_bad(dev, "writeback_limit", "++7", -EINVAL);
+	td_store_bad(dev, "writeback_limit_enable", "+2", -EINVAL);
+	td_store_bad(dev, "idle", "+65536", -EINVAL);
+	/* An option's value: as -o reads it. */
+	td_store_bad(dev, "writeback_age", "+5", -EINVAL);
+	td_store_bad(dev, "mem_limit", "+1M", -EINVAL);
+	td_store_bad(dev, "disksize", "+1M", -EINVAL);
 	zr_dev_destroy(dev);
 }
 END_TEST
@@ -1808,6 +1851,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_attr_mem_used_max, 0, n);
 	tcase_add_loop_test(ta, test_attr_compact_idle, 0, n);
 	tcase_add_loop_test(ta, test_attr_reset, 0, n);
+	tcase_add_loop_test(ta, test_attr_plus, 0, n);
 	tcase_add_loop_test(ta, test_attr_busy, 0, n);
 	tcase_add_loop_test(ta, test_attr_writeback, 0, n);
 	tcase_add_loop_test(ta, test_attr_formats, 0, n);
