@@ -248,6 +248,7 @@ enum zr_kind {
  */
 enum {
 	ZR_VAL_RESET = ZR_NOPTS,	/* reset: any positive number */
+	ZR_VAL_MEM_USED_MAX,		/* mem_used_max: 0 only */
 	ZR_VAL_IDLE,			/* idle: an age in seconds */
 	ZR_VAL_PRIORITY,		/* algorithm_params priority= */
 	ZR_VAL_RECOMP_PRIORITY,		/* recomp_algorithm, recompress */
@@ -337,6 +338,8 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 					  "an integer", NULL, NULL },
 	[ZR_VAL_RESET] = { "reset", ZR_KIND_COUNT, 1, UINT64_MAX,
 			   "a positive number", NULL, NULL },
+	[ZR_VAL_MEM_USED_MAX] = { "mem_used_max", ZR_KIND_COUNT, 0, 0,
+				  "a number", NULL, NULL },
 	[ZR_VAL_IDLE] = { "idle", ZR_KIND_COUNT, 1, ZR_DEV_IDLE_MAX_AGE,
 			  "a number of seconds", NULL, NULL },
 	[ZR_VAL_PRIORITY] = { "priority", ZR_KIND_INT, 0, ZR_RECOMP_MAX,
@@ -1388,10 +1391,15 @@ static int zr_show_mem_used_max(struct zr_dev *dev, char *buf, size_t size)
 			(unsigned long long)s.mem_used_max);
 }
 
-/* "0" resets the peak to the memory used now; anything else EINVAL. */
+/*
+ * 0 resets the peak to the memory used now ("00" and "+0" too: zram
+ * takes any number kstrtoul() reads as 0); anything else EINVAL.
+ */
 static int zr_store_mem_used_max(struct zr_dev *dev, const char *buf)
 {
-	if (strcmp(buf, "0") != 0)
+	struct zr_parsed p;
+
+	if (zr_parse(ZR_VAL_MEM_USED_MAX, buf, NULL, &p, NULL, 0) < 0)
 		return -EINVAL;
 	zr_reset_mem_used_max(dev->st);
 	return 0;

@@ -671,7 +671,6 @@ START_TEST(test_attr_mem_used_max)
 					  FALLOC_FL_KEEP_SIZE, 0, TD_DISK,
 					  &(bool){ false }), 0);
 	td_store_bad(dev, "mem_used_max", "1", -EINVAL);
-	td_store_bad(dev, "mem_used_max", "00", -EINVAL);
 	td_store_bad(dev, "mem_used_max", " 0", -EINVAL);
 	td_store_bad(dev, "mem_used_max", "banana", -EINVAL);
 	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
@@ -681,6 +680,53 @@ START_TEST(test_attr_mem_used_max)
 	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
 				&peak2), 1);
 	ck_assert_uint_le(peak2, peak);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * zram's mem_used_max_store(): kstrtoul(buf, 10) must read 0, so "00",
+ * "+0" and "0\n" reset the peak as "0" does; any other number, a '-', a
+ * blank or a second value do not, and leave the peak as it was.
+ */
+START_TEST(test_attr_mem_used_max_zero)
+{
+	static const char *const zero[] = { "0", "00", "+0", "0\n", "+000\n" };
+	static const char *const bad[] = {
+		"1", "01", "+1", "-0", "++0", "+", "0 ", " 0", "0\n\n", "0x0",
+		"0 0", "18446744073709551616", "0K",
+	};
+	struct zr_dev *dev = td_create(_i, "1M");
+	unsigned long long peak, now;
+	size_t j;
+
+	for (j = 0; j < sizeof(zero) / sizeof(zero[0]); j++) {
+		td_fill(dev, 64);
+		ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
+					&peak), 1);
+		ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_PUNCH_HOLE |
+						  FALLOC_FL_KEEP_SIZE, 0,
+						  TD_DISK, &(bool){ false }),
+				 0);
+		ck_assert_msg(td_store(dev, "mem_used_max", zero[j]) == 0,
+			      "'%s' refused", zero[j]);
+		ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
+					&now), 1);
+		ck_assert_msg(now < peak, "'%s': peak %llu, then %llu",
+			      zero[j], peak, now);
+	}
+	td_fill(dev, 64);
+	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu", &peak),
+			 1);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_PUNCH_HOLE |
+					  FALLOC_FL_KEEP_SIZE, 0, TD_DISK,
+					  &(bool){ false }), 0);
+	for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+		td_store_bad(dev, "mem_used_max", bad[j], -EINVAL);
+	td_store_junk(dev, "mem_used_max");
+	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu", &now),
+			 1);
+	ck_assert_uint_eq(now, peak);
 	zr_dev_destroy(dev);
 }
 END_TEST
@@ -1849,6 +1895,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_attr_algorithm_params, 0, n);
 	tcase_add_loop_test(ta, test_attr_mem_limit, 0, n);
 	tcase_add_loop_test(ta, test_attr_mem_used_max, 0, n);
+	tcase_add_loop_test(ta, test_attr_mem_used_max_zero, 0, n);
 	tcase_add_loop_test(ta, test_attr_compact_idle, 0, n);
 	tcase_add_loop_test(ta, test_attr_reset, 0, n);
 	tcase_add_loop_test(ta, test_attr_plus, 0, n);
