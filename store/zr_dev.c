@@ -340,7 +340,7 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 			   "a positive number", NULL, NULL },
 	[ZR_VAL_MEM_USED_MAX] = { "mem_used_max", ZR_KIND_COUNT, 0, 0,
 				  "a number", NULL, NULL },
-	[ZR_VAL_IDLE] = { "idle", ZR_KIND_COUNT, 1, ZR_DEV_IDLE_MAX_AGE,
+	[ZR_VAL_IDLE] = { "idle", ZR_KIND_COUNT, 0, ZR_DEV_IDLE_MAX_AGE,
 			  "a number of seconds", NULL, NULL },
 	[ZR_VAL_PRIORITY] = { "priority", ZR_KIND_INT, 0, ZR_RECOMP_MAX,
 			      "an integer", NULL, NULL },
@@ -1435,8 +1435,10 @@ static int zr_store_reset(struct zr_dev *dev, const char *buf)
 }
 
 /*
- * "all", or a number of seconds, 1 to ZR_DEV_IDLE_MAX_AGE: mark idle the
- * pages not read or written for that long.  The count shows in summary.
+ * "all", or a number of seconds, 0 to ZR_DEV_IDLE_MAX_AGE: mark idle the
+ * pages not read or written for that long.  0 marks every stored page,
+ * as "all" does (zram's cutoff is then now: every page was accessed
+ * before it).  The count shows in summary.
  */
 static int zr_store_idle(struct zr_dev *dev, const char *buf)
 {

@@ -746,11 +746,47 @@ START_TEST(test_attr_compact_idle)
 	ck_assert_int_eq(td_store(dev, "idle", "1"), 0);
 	ck_assert_int_eq(td_store(dev, "idle", "65535"), 0);
 	td_store_junk(dev, "idle");
-	td_store_bad(dev, "idle", "0", -EINVAL);
 	td_store_bad(dev, "idle", "65536", -EINVAL);
 	td_store_bad(dev, "idle", "ALL", -EINVAL);
 	td_store_bad(dev, "idle", "all ", -EINVAL);
 	td_store_bad(dev, "idle", "1m", -EINVAL);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * idle 0: zram's idle_store() takes any age kstrtoull() reads, 0 too,
+ * and marks the pages accessed before now less that age: with 0, every
+ * stored page, as "all".  Pages just written, which an age of 1 s may
+ * not reach yet, are marked; a page read since is marked again.
+ */
+START_TEST(test_attr_idle_zero)
+{
+	static const char *const zero[] = { "0", "0\n", "00", "+0" };
+	struct zr_dev *dev = td_create(_i, "1M");
+	char page[ZR_PAGE_SIZE];
+	size_t j;
+
+	for (j = 0; j < sizeof(zero) / sizeof(zero[0]); j++) {
+		td_fill(dev, 32);
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				      "  idle:         0 pages marked idle"));
+		ck_assert_msg(td_store(dev, "idle", zero[j]) == 0,
+			      "'%s' refused", zero[j]);
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				      "  idle:         32 pages marked idle"));
+		ck_assert_int_eq(zr_dev_read(dev, page, sizeof(page), 0),
+				 (ssize_t)sizeof(page));
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				      "  idle:         31 pages marked idle"));
+		ck_assert_int_eq(td_store(dev, "idle", zero[j]), 0);
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				      "  idle:         32 pages marked idle"));
+		ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	}
+	/* The range is as it was above 0. */
+	td_store_bad(dev, "idle", "65536", -EINVAL);
+	td_store_bad(dev, "idle", "-0", -EINVAL);
 	zr_dev_destroy(dev);
 }
 END_TEST
@@ -1897,6 +1933,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_attr_mem_used_max, 0, n);
 	tcase_add_loop_test(ta, test_attr_mem_used_max_zero, 0, n);
 	tcase_add_loop_test(ta, test_attr_compact_idle, 0, n);
+	tcase_add_loop_test(ta, test_attr_idle_zero, 0, n);
 	tcase_add_loop_test(ta, test_attr_reset, 0, n);
 	tcase_add_loop_test(ta, test_attr_plus, 0, n);
 	tcase_add_loop_test(ta, test_attr_busy, 0, n);
