@@ -120,6 +120,8 @@ int zr_dev_parse_size(const char *s, uint64_t *out)
 	case 'm': case 'M':	shift = 20; break;
 	case 'g': case 'G':	shift = 30; break;
 	case 't': case 'T':	shift = 40; break;
+	case 'p': case 'P':	shift = 50; break;
+	case 'e': case 'E':	shift = 60; break;
 	default:
 		return -EINVAL;
 	}
@@ -680,8 +682,8 @@ void zr_dev_opts_help(char *buf, size_t size)
 	struct zr_text t = { buf, size, 0 };
 
 	zr_printf(&t, "    -o disksize=SIZE       size of image (default: 1G); SIZE is bytes or a\n"
-		  "                           number with K, M, G or T (powers of 1024),\n"
-		  "                           rounded up to a multiple of %u\n"
+		  "                           number with K, M, G, T, P or E (powers of\n"
+		  "                           1024), rounded up to a multiple of %u\n"
 		  "    -o comp_algorithm=ALG  compressor (default: lz4)\n"
 		  "    -o comp_level=N        compression level (default: the compressor's):\n",
 		  ZR_PAGE_SIZE);

@@ -106,7 +106,8 @@
 
 /*
  * zr_dev_parse_size - a byte count: digits, then optionally one of K, M,
- * G, T (either case; powers of 1024), nothing else (no sign, no space).
+ * G, T, P, E (either case; powers of 1024, the suffixes of the kernel's
+ * memparse()), nothing else (no sign, no space).
  * Returns 0 and sets *@out; -EINVAL if @s is not a size, -ERANGE if it
  * does not fit in 64 bits (*@out untouched).  Cannot fail otherwise.
  */

@@ -260,6 +260,82 @@ static int td_check(int opt, const char *val, struct zr_dev_conf *conf,
 	return zr_dev_check_opts(&o, conf, msg, ZR_DEV_MSG_SIZE);
 }
 
+/*
+ * memparse()'s P and E, either case, with the overflow checked as for
+ * the other suffixes: past 64 bits is -ERANGE, never a wrapped value;
+ * disksize keeps its own maximum (16T less a page), mem_limit and
+ * backing_size theirs (the largest off_t), and each refusal names the
+ * value as typed.
+ */
+START_TEST(test_parse_size_pe)
+{
+	static const struct { const char *s; uint64_t v; } good[] = {
+		{ "1p", 1ULL << 50 }, { "1P", 1ULL << 50 },
+		{ "1e", 1ULL << 60 }, { "1E", 1ULL << 60 },
+		{ "16383P", 16383ULL << 50 }, { "15E", 15ULL << 60 },
+		{ "0E", 0 }, { "007P", 7ULL << 50 },
+	};
+	static const char *const inval[] = {
+		"1PB", "1PiB", "1P1", "1EE", "1e3", "P", "E", "1 P", "+1P",
+	};
+	static const char *const range[] = {
+		"16384P", "16E", "99999999999E", "18446744073709551616E",
+	};
+	static const struct { int opt; const char *val, *msg; } t[] = {
+		{ ZR_OPT_DISKSIZE, "1P", "invalid disksize '1P': too large" },
+		{ ZR_OPT_DISKSIZE, "1e", "invalid disksize '1e': too large" },
+		{ ZR_OPT_MEM_LIMIT, "8E", "invalid mem_limit '8E': too large" },
+		{ ZR_OPT_MEM_LIMIT, "16E", "invalid mem_limit '16E': too large" },
+		{ ZR_OPT_MEM_LIMIT, "8192P", "invalid mem_limit '8192P': too large" },
+		{ ZR_OPT_BACKING_SIZE, "16384P", "invalid backing_size '16384P': too large" },
+		{ ZR_OPT_RESERVE, "1P", "invalid reserve '1P': expected a size from 0 to 16M, such as 4M" },
+		{ ZR_OPT_MEM_LIMIT, "1PB", "invalid mem_limit '1PB': expected a size such as 512M or 4G, or 0 for no limit" },
+	};
+	struct zr_dev_conf c;
+	struct zr_dev *dev;
+	char msg[ZR_DEV_MSG_SIZE];
+	uint64_t v = 42;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_msg(zr_dev_parse_size(good[i].s, &v) == 0,
+			      "'%s' is not a size", good[i].s);
+		ck_assert_uint_eq(v, good[i].v);
+	}
+	for (i = 0; i < sizeof(inval) / sizeof(inval[0]); i++) {
+		v = 42;
+		ck_assert_msg(zr_dev_parse_size(inval[i], &v) == -EINVAL,
+			      "'%s' is a size", inval[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	for (i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
+		ck_assert_msg(zr_dev_parse_size(range[i], &v) == -ERANGE,
+			      "'%s' fits", range[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "1P", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.mem_limit, 1ULL << 50);
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "7e", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.mem_limit, 7ULL << 60);
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "8191P", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.mem_limit, 8191ULL << 50);
+	ck_assert_int_eq(td_check(ZR_OPT_BACKING_SIZE, "2E", &c, msg), 0);
+	ck_assert_uint_eq(c.backing_size, 2ULL << 60);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ck_assert_int_eq(td_check(t[i].opt, t[i].val, &c, msg), -EINVAL);
+		ck_assert_str_eq(msg, t[i].msg);
+	}
+	/* The files read a size as the options do. */
+	dev = td_create(0, "1M");
+	ck_assert_int_eq(td_store(dev, "mem_limit", "1p\n"), 0);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "1125899906842624\n");
+	td_store_bad(dev, "mem_limit", "8E", -EINVAL);
+	td_store_bad(dev, "disksize", "1P", -EINVAL);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "1125899906842624\n");
+	zr_dev_destroy(dev);
+}
+END_TEST
+
 START_TEST(test_opts_defaults)
 {
 	struct zr_dev_opts o = { .novalue = -1 };
@@ -1914,6 +1990,7 @@ Suite *zr_dev_suite(void)
 	int n = tu_nbackends();
 
 	tcase_add_test(tp, test_parse_size);
+	tcase_add_test(tp, test_parse_size_pe);
 	tcase_add_test(tp, test_parse_numbers);
 	tcase_add_test(tp, test_opts_defaults);
 	tcase_add_test(tp, test_opts_good);
