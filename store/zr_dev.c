@@ -232,7 +232,7 @@ static const char *zr_ratio(uint64_t a, uint64_t b, char *buf, size_t size)
 /* ---- the table of values ---------------------------------------------------- */
 
 enum zr_kind {
-	ZR_KIND_PATH,		/* an absolute path, shorter than PATH_MAX */
+	ZR_KIND_PATH,		/* an absolute path, ZR_DEV_PATH_MAX at most */
 	ZR_KIND_SIZE,		/* zr_dev_parse_size(), rounded up to a page */
 	ZR_KIND_INT,		/* zr_dev_parse_int(), within min..max */
 	ZR_KIND_COUNT,		/* zr_dev_parse_u64(), within min..max;
@@ -424,9 +424,17 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 		out->u = !strcmp(s, "on");
 		return 0;
 	case ZR_KIND_PATH:
-		if (s[0] != '/' || strlen(s) >= PATH_MAX) {
+		if (s[0] != '/') {
 			zr_msg(msg, msgsize, "invalid %s '%s': %s", v->name, s,
 			       v->what);
+			return -EINVAL;
+		}
+		/* Its head and length: the whole would hide the reason. */
+		len = strlen(s);
+		if (len > ZR_DEV_PATH_MAX) {
+			zr_msg(msg, msgsize,
+			       "invalid %s '%.64s'... (%zu bytes): %s of at most %d bytes",
+			       v->name, s, len, v->what, ZR_DEV_PATH_MAX);
 			return -EINVAL;
 		}
 		return 0;

@@ -13,12 +13,14 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "compressors/zcomp.h"
@@ -1156,6 +1158,77 @@ START_TEST(test_attr_writeback)
 }
 END_TEST
 
+/*
+ * td_long_path - a path of exactly @len bytes under td_dir into @buf
+ * (@len + 1 bytes at least): its directories made, its last name not.
+ */
+static const char *td_long_path(char *buf, size_t len)
+{
+	size_t n = strlen(td_dir);
+
+	memcpy(buf, td_dir, n);
+	while (len - n > NAME_MAX + 1) {
+		buf[n++] = '/';
+		memset(buf + n, 'd', 200);
+		n += 200;
+		buf[n] = '\0';
+		ck_assert(mkdir(buf, 0700) == 0 || errno == EEXIST);
+	}
+	buf[n++] = '/';
+	memset(buf + n, 'f', len - n);
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * control/backing_dev shows the path whole, with its newline, in a page
+ * (as zram, whose show has the same bound).  The longest path taken,
+ * ZR_DEV_PATH_MAX (4094) bytes, fills it; one byte more (PATH_MAX - 1,
+ * which open() takes) was taken and then shown cut, without its
+ * newline: it is refused, by the file and by -o, with a message that
+ * names its head and length and says why.  A whole read of the open
+ * file (cat) gets the page's text.
+ */
+START_TEST(test_attr_backing_dev_long)
+{
+	static char path[PATH_MAX], shown[ZR_DEV_ATTR_SIZE + 1];
+	static char buf[ZR_DEV_ATTR_SIZE];
+	struct zr_dev *dev = td_create(0, "1M");
+	const struct zr_dev_attr *a = td_attr("backing_dev");
+	char msg[ZR_DEV_MSG_SIZE], want[ZR_DEV_MSG_SIZE];
+	struct zr_dev_file *f;
+	struct zr_dev_conf c;
+
+	td_mkdir();
+	ck_assert_int_eq(ZR_DEV_PATH_MAX, PATH_MAX - 2);
+	td_long_path(path, PATH_MAX - 1);
+	ck_assert_int_eq(td_store(dev, "backing_dev", path), -EINVAL);
+	ck_assert_int_eq(access(path, F_OK), -1);	/* nothing created */
+	ck_assert_str_eq(td_show(dev, "backing_dev"), "none\n");
+	ck_assert_int_eq(td_check(ZR_OPT_BACKING_DEV, path, &c, msg), -EINVAL);
+	snprintf(want, sizeof(want), "invalid backing_dev '%.64s'... (4095 bytes): expected an absolute path of at most 4094 bytes",
+		 path);
+	ck_assert_str_eq(msg, want);
+
+	td_long_path(path, ZR_DEV_PATH_MAX);
+	ck_assert_int_eq(td_check(ZR_OPT_BACKING_DEV, path, &c, msg), 0);
+	snprintf(shown, sizeof(shown), "%s\n", path);
+	ck_assert_int_eq(td_store(dev, "backing_dev", shown), 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_int_eq(zr_dev_show(dev, a, buf, sizeof(buf)),
+			 ZR_DEV_ATTR_SIZE - 1);
+	ck_assert_str_eq(buf, shown);
+	ck_assert_int_eq(zr_dev_file_open(a, &f), 0);
+	memset(buf, 0, sizeof(buf));
+	ck_assert_int_eq(zr_dev_file_read(dev, f, buf, sizeof(buf), 0),
+			 ZR_DEV_ATTR_SIZE - 1);
+	ck_assert(memcmp(buf, shown, ZR_DEV_ATTR_SIZE - 1) == 0);
+	zr_dev_file_close(dev, f);
+	zr_dev_destroy(dev);
+	td_rmdir();
+}
+END_TEST
+
 /* -o backing_dev=, backing_size=: the file is opened at create. */
 START_TEST(test_opts_backing)
 {
@@ -2023,6 +2096,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_io, 0, n);
 	tcase_add_loop_test(ta, test_open_file, 0, n);
 	tcase_add_test(ta, test_open_file_budget);
+	tcase_add_test(ta, test_attr_backing_dev_long);
 	suite_add_tcase(s, ta);
 
 	tcase_set_timeout(tc, 120);
