@@ -120,6 +120,8 @@ int zr_dev_parse_size(const char *s, uint64_t *out)
 	case 'm': case 'M':	shift = 20; break;
 	case 'g': case 'G':	shift = 30; break;
 	case 't': case 'T':	shift = 40; break;
+	case 'p': case 'P':	shift = 50; break;
+	case 'e': case 'E':	shift = 60; break;
 	default:
 		return -EINVAL;
 	}
@@ -230,19 +232,25 @@ static const char *zr_ratio(uint64_t a, uint64_t b, char *buf, size_t size)
 /* ---- the table of values ---------------------------------------------------- */
 
 enum zr_kind {
-	ZR_KIND_PATH,		/* an absolute path, shorter than PATH_MAX */
+	ZR_KIND_PATH,		/* an absolute path, ZR_DEV_PATH_MAX at most */
 	ZR_KIND_SIZE,		/* zr_dev_parse_size(), rounded up to a page */
 	ZR_KIND_INT,		/* zr_dev_parse_int(), within min..max */
-	ZR_KIND_COUNT,		/* zr_dev_parse_u64(), within min..max */
+	ZR_KIND_COUNT,		/* zr_dev_parse_u64(), within min..max;
+				 * rows past ZR_NOPTS allow one '+' first */
 	ZR_KIND_ALGORITHM,	/* a backend's name */
 	ZR_KIND_LEVEL,		/* zr_dev_parse_int(), the backend's range */
 	ZR_KIND_ALGO_LEVEL,	/* NAME[:LEVEL]: ALGORITHM, then its LEVEL */
 	ZR_KIND_SWITCH,		/* "on" (u = 1) or "off" (u = 0) */
 };
 
-/* Values that only attributes take, after the options' rows. */
+/*
+ * Values that only attributes take, after the options' rows.  zram reads
+ * these with kstrtoul() and its kin, which allow one '+' first (and
+ * leading zeros, as every count here does), so a count of these does too.
+ */
 enum {
 	ZR_VAL_RESET = ZR_NOPTS,	/* reset: any positive number */
+	ZR_VAL_MEM_USED_MAX,		/* mem_used_max: 0 only */
 	ZR_VAL_IDLE,			/* idle: an age in seconds */
 	ZR_VAL_PRIORITY,		/* algorithm_params priority= */
 	ZR_VAL_RECOMP_PRIORITY,		/* recomp_algorithm, recompress */
@@ -332,7 +340,9 @@ static const struct zr_value zr_values[ZR_NVALS] = {
 					  "an integer", NULL, NULL },
 	[ZR_VAL_RESET] = { "reset", ZR_KIND_COUNT, 1, UINT64_MAX,
 			   "a positive number", NULL, NULL },
-	[ZR_VAL_IDLE] = { "idle", ZR_KIND_COUNT, 1, ZR_DEV_IDLE_MAX_AGE,
+	[ZR_VAL_MEM_USED_MAX] = { "mem_used_max", ZR_KIND_COUNT, 0, 0,
+				  "a number", NULL, NULL },
+	[ZR_VAL_IDLE] = { "idle", ZR_KIND_COUNT, 0, ZR_DEV_IDLE_MAX_AGE,
 			  "a number of seconds", NULL, NULL },
 	[ZR_VAL_PRIORITY] = { "priority", ZR_KIND_INT, 0, ZR_RECOMP_MAX,
 			      "an integer", NULL, NULL },
@@ -414,9 +424,17 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 		out->u = !strcmp(s, "on");
 		return 0;
 	case ZR_KIND_PATH:
-		if (s[0] != '/' || strlen(s) >= PATH_MAX) {
+		if (s[0] != '/') {
 			zr_msg(msg, msgsize, "invalid %s '%s': %s", v->name, s,
 			       v->what);
+			return -EINVAL;
+		}
+		/* Its head and length: the whole would hide the reason. */
+		len = strlen(s);
+		if (len > ZR_DEV_PATH_MAX) {
+			zr_msg(msg, msgsize,
+			       "invalid %s '%.64s'... (%zu bytes): %s of at most %d bytes",
+			       v->name, s, len, v->what, ZR_DEV_PATH_MAX);
 			return -EINVAL;
 		}
 		return 0;
@@ -447,7 +465,13 @@ static int zr_parse(int idx, const char *s, const struct zcomp_backend *be,
 			if (!ret && i < 0)
 				ret = -EINVAL;
 		} else {
-			ret = zr_dev_parse_u64(s, &u);
+			/*
+			 * What only attributes take is read as zram reads
+			 * it, with kstrtoull(): one '+' may come first.  An
+			 * option's count, shared with libfuse, takes none.
+			 */
+			ret = zr_dev_parse_u64(idx >= ZR_NOPTS && s[0] == '+' ?
+					       s + 1 : s, &u);
 		}
 		if (ret < 0 || u < v->min || u > v->max) {
 			zr_msg(msg, msgsize,
@@ -666,8 +690,8 @@ void zr_dev_opts_help(char *buf, size_t size)
 	struct zr_text t = { buf, size, 0 };
 
 	zr_printf(&t, "    -o disksize=SIZE       size of image (default: 1G); SIZE is bytes or a\n"
-		  "                           number with K, M, G or T (powers of 1024),\n"
-		  "                           rounded up to a multiple of %u\n"
+		  "                           number with K, M, G, T, P or E (powers of\n"
+		  "                           1024), rounded up to a multiple of %u\n"
 		  "    -o comp_algorithm=ALG  compressor (default: lz4)\n"
 		  "    -o comp_level=N        compression level (default: the compressor's):\n",
 		  ZR_PAGE_SIZE);
@@ -1377,10 +1401,15 @@ static int zr_show_mem_used_max(struct zr_dev *dev, char *buf, size_t size)
 			(unsigned long long)s.mem_used_max);
 }
 
-/* "0" resets the peak to the memory used now; anything else EINVAL. */
+/*
+ * 0 resets the peak to the memory used now ("00" and "+0" too: zram
+ * takes any number kstrtoul() reads as 0); anything else EINVAL.
+ */
 static int zr_store_mem_used_max(struct zr_dev *dev, const char *buf)
 {
-	if (strcmp(buf, "0") != 0)
+	struct zr_parsed p;
+
+	if (zr_parse(ZR_VAL_MEM_USED_MAX, buf, NULL, &p, NULL, 0) < 0)
 		return -EINVAL;
 	zr_reset_mem_used_max(dev->st);
 	return 0;
@@ -1416,8 +1445,10 @@ static int zr_store_reset(struct zr_dev *dev, const char *buf)
 }
 
 /*
- * "all", or a number of seconds, 1 to ZR_DEV_IDLE_MAX_AGE: mark idle the
- * pages not read or written for that long.  The count shows in summary.
+ * "all", or a number of seconds, 0 to ZR_DEV_IDLE_MAX_AGE: mark idle the
+ * pages not read or written for that long.  0 marks every stored page,
+ * as "all" does (zram's cutoff is then now: every page was accessed
+ * before it).  The count shows in summary.
  */
 static int zr_store_idle(struct zr_dev *dev, const char *buf)
 {

@@ -99,6 +99,13 @@
 #define ZR_DEV_ATTR_SIZE 4096
 /* ... except summary: one line per size class in use. */
 #define ZR_DEV_SUMMARY_SIZE (64 * 1024)
+/*
+ * backing_dev: the longest path, in bytes, so that control/backing_dev
+ * shows it whole with its newline in a page, NUL included (PATH_MAX less
+ * one would lose the newline).  zram's backing_dev_show() has the same
+ * bound: file_path() into PAGE_SIZE - 1 bytes, then the newline.
+ */
+#define ZR_DEV_PATH_MAX (ZR_DEV_ATTR_SIZE - 2)
 /* A message of zr_dev_check_opts(): room enough for any. */
 #define ZR_DEV_MSG_SIZE 512
 
@@ -106,7 +113,8 @@
 
 /*
  * zr_dev_parse_size - a byte count: digits, then optionally one of K, M,
- * G, T (either case; powers of 1024), nothing else (no sign, no space).
+ * G, T, P, E (either case; powers of 1024, the suffixes of the kernel's
+ * memparse()), nothing else (no sign, no space).
  * Returns 0 and sets *@out; -EINVAL if @s is not a size, -ERANGE if it
  * does not fit in 64 bits (*@out untouched).  Cannot fail otherwise.
  */

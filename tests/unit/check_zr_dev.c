@@ -13,12 +13,14 @@
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "compressors/zcomp.h"
@@ -259,6 +261,82 @@ static int td_check(int opt, const char *val, struct zr_dev_conf *conf,
 	msg[0] = '\0';
 	return zr_dev_check_opts(&o, conf, msg, ZR_DEV_MSG_SIZE);
 }
+
+/*
+ * memparse()'s P and E, either case, with the overflow checked as for
+ * the other suffixes: past 64 bits is -ERANGE, never a wrapped value;
+ * disksize keeps its own maximum (16T less a page), mem_limit and
+ * backing_size theirs (the largest off_t), and each refusal names the
+ * value as typed.
+ */
+START_TEST(test_parse_size_pe)
+{
+	static const struct { const char *s; uint64_t v; } good[] = {
+		{ "1p", 1ULL << 50 }, { "1P", 1ULL << 50 },
+		{ "1e", 1ULL << 60 }, { "1E", 1ULL << 60 },
+		{ "16383P", 16383ULL << 50 }, { "15E", 15ULL << 60 },
+		{ "0E", 0 }, { "007P", 7ULL << 50 },
+	};
+	static const char *const inval[] = {
+		"1PB", "1PiB", "1P1", "1EE", "1e3", "P", "E", "1 P", "+1P",
+	};
+	static const char *const range[] = {
+		"16384P", "16E", "99999999999E", "18446744073709551616E",
+	};
+	static const struct { int opt; const char *val, *msg; } t[] = {
+		{ ZR_OPT_DISKSIZE, "1P", "invalid disksize '1P': too large" },
+		{ ZR_OPT_DISKSIZE, "1e", "invalid disksize '1e': too large" },
+		{ ZR_OPT_MEM_LIMIT, "8E", "invalid mem_limit '8E': too large" },
+		{ ZR_OPT_MEM_LIMIT, "16E", "invalid mem_limit '16E': too large" },
+		{ ZR_OPT_MEM_LIMIT, "8192P", "invalid mem_limit '8192P': too large" },
+		{ ZR_OPT_BACKING_SIZE, "16384P", "invalid backing_size '16384P': too large" },
+		{ ZR_OPT_RESERVE, "1P", "invalid reserve '1P': expected a size from 0 to 16M, such as 4M" },
+		{ ZR_OPT_MEM_LIMIT, "1PB", "invalid mem_limit '1PB': expected a size such as 512M or 4G, or 0 for no limit" },
+	};
+	struct zr_dev_conf c;
+	struct zr_dev *dev;
+	char msg[ZR_DEV_MSG_SIZE];
+	uint64_t v = 42;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_msg(zr_dev_parse_size(good[i].s, &v) == 0,
+			      "'%s' is not a size", good[i].s);
+		ck_assert_uint_eq(v, good[i].v);
+	}
+	for (i = 0; i < sizeof(inval) / sizeof(inval[0]); i++) {
+		v = 42;
+		ck_assert_msg(zr_dev_parse_size(inval[i], &v) == -EINVAL,
+			      "'%s' is a size", inval[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	for (i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
+		ck_assert_msg(zr_dev_parse_size(range[i], &v) == -ERANGE,
+			      "'%s' fits", range[i]);
+		ck_assert_uint_eq(v, 42);
+	}
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "1P", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.mem_limit, 1ULL << 50);
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "7e", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.mem_limit, 7ULL << 60);
+	ck_assert_int_eq(td_check(ZR_OPT_MEM_LIMIT, "8191P", &c, msg), 0);
+	ck_assert_uint_eq(c.zc.mem_limit, 8191ULL << 50);
+	ck_assert_int_eq(td_check(ZR_OPT_BACKING_SIZE, "2E", &c, msg), 0);
+	ck_assert_uint_eq(c.backing_size, 2ULL << 60);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ck_assert_int_eq(td_check(t[i].opt, t[i].val, &c, msg), -EINVAL);
+		ck_assert_str_eq(msg, t[i].msg);
+	}
+	/* The files read a size as the options do. */
+	dev = td_create(0, "1M");
+	ck_assert_int_eq(td_store(dev, "mem_limit", "1p\n"), 0);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "1125899906842624\n");
+	td_store_bad(dev, "mem_limit", "8E", -EINVAL);
+	td_store_bad(dev, "disksize", "1P", -EINVAL);
+	ck_assert_str_eq(td_show(dev, "mem_limit"), "1125899906842624\n");
+	zr_dev_destroy(dev);
+}
+END_TEST
 
 START_TEST(test_opts_defaults)
 {
@@ -671,7 +749,6 @@ START_TEST(test_attr_mem_used_max)
 					  FALLOC_FL_KEEP_SIZE, 0, TD_DISK,
 					  &(bool){ false }), 0);
 	td_store_bad(dev, "mem_used_max", "1", -EINVAL);
-	td_store_bad(dev, "mem_used_max", "00", -EINVAL);
 	td_store_bad(dev, "mem_used_max", " 0", -EINVAL);
 	td_store_bad(dev, "mem_used_max", "banana", -EINVAL);
 	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
@@ -681,6 +758,53 @@ START_TEST(test_attr_mem_used_max)
 	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
 				&peak2), 1);
 	ck_assert_uint_le(peak2, peak);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * zram's mem_used_max_store(): kstrtoul(buf, 10) must read 0, so "00",
+ * "+0" and "0\n" reset the peak as "0" does; any other number, a '-', a
+ * blank or a second value do not, and leave the peak as it was.
+ */
+START_TEST(test_attr_mem_used_max_zero)
+{
+	static const char *const zero[] = { "0", "00", "+0", "0\n", "+000\n" };
+	static const char *const bad[] = {
+		"1", "01", "+1", "-0", "++0", "+", "0 ", " 0", "0\n\n", "0x0",
+		"0 0", "18446744073709551616", "0K",
+	};
+	struct zr_dev *dev = td_create(_i, "1M");
+	unsigned long long peak, now;
+	size_t j;
+
+	for (j = 0; j < sizeof(zero) / sizeof(zero[0]); j++) {
+		td_fill(dev, 64);
+		ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
+					&peak), 1);
+		ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_PUNCH_HOLE |
+						  FALLOC_FL_KEEP_SIZE, 0,
+						  TD_DISK, &(bool){ false }),
+				 0);
+		ck_assert_msg(td_store(dev, "mem_used_max", zero[j]) == 0,
+			      "'%s' refused", zero[j]);
+		ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu",
+					&now), 1);
+		ck_assert_msg(now < peak, "'%s': peak %llu, then %llu",
+			      zero[j], peak, now);
+	}
+	td_fill(dev, 64);
+	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu", &peak),
+			 1);
+	ck_assert_int_eq(zr_dev_fallocate(dev, FALLOC_FL_PUNCH_HOLE |
+					  FALLOC_FL_KEEP_SIZE, 0, TD_DISK,
+					  &(bool){ false }), 0);
+	for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+		td_store_bad(dev, "mem_used_max", bad[j], -EINVAL);
+	td_store_junk(dev, "mem_used_max");
+	ck_assert_int_eq(sscanf(td_show(dev, "mem_used_max"), "%llu", &now),
+			 1);
+	ck_assert_uint_eq(now, peak);
 	zr_dev_destroy(dev);
 }
 END_TEST
@@ -700,12 +824,47 @@ START_TEST(test_attr_compact_idle)
 	ck_assert_int_eq(td_store(dev, "idle", "1"), 0);
 	ck_assert_int_eq(td_store(dev, "idle", "65535"), 0);
 	td_store_junk(dev, "idle");
-	td_store_bad(dev, "idle", "0", -EINVAL);
 	td_store_bad(dev, "idle", "65536", -EINVAL);
-	td_store_bad(dev, "idle", "+5", -EINVAL);
 	td_store_bad(dev, "idle", "ALL", -EINVAL);
 	td_store_bad(dev, "idle", "all ", -EINVAL);
 	td_store_bad(dev, "idle", "1m", -EINVAL);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * idle 0: zram's idle_store() takes any age kstrtoull() reads, 0 too,
+ * and marks the pages accessed before now less that age: with 0, every
+ * stored page, as "all".  Pages just written, which an age of 1 s may
+ * not reach yet, are marked; a page read since is marked again.
+ */
+START_TEST(test_attr_idle_zero)
+{
+	static const char *const zero[] = { "0", "0\n", "00", "+0" };
+	struct zr_dev *dev = td_create(_i, "1M");
+	char page[ZR_PAGE_SIZE];
+	size_t j;
+
+	for (j = 0; j < sizeof(zero) / sizeof(zero[0]); j++) {
+		td_fill(dev, 32);
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				      "  idle:         0 pages marked idle"));
+		ck_assert_msg(td_store(dev, "idle", zero[j]) == 0,
+			      "'%s' refused", zero[j]);
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				      "  idle:         32 pages marked idle"));
+		ck_assert_int_eq(zr_dev_read(dev, page, sizeof(page), 0),
+				 (ssize_t)sizeof(page));
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				      "  idle:         31 pages marked idle"));
+		ck_assert_int_eq(td_store(dev, "idle", zero[j]), 0);
+		ck_assert_ptr_nonnull(strstr(td_show(dev, "summary"),
+				      "  idle:         32 pages marked idle"));
+		ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
+	}
+	/* The range is as it was above 0. */
+	td_store_bad(dev, "idle", "65536", -EINVAL);
+	td_store_bad(dev, "idle", "-0", -EINVAL);
 	zr_dev_destroy(dev);
 }
 END_TEST
@@ -722,7 +881,6 @@ START_TEST(test_attr_reset)
 	td_show_buf(dev, "algorithm_params", before, sizeof(before));
 	td_store_junk(dev, "reset");
 	td_store_bad(dev, "reset", "0", -EINVAL);
-	td_store_bad(dev, "reset", "+1", -EINVAL);
 	ck_assert_int_eq(td_store(dev, "reset", "1\n"), 0);
 	ck_assert_int_eq(zr_dev_read(dev, page, sizeof(page), 0),
 			 (ssize_t)sizeof(page));
@@ -732,6 +890,51 @@ START_TEST(test_attr_reset)
 	ck_assert_str_eq(td_show(dev, "disksize"), "1048576\n");
 	ck_assert_str_eq(td_show(dev, "mem_limit"), "1048576\n");
 	ck_assert_int_eq(td_store(dev, "reset", "18446744073709551615"), 0);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
+ * zram reads the numbers that only its files take with kstrtoul() and
+ * its kin (reset with kstrtou16()): one '+' may come first, and leading
+ * zeros, so "+1" and "01" reset; a lone or second sign does not.  The
+ * files that are also -o options read as the option does: no sign.
+ */
+START_TEST(test_attr_plus)
+{
+	static const char *const bad[] = {
+		"+0", "++1", "+", "+-1", "-+1", "-1", "+ 1", " +1", "+1 ",
+		"+\n", "+0x1",
+	};
+	struct zr_dev *dev = td_create(_i, "1M");
+	size_t j;
+
+	td_fill(dev, 8);
+	ck_assert_uint_gt(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	ck_assert_int_eq(td_store(dev, "reset", "+1\n"), 0);
+	ck_assert_uint_eq(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	td_fill(dev, 8);
+	ck_assert_int_eq(td_store(dev, "reset", "01"), 0);
+	ck_assert_uint_eq(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	td_fill(dev, 8);
+	for (j = 0; j < sizeof(bad) / sizeof(bad[0]); j++)
+		td_store_bad(dev, "reset", bad[j], -EINVAL);
+	ck_assert_uint_gt(strtoull(td_show(dev, "mm_stat"), NULL, 10), 0);
+	/* Every count that only a file takes, the same. */
+	ck_assert_int_eq(td_store(dev, "idle", "+1"), 0);
+	ck_assert_int_eq(td_store(dev, "writeback_limit", "+7"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit"), "7\n");
+	ck_assert_int_eq(td_store(dev, "writeback_limit", "+007\n"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit"), "7\n");
+	ck_assert_int_eq(td_store(dev, "writeback_limit_enable", "+1"), 0);
+	ck_assert_str_eq(td_show(dev, "writeback_limit_enable"), "1\n");
+	td_store_bad(dev, "writeback_limit", "++7", -EINVAL);
+	td_store_bad(dev, "writeback_limit_enable", "+2", -EINVAL);
+	td_store_bad(dev, "idle", "+65536", -EINVAL);
+	/* An option's value: as -o reads it. */
+	td_store_bad(dev, "writeback_age", "+5", -EINVAL);
+	td_store_bad(dev, "mem_limit", "+1M", -EINVAL);
+	td_store_bad(dev, "disksize", "+1M", -EINVAL);
 	zr_dev_destroy(dev);
 }
 END_TEST
@@ -950,6 +1153,77 @@ START_TEST(test_attr_writeback)
 	ck_assert_int_eq(td_store(dev, "reset", "1"), 0);
 	ck_assert_str_eq(td_show(dev, "bd_stat"), "       0        0        0\n");
 	ck_assert_str_eq(td_show(dev, "backing_dev"), shown);
+	zr_dev_destroy(dev);
+	td_rmdir();
+}
+END_TEST
+
+/*
+ * td_long_path - a path of exactly @len bytes under td_dir into @buf
+ * (@len + 1 bytes at least): its directories made, its last name not.
+ */
+static const char *td_long_path(char *buf, size_t len)
+{
+	size_t n = strlen(td_dir);
+
+	memcpy(buf, td_dir, n);
+	while (len - n > NAME_MAX + 1) {
+		buf[n++] = '/';
+		memset(buf + n, 'd', 200);
+		n += 200;
+		buf[n] = '\0';
+		ck_assert(mkdir(buf, 0700) == 0 || errno == EEXIST);
+	}
+	buf[n++] = '/';
+	memset(buf + n, 'f', len - n);
+	buf[len] = '\0';
+	return buf;
+}
+
+/*
+ * control/backing_dev shows the path whole, with its newline, in a page
+ * (as zram, whose show has the same bound).  The longest path taken,
+ * ZR_DEV_PATH_MAX (4094) bytes, fills it; one byte more (PATH_MAX - 1,
+ * which open() takes) was taken and then shown cut, without its
+ * newline: it is refused, by the file and by -o, with a message that
+ * names its head and length and says why.  A whole read of the open
+ * file (cat) gets the page's text.
+ */
+START_TEST(test_attr_backing_dev_long)
+{
+	static char path[PATH_MAX], shown[ZR_DEV_ATTR_SIZE + 1];
+	static char buf[ZR_DEV_ATTR_SIZE];
+	struct zr_dev *dev = td_create(0, "1M");
+	const struct zr_dev_attr *a = td_attr("backing_dev");
+	char msg[ZR_DEV_MSG_SIZE], want[ZR_DEV_MSG_SIZE];
+	struct zr_dev_file *f;
+	struct zr_dev_conf c;
+
+	td_mkdir();
+	ck_assert_int_eq(ZR_DEV_PATH_MAX, PATH_MAX - 2);
+	td_long_path(path, PATH_MAX - 1);
+	ck_assert_int_eq(td_store(dev, "backing_dev", path), -EINVAL);
+	ck_assert_int_eq(access(path, F_OK), -1);	/* nothing created */
+	ck_assert_str_eq(td_show(dev, "backing_dev"), "none\n");
+	ck_assert_int_eq(td_check(ZR_OPT_BACKING_DEV, path, &c, msg), -EINVAL);
+	snprintf(want, sizeof(want), "invalid backing_dev '%.64s'... (4095 bytes): expected an absolute path of at most 4094 bytes",
+		 path);
+	ck_assert_str_eq(msg, want);
+
+	td_long_path(path, ZR_DEV_PATH_MAX);
+	ck_assert_int_eq(td_check(ZR_OPT_BACKING_DEV, path, &c, msg), 0);
+	snprintf(shown, sizeof(shown), "%s\n", path);
+	ck_assert_int_eq(td_store(dev, "backing_dev", shown), 0);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	ck_assert_int_eq(zr_dev_show(dev, a, buf, sizeof(buf)),
+			 ZR_DEV_ATTR_SIZE - 1);
+	ck_assert_str_eq(buf, shown);
+	ck_assert_int_eq(zr_dev_file_open(a, &f), 0);
+	memset(buf, 0, sizeof(buf));
+	ck_assert_int_eq(zr_dev_file_read(dev, f, buf, sizeof(buf), 0),
+			 ZR_DEV_ATTR_SIZE - 1);
+	ck_assert(memcmp(buf, shown, ZR_DEV_ATTR_SIZE - 1) == 0);
+	zr_dev_file_close(dev, f);
 	zr_dev_destroy(dev);
 	td_rmdir();
 }
@@ -1789,6 +2063,7 @@ Suite *zr_dev_suite(void)
 	int n = tu_nbackends();
 
 	tcase_add_test(tp, test_parse_size);
+	tcase_add_test(tp, test_parse_size_pe);
 	tcase_add_test(tp, test_parse_numbers);
 	tcase_add_test(tp, test_opts_defaults);
 	tcase_add_test(tp, test_opts_good);
@@ -1806,8 +2081,11 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_attr_algorithm_params, 0, n);
 	tcase_add_loop_test(ta, test_attr_mem_limit, 0, n);
 	tcase_add_loop_test(ta, test_attr_mem_used_max, 0, n);
+	tcase_add_loop_test(ta, test_attr_mem_used_max_zero, 0, n);
 	tcase_add_loop_test(ta, test_attr_compact_idle, 0, n);
+	tcase_add_loop_test(ta, test_attr_idle_zero, 0, n);
 	tcase_add_loop_test(ta, test_attr_reset, 0, n);
+	tcase_add_loop_test(ta, test_attr_plus, 0, n);
 	tcase_add_loop_test(ta, test_attr_busy, 0, n);
 	tcase_add_loop_test(ta, test_attr_writeback, 0, n);
 	tcase_add_loop_test(ta, test_attr_formats, 0, n);
@@ -1818,6 +2096,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_io, 0, n);
 	tcase_add_loop_test(ta, test_open_file, 0, n);
 	tcase_add_test(ta, test_open_file_budget);
+	tcase_add_test(ta, test_attr_backing_dev_long);
 	suite_add_tcase(s, ta);
 
 	tcase_set_timeout(tc, 120);
