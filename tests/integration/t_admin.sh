@@ -16,10 +16,13 @@
 # and line, leaving nothing; start with a temporary file (256M, priority
 # 1234, a mount point under the test's directory) gives a direct-I/O loop
 # device that /proc/swaps lists at that priority; start again changes
-# nothing; status and config work; stop removes the swap, the loop device,
-# the mount, the daemon and the directory; stop again is a no-op; a
-# failing mkswap or swapon (stand-ins put first on PATH) undoes the steps
-# before it, and so does a SIGTERM while swapon runs (the swap then on).
+# nothing; status and config work, and status says the swap is on (exit
+# 4, its line printed) when fzramctl fails, and shows it from /proc/swaps
+# (exit 0) when swapon --show fails (stand-ins for both); stop removes the
+# swap, the loop device, the mount, the daemon and the directory; stop
+# again is a no-op; a failing mkswap or swapon (stand-ins put first on
+# PATH) undoes the steps before it, and so does a SIGTERM while swapon
+# runs (the swap then on).
 # Two keys before one '=' and a mount point over the lock directory are
 # refused; a symlinked mount point is used by its real path.  Integer
 # settings are decimal with an optional sign: config shows swap_priority
@@ -394,6 +397,32 @@ fz_expect_eq "fzramctl MOUNTPOINT of the swap" "$m" "$SWMNT"
 fz_run 60 "$FZSWAP" --config "$CONF" status >"$FZ_TMP/out" || fz_fail "fusezram-swap status exited $?"
 cat "$FZ_TMP/out" >&2
 grep -q "^$dev .* $PRIO\$" "$FZ_TMP/out" || fz_fail "status does not show $dev at priority $PRIO"
+
+# A failing fzramctl (a stand-in beside a copy of the tool: status looks
+# there first) does not hide that the swap is on: its line is printed, a
+# message says so, and the exit status is 4, not 1.  Nor does a failing
+# swapon --show (a stand-in first on PATH): the line comes from
+# /proc/swaps, and the status is 0, not 3.
+mkdir "$FZ_TMP/tools"
+cp "$FZSWAP" "$FZ_TMP/tools/"
+printf '#!/bin/sh\necho "fzramctl: stand-in failing on purpose" >&2\nexit 1\n' >"$FZ_TMP/tools/fzramctl"
+printf '#!/bin/sh\necho "swapon: stand-in failing on purpose" >&2\nexit 1\n' >"$FZ_TMP/fakebin/swapon"
+chmod +x "$FZ_TMP/tools/fzramctl" "$FZ_TMP/fakebin/swapon"
+rc=0
+fz_run 60 "$FZ_TMP/tools/fusezram-swap" --config "$CONF" status >"$FZ_TMP/out" 2>"$FZ_TMP/err" || rc=$?
+cat "$FZ_TMP/out" "$FZ_TMP/err" >&2
+fz_expect_eq "status with a failing fzramctl: exit status" "$rc" 4
+grep -q "^$dev .* $PRIO\$" "$FZ_TMP/out" || fz_fail "status with a failing fzramctl does not show $dev at priority $PRIO"
+grep -qF "fzramctl: stand-in failing on purpose" "$FZ_TMP/err" || fz_fail "status did not pass on fzramctl's message"
+grep -qF "the swap on $dev is on, but the figures of $SWMNT could not be read" "$FZ_TMP/err" ||
+	fz_fail "status with a failing fzramctl does not say the swap is on: $(cat "$FZ_TMP/err")"
+rc=0
+PATH=$FZ_TMP/fakebin:$PATH fz_run 60 "$FZSWAP" --config "$CONF" status >"$FZ_TMP/out" 2>"$FZ_TMP/err" || rc=$?
+cat "$FZ_TMP/out" "$FZ_TMP/err" >&2
+fz_expect_eq "status with a failing swapon --show: exit status" "$rc" 0
+grep -q "^${dev}[[:space:]].*[[:space:]]$PRIO\$" "$FZ_TMP/out" ||
+	fz_fail "status with a failing swapon --show does not show $dev at priority $PRIO"
+rm "$FZ_TMP/fakebin/swapon"
 
 fz_run 120 "$FZSWAP" --config "$CONF" start >"$FZ_TMP/out" || fz_fail "second start exited $?"
 grep -q 'already active' "$FZ_TMP/out" || fz_fail "second start: $(cat "$FZ_TMP/out")"
