@@ -16,12 +16,22 @@
 # and line, leaving nothing; start with a temporary file (256M, priority
 # 1234, a mount point under the test's directory) gives a direct-I/O loop
 # device that /proc/swaps lists at that priority; start again changes
-# nothing; status and config work; stop removes the swap, the loop device,
-# the mount, the daemon and the directory; stop again is a no-op; a
-# failing mkswap or swapon (stand-ins put first on PATH) undoes the steps
-# before it, and so does a SIGTERM while swapon runs (the swap then on).
+# nothing; status and config work, and status says the swap is on (exit
+# 4, its line printed) when fzramctl fails, and shows it from /proc/swaps
+# (exit 0) when swapon --show fails (stand-ins for both); stop removes the
+# swap, the loop device, the mount, the daemon and the directory; stop
+# again is a no-op; a failing mkswap or swapon (stand-ins put first on
+# PATH) undoes the steps before it, and so does a SIGTERM while swapon
+# runs (the swap then on).
 # Two keys before one '=' and a mount point over the lock directory are
-# refused; a symlinked mount point is used by its real path.  The unit file passes systemd-analyze verify.
+# refused; a symlinked mount point is used by its real path.  Integer
+# settings are decimal with an optional sign: config shows swap_priority
+# -0, +5, 000100, 08 and -01 as 0, 5, 100, 8 and -1, and threads,
+# comp_level, recomp_algorithm's level, recompress_age and io_uring_depth
+# in other spellings as start passes them (in decimal); 0x10, 1.5 and
+# "- 4" are refused naming key and value, and so is lz4:01 with lz4 at
+# comp_level 1 (the same level); a start with swap_priority = -0 gives
+# priority 0 in /proc/swaps.  The unit file passes systemd-analyze verify.
 #
 # fusezram-swap and the transport: bad io_uring (maybe), io_uring_depth
 # (0, 129) and enable_uring (perhaps) values, and enable_uring = yes with
@@ -271,6 +281,33 @@ grep -q "^mountpoint = $(realpath "$FZ_TMP")/swap/mnt" "$FZ_TMP/out" ||
 	fz_fail "config with a symlinked mount point: $(grep mountpoint "$FZ_TMP/out")"
 rm "$FZ_TMP/link"
 
+# Integer settings are read as strtol reads them, in decimal: a sign is
+# taken, leading zeros are not octal, -0 is 0 (swap_priority = -0 was -1).
+# config prints each as the daemon and swapon get it; what is no integer
+# is refused, naming key and value.
+for p in -0:0 +5:5 000100:100 08:8 -01:-1; do
+	printf 'mountpoint = %s\nswap_priority = %s\n' "$SWMNT" "${p%%:*}" >"$CONF"
+	fz_run 60 "$FZSWAP" --config "$CONF" config >"$FZ_TMP/out" ||
+		fz_fail "config with swap_priority = ${p%%:*} exited $?"
+	fz_expect_eq "config with swap_priority = ${p%%:*}" "$(grep '^swap_priority' "$FZ_TMP/out")" "swap_priority = ${p#*:}"
+done
+printf '%s\n' "mountpoint = $SWMNT" "threads = 08" "comp_algorithm = zstd" "comp_level = +007" \
+	"recomp_algorithm = zstd:-01" "recompress_age = 0600" "io_uring_depth = +010" >"$CONF"
+fz_run 60 "$FZSWAP" --config "$CONF" config >"$FZ_TMP/out" || fz_fail "config with integers in other spellings exited $?"
+for want in "threads = 8" "comp_level = 7" "recomp_algorithm = zstd:-1" "io_uring_depth = 10"; do
+	grep -qx "$want" "$FZ_TMP/out" || fz_fail "config does not show '$want': $(cat "$FZ_TMP/out")"
+done
+grep -q "^recompress_age = 600[[:space:]]" "$FZ_TMP/out" || fz_fail "config does not show recompress_age = 600"
+grep -q "^# start runs: .*,comp_level=7,mem_limit=0,threads=8,recomp_algorithm=zstd:-1,recompress_age=600,.*io_uring_depth=10 " \
+	"$FZ_TMP/out" || fz_fail "config: start would not pass the integers in decimal: $(grep '^# start runs' "$FZ_TMP/out")"
+fz_swaptool_refused -F "mountpoint = $SWMNT\nswap_priority = 0x10\nthreads = 1.5\nio_uring_depth = - 4\n" \
+	"swap.conf:2: invalid swap_priority '0x10': expected an integer from -1 to 32767" \
+	"swap.conf:3: invalid threads '1.5': expected an integer from 1 to 1024" \
+	"swap.conf:4: invalid io_uring_depth '- 4': expected an integer from 1 to 128"
+# A level written otherwise is the same level (lz4:01 is comp_level 1).
+fz_swaptool_refused -F "mountpoint = $SWMNT\ncomp_algorithm = lz4\ncomp_level = 1\nrecomp_algorithm = lz4:01\n" \
+	"swap.conf:4: invalid recomp_algorithm 'lz4:01': it is comp_algorithm itself at the same level"
+
 cat >"$CONF" <<EOF
 # t_admin: a small swap under the test's directory
 disksize = 256M       # bytes of pages, uncompressed
@@ -361,6 +398,32 @@ fz_run 60 "$FZSWAP" --config "$CONF" status >"$FZ_TMP/out" || fz_fail "fusezram-
 cat "$FZ_TMP/out" >&2
 grep -q "^$dev .* $PRIO\$" "$FZ_TMP/out" || fz_fail "status does not show $dev at priority $PRIO"
 
+# A failing fzramctl (a stand-in beside a copy of the tool: status looks
+# there first) does not hide that the swap is on: its line is printed, a
+# message says so, and the exit status is 4, not 1.  Nor does a failing
+# swapon --show (a stand-in first on PATH): the line comes from
+# /proc/swaps, and the status is 0, not 3.
+mkdir "$FZ_TMP/tools"
+cp "$FZSWAP" "$FZ_TMP/tools/"
+printf '#!/bin/sh\necho "fzramctl: stand-in failing on purpose" >&2\nexit 1\n' >"$FZ_TMP/tools/fzramctl"
+printf '#!/bin/sh\necho "swapon: stand-in failing on purpose" >&2\nexit 1\n' >"$FZ_TMP/fakebin/swapon"
+chmod +x "$FZ_TMP/tools/fzramctl" "$FZ_TMP/fakebin/swapon"
+rc=0
+fz_run 60 "$FZ_TMP/tools/fusezram-swap" --config "$CONF" status >"$FZ_TMP/out" 2>"$FZ_TMP/err" || rc=$?
+cat "$FZ_TMP/out" "$FZ_TMP/err" >&2
+fz_expect_eq "status with a failing fzramctl: exit status" "$rc" 4
+grep -q "^$dev .* $PRIO\$" "$FZ_TMP/out" || fz_fail "status with a failing fzramctl does not show $dev at priority $PRIO"
+grep -qF "fzramctl: stand-in failing on purpose" "$FZ_TMP/err" || fz_fail "status did not pass on fzramctl's message"
+grep -qF "the swap on $dev is on, but the figures of $SWMNT could not be read" "$FZ_TMP/err" ||
+	fz_fail "status with a failing fzramctl does not say the swap is on: $(cat "$FZ_TMP/err")"
+rc=0
+PATH=$FZ_TMP/fakebin:$PATH fz_run 60 "$FZSWAP" --config "$CONF" status >"$FZ_TMP/out" 2>"$FZ_TMP/err" || rc=$?
+cat "$FZ_TMP/out" "$FZ_TMP/err" >&2
+fz_expect_eq "status with a failing swapon --show: exit status" "$rc" 0
+grep -q "^${dev}[[:space:]].*[[:space:]]$PRIO\$" "$FZ_TMP/out" ||
+	fz_fail "status with a failing swapon --show does not show $dev at priority $PRIO"
+rm "$FZ_TMP/fakebin/swapon"
+
 fz_run 120 "$FZSWAP" --config "$CONF" start >"$FZ_TMP/out" || fz_fail "second start exited $?"
 grep -q 'already active' "$FZ_TMP/out" || fz_fail "second start: $(cat "$FZ_TMP/out")"
 fz_expect_eq "loop devices after a second start" "$(fz_loops_of "$SWIMG")" "$dev"
@@ -404,6 +467,17 @@ swap_stop() {
 	[ -z "$(fz_loops_of "$SWIMG")" ] || fz_fail "loop devices left on $SWIMG after stop ($1)"
 	! fz_is_mounted "$SWMNT" || fz_fail "$SWMNT still mounted after stop ($1)"
 }
+
+# swap_priority = -0 reaches the kernel as priority 0 (swapon -p 0).
+cat >"$CONF" <<EOF
+disksize = 64M
+swap_priority = -0
+mountpoint = $SWMNT
+EOF
+swap_start "swap_priority = -0"
+fz_expect_eq "/proc/swaps priority with swap_priority = -0" "$(awk -v d="$dev" '$1 == d { print $5 }' /proc/swaps)" 0
+grep -q "(priority 0)" "$FZ_TMP/start.out" || fz_fail "start with swap_priority = -0: $(cat "$FZ_TMP/start.out")"
+swap_stop "swap_priority = -0"
 
 PARAM=$FZ_URING_PARAM
 if [ -e "$PARAM" ]; then
