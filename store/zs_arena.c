@@ -572,7 +572,11 @@ uint64_t zs_arena_refill(struct zs_arena *a)
 		have = (uint64_t)c->n[l] * l;
 		held = atomic_load_explicit(&c->pages, memory_order_relaxed);
 		pthread_mutex_unlock(&c->lock);
-		/* Short runs fill the room: the long ones wait till they age. */
+		/* Short runs fill the room: the long ones wait till they age.
+		 * A room made smaller meanwhile (zs_arena_set_cache()) may be
+		 * overfull: then nothing is added. */
+		if (held >= room)
+			break;
 		if (target > have + (room - held))
 			target = have + (room - held);
 		if (have + l > target)

@@ -79,6 +79,8 @@ static inline void tu_settle(struct zr_store *st, uint64_t limit)
  */
 extern _Atomic int tu_madvise_refuse;
 extern _Atomic unsigned long tu_madvise_refused;
+/* Runs once at the next MADV_POPULATE_WRITE, then clears itself. */
+extern void (*_Atomic tu_madvise_hook)(void);
 
 /*
  * The binary's own pwritev() (tests/unit/tu_pwritev.c): the next call

@@ -1398,6 +1398,77 @@ START_TEST(test_cache_age)
 }
 END_TEST
 
+/*
+ * A refill during which the cache is made smaller than what it holds
+ * within 5 s, in a child (it claimed and released runs for ever: the
+ * room left, room - held, wrapped), and the next refill brings
+ * the cache down to its new room.  The cache is shrunk from the refill's
+ * own pre-faulting (tu_madvise_hook), after the refill has read the old
+ * target.
+ */
+static struct zs_pool *shrink_pool;
+
+static _Atomic bool shrink_done;
+
+static void shrink_hook(void)
+{
+	zs_set_cache(shrink_pool, 16 * ZS_PAGE_SIZE);
+}
+
+static void *shrink_refill(void *p)
+{
+	zs_cache_refill(p);
+	atomic_store(&shrink_done, true);
+	return NULL;
+}
+
+static int shrink_child(int unused)
+{
+	enum { N = 2048 };	/* raw objects: 8 MiB of 1-page runs */
+	static uint64_t h[N];
+	struct zs_pool *p;
+	uint64_t held;
+	pthread_t t;
+	unsigned i;
+
+	(void)unused;
+	p = zs_pool_create(64 * MiB);
+	if (!p)
+		return 2;
+	zs_set_cache(p, 4 * MiB);
+	zs_cache_refill(p);
+	if (huge_store_kib(p, h, N) < 0)
+		return 3;
+	for (i = 0; i < N; i++)
+		zs_free(p, h[i], ZS_MAX_ALLOC);
+	/* Short runs, under the room of 16 MiB, far over the next one. */
+	held = zs_cache_bytes(p);
+	if (held < 1024 * ZS_PAGE_SIZE || held >= 16 * MiB)
+		return 4;
+	shrink_pool = p;
+	atomic_store(&tu_madvise_hook, shrink_hook);
+	if (pthread_create(&t, NULL, shrink_refill, p))
+		return 7;
+	for (i = 0; i < 500 && !atomic_load(&shrink_done); i++)
+		usleep(10000);
+	if (!atomic_load(&shrink_done))
+		return 8;		/* still refilling after 5 s */
+	pthread_join(t, NULL);
+	if (atomic_load(&tu_madvise_hook))
+		return 5;		/* the refill faulted nothing in */
+	zs_cache_refill(p);
+	if (zs_cache_bytes(p) > 16 * ZS_CACHE_ROOM_FACTOR * ZS_PAGE_SIZE)
+		return 6;
+	zs_pool_destroy(p);
+	return 0;
+}
+
+START_TEST(test_cache_shrunk_midrefill)
+{
+	tu_run_child(shrink_child, 0, "cache shrunk during a refill");
+}
+END_TEST
+
 START_TEST(test_rss_returns_mlocked)
 {
 	tu_run_child(mlock_child, 1, "mlocked memory");
@@ -1449,6 +1520,7 @@ Suite *zs_pool_suite(void)
 	tcase_add_test(tc, test_rss_returns_mlocked);
 	tcase_add_test(tc, test_cache);
 	tcase_add_test(tc, test_cache_age);
+	tcase_add_test(tc, test_cache_shrunk_midrefill);
 	suite_add_tcase(s, tc);
 	return s;
 }
