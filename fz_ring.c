@@ -594,7 +594,11 @@ static void fzr_resolve(struct fz_ring *r, bool registered)
  * fzr_give_up - worker @q could not submit its registration (-@err).
  * Its queue's other workers may cover it; if it was the last, the kernel
  * holds every request for ever, so it is made to fall back to /dev/fuse
- * (fzr_refuse_once(), tried until it works or the transport stops).
+ * (fzr_refuse_once(), tried until it works or the transport stops; not
+ * once it stops: the session has closed r->fd by then).  Either way the
+ * rings never ran, so the transport settles on /dev/fuse before this
+ * worker counts as resolved (else the last to resolve would settle it
+ * on the rings, with a queue that has no entry).
  */
 static void fzr_give_up(struct fzr_worker *q, int err)
 {
@@ -605,16 +609,15 @@ static void fzr_give_up(struct fzr_worker *q, int err)
 	fuse_log(FUSE_LOG_ERR, "io_uring: thread fz-ring-%u.%u could not submit its registration: %s\n",
 		 q->qid, q->idx, strerror(err));
 	if (atomic_fetch_add(&r->qdead[q->qid], 1) + 1 == r->per) {
-		for (n = 1; (ret = fzr_refuse_once(r)) != 0; n++) {
+		for (n = 1; !atomic_load(&r->stopping) &&
+			    (ret = fzr_refuse_once(r)) != 0; n++) {
 			if (n == 1)
 				fuse_log(FUSE_LOG_ERR, "io_uring: queue %u has no entry, so the kernel holds every request; making it fall back to /dev/fuse failed: %s; trying again\n",
 					 q->qid, strerror(-ret));
 			if (!fzr_backoff(r, n))
 				break;
 		}
-		if (!ret)
-			fzr_settle(r, FZR_STARTING, FZR_FUSE, FZR_WHY_SUBMIT,
-				   err);
+		fzr_settle(r, FZR_STARTING, FZR_FUSE, FZR_WHY_SUBMIT, err);
 	}
 	fzr_resolve(r, false);
 }

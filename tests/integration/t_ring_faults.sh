@@ -24,6 +24,14 @@
 #    refusals, and the daemon logged the retry exactly once.  (A thread
 #    that left its loop on such an error stranded the request its entry
 #    held: fio hung.)
+# d. Every io_uring_submit() fails (ENOMEM) and the mount is unmounted
+#    while the threads still try their first submissions again: the
+#    daemon exits 0 at once, its one "transport:" line says /dev/fuse for
+#    the failed submissions, and nothing was sent on the session's fd,
+#    which is closed by then.  (The last thread to give up settled the
+#    transport on io_uring, logged as "io_uring, N queue(s) of depth 1
+#    (0 threads)", after a registration sent on the closed fd: "Bad file
+#    descriptor".)
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$(dirname "$0")/lib.sh"
 fz_require_fuse
@@ -140,4 +148,38 @@ fz_loop_detach
 fz_umount
 n=$(grep -c 'trying again (logged once)' "$FZ_LOG" || :)
 fz_expect_eq "retry lines in the daemon's log" "$n" 1
+
+# ---------------------------------------------------------------------------
+# d. Unmounted while the threads still try their first submissions.
+#
+# Not fz_mount, whose stat of the image would wait out the tries (the
+# kernel holds every request until then): the daemon is registered as
+# fz_mount registers it, and unmounted as soon as INIT made the ring
+# threads, within the 0.6 s they try for.
+
+FZ_NMOUNT=$((FZ_NMOUNT + 1))
+FZ_MNT=$FZ_TMP/mnt$FZ_NMOUNT
+FZ_LOG=$FZ_TMP/daemon$FZ_NMOUNT.log
+mkdir "$FZ_MNT"
+setsid env LD_PRELOAD="$shim" FZ_URING_SHIM_SUBMIT=1000000000 FZ_URING_SHIM_ERRNO=12 \
+	"$FUSEZRAM" -f -o disksize=32M,io_uring_depth=1 "$FZ_MNT" \
+	</dev/null >"$FZ_LOG" 2>&1 {FZ_ERR}>&- &
+FZ_PID=$!
+fz__register "fuse|$FZ_MNT|$FZ_PID|$FZ_LOG"
+fz_wait_until 20 eval 'fz_is_mounted "$FZ_MNT" || ! fz__alive $FZ_PID' ||
+	fz_fail "not mounted after 20 s"
+fz_is_mounted "$FZ_MNT" || fz_fail "the daemon exited before mounting: $(cat "$FZ_LOG")"
+# The ring threads are made while INIT is answered.
+fz_wait_until 5 eval 'cat /proc/$FZ_PID/task/*/comm 2>/dev/null | grep -q "^fz-ring-"' ||
+	fz_fail "no ring thread 5 s after the mount: $(cat "$FZ_LOG")"
+fz_umount
+fz_log "daemon log: $(cat "$FZ_LOG")"
+grep -q 'could not submit its registration' "$FZ_LOG" ||
+	fz_fail "no thread gave up its first submission"
+n=$(grep -c 'transport:' "$FZ_LOG" || :)
+fz_expect_eq "'transport:' lines in the daemon's log" "$n" 1
+fz_expect_eq "the daemon's transport line" "$(sed -n 's/^.*transport: //p' "$FZ_LOG")" \
+	"/dev/fuse (a queue's registrations could not be submitted: Cannot allocate memory)"
+! grep -q 'Bad file descriptor' "$FZ_LOG" ||
+	fz_fail "a registration went to the closed session fd: $(grep 'Bad file' "$FZ_LOG")"
 fz_log "ok"
