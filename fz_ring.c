@@ -74,6 +74,7 @@
 #include <linux/fuse.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <pthread.h>
@@ -99,7 +100,7 @@
 #define FZR_HDR_SZ 128			/* fuse_in_header / fuse_out_header */
 #define FZR_OP_SZ 128			/* the operation's first argument */
 #define FZR_DEFAULT_MAX_PAGES 32	/* without FUSE_MAX_PAGES */
-#define FZR_FIRST_TRIES 12		/* fzr_submit_first(): 0.8 s */
+#define FZR_FIRST_TRIES 13		/* fzr_submit_first(): 0.77 s */
 
 struct fzr_ent_in_out {
 	uint64_t flags;
@@ -170,7 +171,7 @@ struct fzr_worker {
 struct fz_ring {
 	struct fz_ring_conf c;
 	struct fuse_session *se;
-	int fd;				/* /dev/fuse */
+	int fd;				/* /dev/fuse: our own duplicate */
 	unsigned int nq;		/* queues: possible CPUs */
 	unsigned int per;		/* workers per queue: c.depth */
 	unsigned int nw;		/* workers: nq * per */
@@ -594,8 +595,8 @@ static void fzr_resolve(struct fz_ring *r, bool registered)
  * fzr_give_up - worker @q could not submit its registration (-@err).
  * Its queue's other workers may cover it; if it was the last, the kernel
  * holds every request for ever, so it is made to fall back to /dev/fuse
- * (fzr_refuse_once(), tried until it works or the transport stops; not
- * once it stops: the session has closed r->fd by then).  Either way the
+ * (fzr_refuse_once(), tried until it works or the transport stops: the
+ * connection is ending then).  Either way the
  * rings never ran, so the transport settles on /dev/fuse before this
  * worker counts as resolved (else the last to resolve would settle it
  * on the rings, with a queue that has no entry).
@@ -772,6 +773,8 @@ static void fzr_teardown(struct fz_ring *r)
 	r->ws = NULL;
 	free(r->qdead);
 	r->qdead = NULL;
+	close(r->fd);
+	r->fd = -1;
 }
 
 /* Buffers of one entry, touched so that mlockall(MCL_ONFAULT) keeps them. */
@@ -840,7 +843,11 @@ static int fzr_setup(struct fz_ring *r, int fd, size_t payload)
 		return -ENODEV;
 	/* One worker per entry: see the design. */
 	per = r->c.depth;
-	r->fd = fd;
+	/* Ours, for fzr_refuse_once(): the session closes its own at the
+	 * unmount, before the threads are stopped. */
+	r->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (r->fd < 0)
+		return -errno;
 	r->per = per;
 	r->nw = r->nq * per;
 	r->payload_sz = payload;
@@ -851,6 +858,8 @@ static int fzr_setup(struct fz_ring *r, int fd, size_t payload)
 		r->ws = NULL;
 		free(r->qdead);
 		r->qdead = NULL;
+		close(r->fd);
+		r->fd = -1;
 		return -ENOMEM;
 	}
 	for (i = 0; i < r->nw; i++) {
@@ -997,6 +1006,7 @@ int fz_ring_create(const struct fz_ring_conf *conf, struct fz_ring **out)
 	if (!r)
 		return -ENOMEM;
 	r->c = *conf;
+	r->fd = -1;
 	pthread_mutex_init(&r->go_lock, NULL);
 	pthread_cond_init(&r->go_cond, NULL);
 	atomic_init(&r->st, fzr_st(FZR_NEW, FZR_WHY_NONE, 0));
