@@ -813,6 +813,22 @@ fz_range() {
 	dd if="$1" bs=64K skip="$2" count="$3" iflag=skip_bytes,count_bytes status=none
 }
 
+# fz_roundtrip MIB [SECS] - MIB MiB of random data through a direct-I/O
+# loop device on FZ_IMG (dd oflag=direct, then iflag=direct, each bounded
+# by SECS, default 300), compared; the loop device is detached after.
+fz_roundtrip() {
+	local mib=$1 secs=${2:-300}
+	fz_loop "$FZ_IMG" --direct-io=on
+	head -c "$((mib << 20))" /dev/urandom >"$FZ_TMP/rand"
+	fz_run "$secs" dd if="$FZ_TMP/rand" of="$FZ_LOOP" bs=1M oflag=direct status=none ||
+		fz_fail "dd of=$FZ_LOOP oflag=direct failed"
+	fz_run "$secs" dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M count="$mib" iflag=direct status=none ||
+		fz_fail "dd if=$FZ_LOOP iflag=direct failed"
+	fz_expect_cmp "$mib MiB through $FZ_LOOP" "$FZ_TMP/back" "$FZ_TMP/rand"
+	fz_loop_detach
+	rm -f "$FZ_TMP/rand" "$FZ_TMP/back"
+}
+
 # fz_pwrite SRC DST OFF LEN [oflags] - write LEN bytes from the start of SRC
 # at byte offset OFF of DST (in place, conv=notrunc).
 fz_pwrite() {

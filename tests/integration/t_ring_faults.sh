@@ -75,21 +75,6 @@ mount_shim() {
 	fz_log "$FZ_TRANSPORT_LINE"
 }
 
-# roundtrip MIB - MIB MiB of random data through a direct-I/O loop device
-# on FZ_IMG and back, compared; the loop device is detached after.
-roundtrip() {
-	local mib=$1
-	fz_loop "$FZ_IMG" --direct-io=on
-	head -c "$((mib << 20))" /dev/urandom >"$FZ_TMP/rand"
-	fz_run 120 dd if="$FZ_TMP/rand" of="$FZ_LOOP" bs=1M oflag=direct status=none ||
-		fz_fail "dd of=$FZ_LOOP oflag=direct failed"
-	fz_run 120 dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M count="$mib" iflag=direct status=none ||
-		fz_fail "dd if=$FZ_LOOP iflag=direct failed"
-	fz_expect_cmp "$mib MiB through $FZ_LOOP" "$FZ_TMP/back" "$FZ_TMP/rand"
-	fz_loop_detach
-	rm -f "$FZ_TMP/rand" "$FZ_TMP/back"
-}
-
 # ---------------------------------------------------------------------------
 # a. A few failed submissions at the start.
 
@@ -98,7 +83,7 @@ mount_shim FZ_URING_SHIM_SUBMIT=3 -- -o disksize=32M,io_uring_depth=1
 	fz_fail "3 failed submissions at the start: '$FZ_TRANSPORT_LINE', expected io_uring at depth 1"
 fz_expect_eq "ring threads (one per queue)" "${BASH_REMATCH[2]}" "${BASH_REMATCH[1]}"
 fz_expect_eq "submissions the shim refused" "$(shim_refused submit)" 1	# logs the first
-roundtrip 16
+fz_roundtrip 16 120
 fz_umount
 
 # ---------------------------------------------------------------------------
@@ -108,7 +93,7 @@ mount_shim FZ_URING_SHIM_SUBMIT=1000000000 FZ_URING_SHIM_ERRNO=12 -- -o disksize
 want="Transport:      /dev/fuse (a queue's registrations could not be submitted: Cannot allocate memory)"
 fz_expect_eq "Transport line with every submission failing" "$FZ_TRANSPORT_LINE" "$want"
 [ "$(shim_refused submit)" -ge 1 ] || fz_fail "the shim refused no submission"
-roundtrip 16
+fz_roundtrip 16 120
 fz_transport
 fz_expect_eq "Transport line after the round trip" "$FZ_TRANSPORT_LINE" "$want"
 fz_umount
@@ -155,7 +140,7 @@ fz_expect_eq "retry lines in the daemon's log" "$n" 1
 # Not fz_mount, whose stat of the image would wait out the tries (the
 # kernel holds every request until then): the daemon is registered as
 # fz_mount registers it, and unmounted as soon as INIT made the ring
-# threads, within the 0.6 s they try for.
+# threads, within the 0.77 s they try for.
 
 FZ_NMOUNT=$((FZ_NMOUNT + 1))
 FZ_MNT=$FZ_TMP/mnt$FZ_NMOUNT
@@ -166,10 +151,12 @@ setsid env LD_PRELOAD="$shim" FZ_URING_SHIM_SUBMIT=1000000000 FZ_URING_SHIM_ERRN
 	</dev/null >"$FZ_LOG" 2>&1 {FZ_ERR}>&- &
 FZ_PID=$!
 fz__register "fuse|$FZ_MNT|$FZ_PID|$FZ_LOG"
+# shellcheck disable=SC2016 # expanded by eval, at each poll
 fz_wait_until 20 eval 'fz_is_mounted "$FZ_MNT" || ! fz__alive $FZ_PID' ||
 	fz_fail "not mounted after 20 s"
 fz_is_mounted "$FZ_MNT" || fz_fail "the daemon exited before mounting: $(cat "$FZ_LOG")"
 # The ring threads are made while INIT is answered.
+# shellcheck disable=SC2016 # expanded by eval, at each poll
 fz_wait_until 5 eval 'cat /proc/$FZ_PID/task/*/comm 2>/dev/null | grep -q "^fz-ring-"' ||
 	fz_fail "no ring thread 5 s after the mount: $(cat "$FZ_LOG")"
 fz_umount

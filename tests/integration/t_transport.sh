@@ -130,22 +130,6 @@ expect_rings() {
 	fz_log "$n ring threads: $FZ_TRANSPORT_LINE"
 }
 
-# roundtrip MIB - MIB MiB of random data through a direct-I/O loop device
-# on FZ_IMG (dd oflag=direct, then iflag=direct), compared; the loop
-# device is detached after.
-roundtrip() {
-	local mib=$1
-	fz_loop "$FZ_IMG" --direct-io=on
-	head -c "$((mib << 20))" /dev/urandom >"$FZ_TMP/rand"
-	fz_run 300 dd if="$FZ_TMP/rand" of="$FZ_LOOP" bs=1M oflag=direct status=none ||
-		fz_fail "dd of=$FZ_LOOP oflag=direct failed"
-	fz_run 300 dd if="$FZ_LOOP" of="$FZ_TMP/back" bs=1M count="$mib" iflag=direct status=none ||
-		fz_fail "dd if=$FZ_LOOP iflag=direct failed"
-	fz_expect_cmp "$mib MiB through $FZ_LOOP" "$FZ_TMP/back" "$FZ_TMP/rand"
-	fz_loop_detach
-	rm -f "$FZ_TMP/rand" "$FZ_TMP/back"
-}
-
 # ---------------------------------------------------------------------------
 # a. The kernel does not offer io_uring.
 
@@ -194,7 +178,7 @@ counters
 [ "$SERVED" -gt "$s0" ] || fz_fail "reading control/mm_stat served nothing on the rings: $s0 -> $SERVED"
 fz_expect_eq "in-place count after reading control files only" "$IN_PLACE" "$p0"
 
-roundtrip 64
+fz_roundtrip 64
 counters
 fz_log "64 MiB written and read: $((SERVED - s0)) requests on the rings, $((IN_PLACE - p0)) in place"
 [ $((IN_PLACE - p0)) -ge 1536 ] ||
@@ -217,7 +201,7 @@ fz_mount --transport uring -o disksize=32M,io_uring_depth=1
 expect_rings 1
 counters
 p0=$IN_PLACE
-roundtrip 16
+fz_roundtrip 16
 counters
 [ $((IN_PLACE - p0)) -ge 384 ] || fz_fail "16 MiB with io_uring_depth=1: $((IN_PLACE - p0)) reads and writes in place"
 umount_bounded "$FZ_MNT" "$FZ_PID" "depth 1"
