@@ -744,6 +744,17 @@ static void fzr_worker_free(struct fzr_worker *q)
 	free(q->msg);
 }
 
+/* Free the worker and queue tables and our /dev/fuse descriptor. */
+static void fzr_free_tables(struct fz_ring *r)
+{
+	free(r->ws);
+	r->ws = NULL;
+	free(r->qdead);
+	r->qdead = NULL;
+	close(r->fd);
+	r->fd = -1;
+}
+
 /* Stop and join every queue thread (after @go = -1 or the eventfds),
  * then free the queues. */
 static void fzr_teardown(struct fz_ring *r)
@@ -769,12 +780,7 @@ static void fzr_teardown(struct fz_ring *r)
 	}
 	for (i = 0; i < r->nw; i++)
 		fzr_worker_free(&r->ws[i]);
-	free(r->ws);
-	r->ws = NULL;
-	free(r->qdead);
-	r->qdead = NULL;
-	close(r->fd);
-	r->fd = -1;
+	fzr_free_tables(r);
 }
 
 /* Buffers of one entry, touched so that mlockall(MCL_ONFAULT) keeps them. */
@@ -854,12 +860,7 @@ static int fzr_setup(struct fz_ring *r, int fd, size_t payload)
 	r->qdead = calloc(r->nq, sizeof(*r->qdead));
 	r->ws = calloc(r->nw, sizeof(*r->ws));
 	if (!r->ws || !r->qdead) {
-		free(r->ws);
-		r->ws = NULL;
-		free(r->qdead);
-		r->qdead = NULL;
-		close(r->fd);
-		r->fd = -1;
+		fzr_free_tables(r);
 		return -ENOMEM;
 	}
 	for (i = 0; i < r->nw; i++) {
