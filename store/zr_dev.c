@@ -1881,8 +1881,9 @@ static unsigned int zr_recomp_prio(struct zr_dev *dev, const char *name)
  * (none: every page), threshold=BYTES (0 to 4095: only objects at least
  * that large), max_pages=N (at least 1: stop after trying N pages),
  * algo=NAME or priority=N (a secondary algorithm given; both must then
- * name the same one; neither: each in priority order until one shrinks
- * the page).  Recompresses now (zr_recompress()) every page of the disk
+ * name the same one: the algorithm of priority N must be NAME, which
+ * may be at a lower priority too; neither: each in priority order until
+ * one shrinks the page).  Recompresses now (zr_recompress()) every page of the disk
  * that qualifies; returns 0 whatever the count, -EINVAL for anything
  * else or without a secondary algorithm, -ENOMEM.  Holds init_lock
  * shared throughout.
@@ -1894,6 +1895,7 @@ static int zr_store_recompress(struct zr_dev *dev, const char *buf)
 	};
 	enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
 	char text[ZR_DEV_ATTR_SIZE + 1], *pos = text, *key, *val;
+	const char *algo = NULL;
 	unsigned int k, seen = 0, prio = 0, named = 0, i;
 	uint64_t threshold = 0, max = UINT64_MAX;
 	uint32_t want = 0;
@@ -1929,6 +1931,7 @@ static int zr_store_recompress(struct zr_dev *dev, const char *buf)
 			named = zr_recomp_prio(dev, val);
 			if (!named)
 				return -EINVAL;
+			algo = val;
 			break;
 		case 4:
 			if (zr_parse(ZR_VAL_RECOMP_PRIORITY, val, NULL, &v,
@@ -1940,9 +1943,13 @@ static int zr_store_recompress(struct zr_dev *dev, const char *buf)
 			break;
 		}
 	}
-	if (ret < 0 || (named && prio && named != prio))
+	/* Both: priority= chooses, algo= must be its name (the first
+	 * priority of that name is only what algo= alone chooses). */
+	if (ret < 0 || (algo && prio &&
+			strcmp(zr_recomp_algorithm(dev->st, prio, &level),
+			       algo) != 0))
 		return -EINVAL;
-	if (named)
+	if (named && !prio)
 		prio = named;
 	if (!zr_recomp_prio(dev, NULL))
 		return -EINVAL;		/* no secondary algorithm at all */

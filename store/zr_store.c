@@ -2218,8 +2218,11 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age)
  * not written is disk bandwidth and space.  Else, and for a spill, the
  * object goes as it is: a spill runs on the write that needs the room,
  * of pages that may be wanted again soon, and the hog of bench/tier.sh
- * took 36% longer with zstd there (bench/RESULTS.md).  Returns 0, or
- * -EIO if the object does not decompress.  Needs the slot's write lock.
+ * took 36% longer with zstd there (bench/RESULTS.md).  An object that
+ * does not decompress goes as it is too (counted in failed_reads): its
+ * bytes still read back as -EIO from the file, and one bad page does
+ * not stop the writeback of the others.  Returns 0 (cannot fail).
+ * Needs the slot's write lock.
  */
 static int zr_wb_encode(struct zr_store *st, struct zr_stream *s,
 			const struct zr_slot *slot, bool denser,
@@ -2234,8 +2237,10 @@ static int zr_wb_encode(struct zr_store *st, struct zr_stream *s,
 	if (!denser || !p || zr_h_prio(slot->handle) >= p)
 		goto as_is;
 	if (zr_decode_locked(st, s, slot, s->bdbuf,
-			     (uint64_t)(slot - st->table)))
-		return -EIO;
+			     (uint64_t)(slot - st->table))) {
+		zr_stat_add(st, failed_reads, 1);
+		goto as_is;
+	}
 	clen = zcomp_compress(s->ctx[p], s->bdbuf, ZR_PAGE_SIZE, out, *len);
 	if (clen <= 0)
 		goto as_is;

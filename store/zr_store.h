@@ -321,7 +321,8 @@ uint64_t zr_mark_idle(struct zr_store *st, uint64_t min_age);
  * page stored with the primary when there is a secondary algorithm: it
  * goes in the first secondary one if that makes it smaller (a cold page
  * is best stored densest; so do the age policy's, but not a spill's,
- * see zr_wb_encode() in zr_store.c); the RAM is
+ * see zr_wb_encode() in zr_store.c; one whose object does not
+ * decompress goes as it is, counted in failed_reads); the RAM is
  * freed, and mm_stat no longer counts the page; a moved page loses its
  * IDLE mark.  It is read from the file from then on, and stays there
  * until it is overwritten or discarded.

@@ -1665,6 +1665,34 @@ START_TEST(test_attr_recompress)
 END_TEST
 
 /*
+ * recompress with algo= and priority= both given: they must name the
+ * same algorithm, and one algorithm may be the secondary of two
+ * priorities (at two levels, say): algo=zstd priority=2 names zstd at
+ * 2 when zstd is at 1 too (it was refused, algo= taken as priority 1).
+ */
+START_TEST(test_attr_recompress_algo_prio)
+{
+	struct zr_dev *dev = td_create(0, "1M");	/* lz4 */
+
+	ck_assert_str_eq(td_backend(0), "lz4");
+	ck_assert_int_eq(td_store(dev, "recomp_algorithm",
+				  "algo=zstd priority=1"), 0);
+	ck_assert_int_eq(td_store(dev, "recomp_algorithm",
+				  "algo=zstd priority=2"), 0);
+	ck_assert_int_eq(td_store(dev, "algorithm_params",
+				  "priority=2 level=19"), 0);
+	td_fill(dev, 32);
+	td_store_bad(dev, "recompress", "algo=lz4hc priority=2", -EINVAL);
+	td_store_bad(dev, "recompress", "algo=lz4 priority=2", -EINVAL);
+	ck_assert_int_eq(td_store(dev, "recompress", "algo=zstd priority=2"),
+			 0);
+	ck_assert_uint_eq(td_debug(dev, "#1"), 0);
+	ck_assert_uint_eq(td_debug(dev, "#2"), 32);
+	zr_dev_destroy(dev);
+}
+END_TEST
+
+/*
  * writeback's incompressible: the pages recompress marked (no secondary
  * algorithm shrank them), not huge ones in general.
  */
@@ -2068,6 +2096,7 @@ Suite *zr_dev_suite(void)
 	tcase_add_loop_test(ta, test_attr_summary, 0, n);
 	tcase_add_loop_test(ta, test_attr_recomp_algorithm, 0, n);
 	tcase_add_loop_test(ta, test_attr_recompress, 0, n);
+	tcase_add_test(ta, test_attr_recompress_algo_prio);
 	tcase_add_loop_test(ta, test_attr_incompressible, 0, n);
 	tcase_add_loop_test(ta, test_io, 0, n);
 	tcase_add_loop_test(ta, test_open_file, 0, n);

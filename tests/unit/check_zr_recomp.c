@@ -20,6 +20,8 @@
 #include "compressors/zcomp.h"
 #include "store/zb_file.h"
 #include "store/zr_store.h"
+#include "store/zr_store_i.h"
+#include "store/zs_pool.h"
 #include "tests/unit/check_suites.h"
 #include "tests/unit/check_util.h"
 
@@ -424,6 +426,59 @@ START_TEST(test_recomp_wb_denser)
 END_TEST
 
 /*
+ * rt_corrupt - replace page @idx's compressed object (in the pool, not
+ * raw) with garbage of its length, keeping its algorithm's bits.
+ */
+static void rt_corrupt(uint64_t idx, uint64_t seed)
+{
+	struct zr_slot *slot = zr_slot_of(rt_st, idx);
+	uint8_t junk[RT_PAGE];
+	uint64_t h, obj;
+	uint32_t len;
+
+	zr_slot_lock_write(slot);
+	len = zr_slot_meta(slot) & ZR_META_SIZE_MASK;
+	ck_assert(len > 0 &&
+		  !(zr_slot_meta(slot) & (ZR_META_SAME | ZR_META_HUGE)));
+	obj = slot->handle & ZR_H_OBJ_MASK;
+	zs_load(zr_pool(rt_st), obj, junk, len);
+	tu_fill_random(junk + len / 4, len - len / 4, &seed);
+	ck_assert_int_eq(zs_store(zr_pool(rt_st), junk, len, &h), 0);
+	zs_free(zr_pool(rt_st), obj, len);
+	slot->handle = (slot->handle & ~ZR_H_OBJ_MASK) | h;
+	zr_slot_unlock_write(slot);
+}
+
+/*
+ * Writeback with a secondary algorithm decompresses a page to store it
+ * densest; a page whose object does not decompress must not stop the
+ * writeback of the others (it stopped it with -EIO, and the age
+ * policy's sweep at that page, every sweep): it goes to the file as
+ * it is, still -EIO when read, and counts in failed_reads.
+ */
+START_TEST(test_recomp_wb_corrupt)
+{
+	uint8_t buf[RT_PAGE];
+	struct zr_stats a, b;
+
+	rt_open("zstd", NULL, 0, true);
+	rt_write(0, RT_PAGES, 0);
+	rt_corrupt(0, 99);		/* page 0: text, compressed by lz4 */
+	ck_assert_int_eq(zr_read(rt_st, buf, RT_PAGE, 0), -EIO);
+	a = rt_stats();
+	ck_assert_uint_eq(a.failed_reads, 1);
+	ck_assert_int_eq(zr_writeback(rt_st, 0, 0, RT_PAGES, UINT64_MAX),
+			 (int64_t)(RT_PAGES - rt_count(RT_SAME)));
+	b = rt_stats();
+	ck_assert_uint_eq(b.failed_reads, 2);
+	ck_assert_uint_eq(b.compr_data_size, 0);
+	ck_assert_uint_eq(b.bd_count, RT_PAGES - rt_count(RT_SAME));
+	ck_assert_int_eq(zr_read(rt_st, buf, RT_PAGE, 0), -EIO);
+	rt_check(1, RT_PAGES, 0);
+}
+END_TEST
+
+/*
  * A write past mem_limit spills: a spill on the store's own path moves
  * its pages as they are, in the primary, and one ahead of the stores,
  * by the background thread, in the first secondary where that is
@@ -626,6 +681,7 @@ Suite *zr_recomp_suite(void)
 	tcase_add_test(tc, test_recomp_priorities);
 	tcase_add_test(tc, test_recomp_writeback);
 	tcase_add_test(tc, test_recomp_wb_denser);
+	tcase_add_test(tc, test_recomp_wb_corrupt);
 	tcase_add_test(tc, test_recomp_spill);
 	tcase_add_test(tc, test_recomp_spill_ahead);
 	tcase_add_test(tc, test_recomp_age);
