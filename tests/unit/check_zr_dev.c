@@ -116,21 +116,31 @@ static int td_store(struct zr_dev *dev, const char *name, const char *text)
 static void td_store_bad(struct zr_dev *dev, const char *name,
 			 const char *text, int err)
 {
-	static const char *const shown[] = {
-		"disksize", "comp_algorithm", "algorithm_params", "mem_limit",
-		"max_comp_streams", "recomp_algorithm", "recompress_age",
-		"writeback_age",
-	};
-	enum { N = sizeof(shown) / sizeof(shown[0]) };
-	static char before[N][ZR_DEV_ATTR_SIZE];
-	size_t i;
+	static char before[64][ZR_DEV_ATTR_SIZE];
+	const struct zr_dev_attr *a;
+	size_t i, n = zr_dev_nattrs(), shown = 0;
 
-	for (i = 0; i < N; i++)
-		td_show_buf(dev, shown[i], before[i], sizeof(before[i]));
+	ck_assert_uint_le(n, sizeof(before) / sizeof(before[0]));
+	for (i = 0; i < n; i++) {
+		a = zr_dev_attr(i);
+		if (!a->readable || !strcmp(a->name, "summary"))
+			continue;
+		td_show_buf(dev, a->name, before[i], sizeof(before[i]));
+		shown++;
+	}
+	/* Every configuration and statistics file, not a chosen few. */
+	ck_assert_uint_ge(shown, 16);
 	ck_assert_msg(td_store(dev, name, text) == err,
 		      "write '%s' to %s: not %d", text, name, err);
-	for (i = 0; i < N; i++)
-		ck_assert_str_eq(td_show(dev, shown[i]), before[i]);
+	for (i = 0; i < n; i++) {
+		a = zr_dev_attr(i);
+		if (!a->readable || !strcmp(a->name, "summary"))
+			continue;
+		ck_assert_msg(!strcmp(td_show(dev, a->name), before[i]),
+			      "write '%s' to %s (refused) changed %s: '%s' "
+			      "-> '%s'", text, name, a->name, before[i],
+			      td_buf);
+	}
 }
 
 /*

@@ -349,9 +349,15 @@ START_TEST(test_recomp_priorities)
 	ck_assert_int_eq(rt_recompress(0, 0, UINT64_MAX, 0),
 			 (int64_t)rt_count(RT_TEXT));
 	ck_assert_uint_eq(rt_stats().algo_pages[0], 0);
+	ck_assert_uint_eq(rt_stats().algo_pages[1], rt_count(RT_TEXT));
+	ck_assert_uint_eq(rt_stats().algo_pages[2], rt_count(RT_SYMBOLS));
 	rt_check(0, RT_PAGES, 0);
-	ck_assert_int_ge(rt_recompress(0, 0, UINT64_MAX, 2), 0);
+	ck_assert_int_eq(rt_recompress(0, 0, UINT64_MAX, 2),
+			 (int64_t)rt_count(RT_TEXT));
 	ck_assert_uint_eq(rt_stats().algo_pages[0], 0);
+	ck_assert_uint_eq(rt_stats().algo_pages[1], 0);
+	ck_assert_uint_eq(rt_stats().algo_pages[2],
+			  rt_count(RT_TEXT) + rt_count(RT_SYMBOLS));
 	rt_check(0, RT_PAGES, 0);
 }
 END_TEST
