@@ -62,15 +62,16 @@ expect_param() {
 }
 
 # counters - set SERVED and IN_PLACE from the Transport line of FZ_MNT;
-# replies the kernel refused (where the line counts them) must be none.
+# replies the kernel refused must be none.
 counters() {
 	fz_transport
 	[[ $FZ_TRANSPORT_LINE =~ \ ([0-9]+)\ requests\ on\ the\ rings,\ ([0-9]+)\ image\ reads\ and\ writes\ in\ place ]] ||
 		fz_fail "no counters in the Transport line: '$FZ_TRANSPORT_LINE'"
 	SERVED=${BASH_REMATCH[1]} IN_PLACE=${BASH_REMATCH[2]}
-	if [[ $FZ_TRANSPORT_LINE =~ \ ([0-9]+)\ replies\ refused ]] && [ "${BASH_REMATCH[1]}" != 0 ]; then
+	[[ $FZ_TRANSPORT_LINE =~ \ ([0-9]+)\ replies\ refused ]] ||
+		fz_fail "no count of refused replies in the Transport line: '$FZ_TRANSPORT_LINE'"
+	[ "${BASH_REMATCH[1]}" = 0 ] ||
 		fz_fail "replies refused by the kernel, with no request interrupted: '$FZ_TRANSPORT_LINE'"
-	fi
 }
 
 # log_transport_lines - the daemon's log (FZ_LOG) has exactly one
