@@ -215,8 +215,12 @@ zram_free() {
 		[ -z "$(losetup -j /dev/zram0 2>/dev/null)" ]
 }
 
+# zram_release - reset zram0 if ZRAM_OURS: set just before the write of
+# its disksize (registered before it, so that no signal falls between).
+ZRAM_OURS=0
 zram_release() {
 	local end=$((SECONDS + 30))
+	[ "$ZRAM_OURS" = 1 ] || return 0
 	until timeout 60 sh -c "echo 1 >$ZRAM/reset" 2>/dev/null; do
 		if [ "$SECONDS" -ge "$end" ]; then
 			fz_log "CLEANUP FAILED: echo 1 > $ZRAM/reset"
@@ -242,10 +246,11 @@ zram_claim() {
 	done
 	# Uninitialized, so the reset loses nothing of anyone's; a write that
 	# fails below means someone else took it meanwhile: not ours to reset.
+	fz_defer zram_release
 	echo 1 >$ZRAM/reset 2>/dev/null || fz_skip "zram0 was taken meanwhile"
 	echo lz4 >$ZRAM/comp_algorithm 2>/dev/null || fz_skip "zram0 was taken meanwhile"
-	echo "$DISKSIZE" >$ZRAM/disksize 2>/dev/null || fz_skip "zram0 was taken meanwhile"
-	fz_defer zram_release
+	ZRAM_OURS=1
+	echo "$DISKSIZE" >$ZRAM/disksize 2>/dev/null || { ZRAM_OURS=0; fz_skip "zram0 was taken meanwhile"; }
 	fz_log "zram0: $(cat $ZRAM/comp_algorithm), disksize $(cat $ZRAM/disksize)"
 }
 
