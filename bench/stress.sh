@@ -127,6 +127,10 @@ T_DRAIN=20			# the drain target, seconds
 T_SETTLE=10			# the transport settles this soon after the mount
 T_ML=120			# mem_limit: hog 1 is ended after this
 T_KILL=10			# the I/O must fail this soon after the kill
+# A part's cleanup after its TERM, before the KILL: lib.sh's trap may
+# take minutes (swapoff alone is given 300 s); a KILL in the middle
+# would leave its swap on (bench/run.sh waits 900 s for the same).
+T_UNDO=900
 ZRAM_WAIT=${STRESS_ZRAM_WAIT:-120}
 SWAP_WAIT=${STRESS_SWAP_WAIT:-120}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "stress: ROUNDS must be a positive integer" >&2; exit 2; }
@@ -702,15 +706,17 @@ trap 'rm -f "$STRESS_RES"; rmdir "$WORK" 2>/dev/null || log "left $WORK (see abo
 trap 'INTERRUPTED=1; [ -z "$PART_PID" ] || kill -TERM "$PART_PID" 2>/dev/null || :' INT TERM
 
 # run_part SECS NAME [ARG] - run one part bounded by SECS (TERM, and KILL
-# 120 s later); records "PART|NAME ARG|STATUS".
+# T_UNDO s later); records "PART|NAME ARG|STATUS".
 run_part() {
 	local secs=$1 rc t0
 	shift
 	[ "$INTERRUPTED" = 0 ] || return 0
 	printf '\n=== %s ===\n' "$*" >&2
 	t0=$EPOCHREALTIME
-	timeout -k 120 "$secs" bash "$SELF" --part "$@" </dev/null &
+	timeout -k "$T_UNDO" "$secs" bash "$SELF" --part "$@" </dev/null &
 	PART_PID=$!
+	# A signal before PART_PID was set stopped nothing: stop the part now.
+	[ "$INTERRUPTED" = 0 ] || kill -TERM "$PART_PID" 2>/dev/null || :
 	while :; do
 		rc=0
 		wait "$PART_PID" || rc=$?
