@@ -488,9 +488,12 @@ mount_fuse() {
 	CLEANUP[${#CLEANUP[@]} - 1]="fuse|$MNT|$MNT_PID|$(fuse_conn "$MNT")"
 }
 
+# (Every look through a fresh mount is test(1) in a child, bounded: a
+# daemon that answers nothing would block the shell's own stat, and its
+# traps with it.)
 mount_fusezram() {
 	mount_fuse "$1" "$FUSEZRAM" -f -o "$2" || return 1
-	wait_until 10 test -f "$MNT/image" || {
+	wait_until 10 timeout -k 1 5 test -f "$MNT/image" || {
 		log "$MNT/image missing"
 		return 1
 	}
@@ -960,9 +963,9 @@ else
 		bounded "$T_DD" python3 "$TMP/helper.py" discard "$fz/image" 2of3 "$CORPUS_BYTES" >"$TMP/holes" ||
 			log "fusezram: discarding 2 of 3 pages failed"
 		n=$(cat "$TMP/holes")
-		if [ -w "$fz/control/compact" ]; then
-			echo 1 >"$fz/control/compact" || log "fusezram: writing control/compact failed"
-		fi
+		# shellcheck disable=SC2016 # expanded by sh
+		bounded "$T_SMALL" sh -c '[ ! -w "$1" ] || echo 1 >"$1"' _ "$fz/control/compact" ||
+			log "fusezram: writing control/compact failed"
 		settle "$fz/control/mm_stat"
 		F2_MEM=$(mm "$fz/control/mm_stat" mem_used)
 		F2_COMPR=$(mm "$fz/control/mm_stat" compr)
@@ -1188,7 +1191,7 @@ fz_row() {
 	mark=${#CLEANUP[@]}
 	if { [ "$tr" = - ] || transport_open "$row" "$tr"; } &&
 		mount_fuse "$row" "$exe" -f -o "disksize=$DISKSIZE,comp_algorithm=$alg" &&
-		wait_until 10 test -f "$MNT/image" && loop_attach "$MNT/image"; then
+		wait_until 10 timeout -k 1 5 test -f "$MNT/image" && loop_attach "$MNT/image"; then
 		measure "$row" "$LOOP" "$MNT/control/mm_stat" "$MNT_PID" 1
 		line=$(timeout "$T_SMALL" sed -n 's/^Transport: *//p' "$MNT/control/summary" 2>/dev/null) || :
 		[ "$tr" != - ] || line=${line:-/dev/fuse (an older build: no Transport line)}
@@ -1244,7 +1247,7 @@ if [ "$SKIP_NBD" != 1 ]; then
 	nbdpid=$!
 	register "pid|$nbdpid"
 	if wait_until 20 test -S "$sock" && mount_fuse nbd nbdfuse @MNT@ --unix "$sock" &&
-		wait_until 20 test -f "$MNT/nbd" && loop_attach "$MNT/nbd"; then
+		wait_until 20 timeout -k 1 5 test -f "$MNT/nbd" && loop_attach "$MNT/nbd"; then
 		measure "nbdkit-zstd" "$LOOP" - "$nbdpid" 1 -
 	else
 		FAILS+=("nbdkit-zstd: could not start nbdkit + nbdfuse: $(cat "$TMP/nbdkit.log" "$TMP/nbd.log" 2>/dev/null | head -c 300)")
