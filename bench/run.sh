@@ -195,6 +195,22 @@ BOUNDED_PID=""		# the command bounded() is running
 
 register() { CLEANUP+=("$1"); }
 
+# hold_signals ... release_signals - around a setup and its registration
+# (losetup -f --show, a daemon started in the background): an INT or TERM
+# in between is only noted, and acted on once the undo is registered (bash
+# runs a trap between two commands: it would leave the loop device or the
+# mount unregistered).  What runs in between is bounded.
+SIG_HELD=''
+hold_signals() {
+	trap 'SIG_HELD=${SIG_HELD:-130}' INT
+	trap 'SIG_HELD=${SIG_HELD:-143}' TERM
+}
+release_signals() {
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	[ -z "$SIG_HELD" ] || exit "$SIG_HELD"
+}
+
 # retry SECS CMD... - run CMD until it succeeds or SECS have passed.
 retry() {
 	local end=$((SECONDS + $1))
@@ -370,8 +386,7 @@ cleanup() {
 	exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+release_signals
 
 # bounded SECS CMD... - run CMD under a time limit.  If it outlives the
 # limit by 15 s (I/O stuck on a hung FUSE daemon is not killable), abort
@@ -411,8 +426,13 @@ bounded() {
 # (Not in a command substitution: the registration must reach this shell.)
 loop_attach() {
 	local dio
-	LOOP=$(timeout "$T_SMALL" losetup -f --show --direct-io=on "$1") || return 1
+	hold_signals
+	if ! LOOP=$(timeout "$T_SMALL" losetup -f --show --direct-io=on "$1"); then
+		release_signals
+		return 1
+	fi
 	register "loop|$LOOP|$(loop_id "$LOOP")"
+	release_signals
 	dio=$(losetup -n -O DIO "$LOOP" | tr -d ' ')
 	[ "$dio" = 1 ] || log "WARNING: $LOOP on $1 is not in direct-I/O mode"
 }
@@ -450,9 +470,11 @@ mount_fuse() {
 		fi
 	done
 	[ "$placed" = 1 ] || args+=("$MNT")
+	hold_signals
 	setsid "$exe" "${args[@]}" </dev/null >"$TMP/$name.log" 2>&1 &
 	pid=$!
 	register "fuse|$MNT|$pid|"
+	release_signals
 	# shellcheck disable=SC2016 # expanded by eval, at each poll
 	if ! wait_until 20 eval 'is_mounted "$MNT" || dead $pid'; then
 		log "$exe $* $MNT: not mounted after 20 s"
@@ -466,9 +488,12 @@ mount_fuse() {
 	CLEANUP[${#CLEANUP[@]} - 1]="fuse|$MNT|$MNT_PID|$(fuse_conn "$MNT")"
 }
 
+# (Every look through a fresh mount is test(1) in a child, bounded: a
+# daemon that answers nothing would block the shell's own stat, and its
+# traps with it.)
 mount_fusezram() {
 	mount_fuse "$1" "$FUSEZRAM" -f -o "$2" || return 1
-	wait_until 10 test -f "$MNT/image" || {
+	wait_until 10 timeout -k 1 5 test -f "$MNT/image" || {
 		log "$MNT/image missing"
 		return 1
 	}
@@ -938,9 +963,9 @@ else
 		bounded "$T_DD" python3 "$TMP/helper.py" discard "$fz/image" 2of3 "$CORPUS_BYTES" >"$TMP/holes" ||
 			log "fusezram: discarding 2 of 3 pages failed"
 		n=$(cat "$TMP/holes")
-		if [ -w "$fz/control/compact" ]; then
-			echo 1 >"$fz/control/compact" || log "fusezram: writing control/compact failed"
-		fi
+		# shellcheck disable=SC2016 # expanded by sh
+		bounded "$T_SMALL" sh -c '[ ! -w "$1" ] || echo 1 >"$1"' _ "$fz/control/compact" ||
+			log "fusezram: writing control/compact failed"
 		settle "$fz/control/mm_stat"
 		F2_MEM=$(mm "$fz/control/mm_stat" mem_used)
 		F2_COMPR=$(mm "$fz/control/mm_stat" compr)
@@ -1166,7 +1191,7 @@ fz_row() {
 	mark=${#CLEANUP[@]}
 	if { [ "$tr" = - ] || transport_open "$row" "$tr"; } &&
 		mount_fuse "$row" "$exe" -f -o "disksize=$DISKSIZE,comp_algorithm=$alg" &&
-		wait_until 10 test -f "$MNT/image" && loop_attach "$MNT/image"; then
+		wait_until 10 timeout -k 1 5 test -f "$MNT/image" && loop_attach "$MNT/image"; then
 		measure "$row" "$LOOP" "$MNT/control/mm_stat" "$MNT_PID" 1
 		line=$(timeout "$T_SMALL" sed -n 's/^Transport: *//p' "$MNT/control/summary" 2>/dev/null) || :
 		[ "$tr" != - ] || line=${line:-/dev/fuse (an older build: no Transport line)}
@@ -1222,7 +1247,7 @@ if [ "$SKIP_NBD" != 1 ]; then
 	nbdpid=$!
 	register "pid|$nbdpid"
 	if wait_until 20 test -S "$sock" && mount_fuse nbd nbdfuse @MNT@ --unix "$sock" &&
-		wait_until 20 test -f "$MNT/nbd" && loop_attach "$MNT/nbd"; then
+		wait_until 20 timeout -k 1 5 test -f "$MNT/nbd" && loop_attach "$MNT/nbd"; then
 		measure "nbdkit-zstd" "$LOOP" - "$nbdpid" 1 -
 	else
 		FAILS+=("nbdkit-zstd: could not start nbdkit + nbdfuse: $(cat "$TMP/nbdkit.log" "$TMP/nbd.log" 2>/dev/null | head -c 300)")
@@ -1446,10 +1471,12 @@ elif [ "$HAVE_FZ" != 1 ]; then
 	TIER_NOTE="fusezram not built: no tier section"
 else
 	: >"$TMP/tier.res"
+	hold_signals
 	TIER_RES=$TMP/tier.res TIER_CORPUS=$CORPUS BENCH_QUICK=$QUICK FUSEZRAM=$FUSEZRAM \
 		bash "$ROOT/bench/tier.sh" </dev/null &
 	tier_pid=$!
 	register "tier|$tier_pid"
+	release_signals
 	rc=0
 	wait "$tier_pid" || rc=$?
 	CLEANUP[${#CLEANUP[@]} - 1]="done"
@@ -1474,10 +1501,12 @@ elif [ "$HAVE_FZ" != 1 ]; then
 	RECOMP_NOTE="fusezram not built: no recompression section"
 else
 	: >"$TMP/recomp.res"
+	hold_signals
 	RC_RES=$TMP/recomp.res RC_CORPUS=$CORPUS BENCH_QUICK=$QUICK FUSEZRAM=$FUSEZRAM \
 		BENCH_FIO_RUNTIME=$FIO_RUNTIME bash "$ROOT/bench/recomp.sh" </dev/null &
 	recomp_pid=$!
 	register "tier|$recomp_pid"
+	release_signals
 	rc=0
 	wait "$recomp_pid" || rc=$?
 	CLEANUP[${#CLEANUP[@]} - 1]="done"
@@ -1507,11 +1536,13 @@ elif [ ! -x "$ROOT/build/hog" ]; then
 else
 	echo "== 6. swap under pressure: bench/stress.sh, two-hog workload, $STRESS_ROUNDS round(s) on each"
 	: >"$TMP/stress.res"
+	hold_signals
 	STRESS_TARGETS=$TMP/stress.res STRESS_PARTS=pressure STRESS_QUICK=$QUICK \
 		ROUNDS=$STRESS_ROUNDS FUSEZRAM=$FUSEZRAM SKIP_ZRAM=$SKIP_ZRAM \
 		STRESS_SKIP_URING=$SKIP_URING bash "$ROOT/bench/stress.sh" </dev/null &
 	stress_pid=$!
 	register "tier|$stress_pid"
+	release_signals
 	rc=0
 	wait "$stress_pid" || rc=$?
 	CLEANUP[${#CLEANUP[@]} - 1]="done"

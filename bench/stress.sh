@@ -127,6 +127,10 @@ T_DRAIN=20			# the drain target, seconds
 T_SETTLE=10			# the transport settles this soon after the mount
 T_ML=120			# mem_limit: hog 1 is ended after this
 T_KILL=10			# the I/O must fail this soon after the kill
+# A part's cleanup after its TERM, before the KILL: lib.sh's trap may
+# take minutes (swapoff alone is given 300 s); a KILL in the middle
+# would leave its swap on (bench/run.sh waits 900 s for the same).
+T_UNDO=900
 ZRAM_WAIT=${STRESS_ZRAM_WAIT:-120}
 SWAP_WAIT=${STRESS_SWAP_WAIT:-120}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "stress: ROUNDS must be a positive integer" >&2; exit 2; }
@@ -215,8 +219,12 @@ zram_free() {
 		[ -z "$(losetup -j /dev/zram0 2>/dev/null)" ]
 }
 
+# zram_release - reset zram0 if ZRAM_OURS: set just before the write of
+# its disksize (registered before it, so that no signal falls between).
+ZRAM_OURS=0
 zram_release() {
 	local end=$((SECONDS + 30))
+	[ "$ZRAM_OURS" = 1 ] || return 0
 	until timeout 60 sh -c "echo 1 >$ZRAM/reset" 2>/dev/null; do
 		if [ "$SECONDS" -ge "$end" ]; then
 			fz_log "CLEANUP FAILED: echo 1 > $ZRAM/reset"
@@ -242,10 +250,11 @@ zram_claim() {
 	done
 	# Uninitialized, so the reset loses nothing of anyone's; a write that
 	# fails below means someone else took it meanwhile: not ours to reset.
+	fz_defer zram_release
 	echo 1 >$ZRAM/reset 2>/dev/null || fz_skip "zram0 was taken meanwhile"
 	echo lz4 >$ZRAM/comp_algorithm 2>/dev/null || fz_skip "zram0 was taken meanwhile"
-	echo "$DISKSIZE" >$ZRAM/disksize 2>/dev/null || fz_skip "zram0 was taken meanwhile"
-	fz_defer zram_release
+	ZRAM_OURS=1
+	echo "$DISKSIZE" >$ZRAM/disksize 2>/dev/null || { ZRAM_OURS=0; fz_skip "zram0 was taken meanwhile"; }
 	fz_log "zram0: $(cat $ZRAM/comp_algorithm), disksize $(cat $ZRAM/disksize)"
 }
 
@@ -697,15 +706,17 @@ trap 'rm -f "$STRESS_RES"; rmdir "$WORK" 2>/dev/null || log "left $WORK (see abo
 trap 'INTERRUPTED=1; [ -z "$PART_PID" ] || kill -TERM "$PART_PID" 2>/dev/null || :' INT TERM
 
 # run_part SECS NAME [ARG] - run one part bounded by SECS (TERM, and KILL
-# 120 s later); records "PART|NAME ARG|STATUS".
+# T_UNDO s later); records "PART|NAME ARG|STATUS".
 run_part() {
 	local secs=$1 rc t0
 	shift
 	[ "$INTERRUPTED" = 0 ] || return 0
 	printf '\n=== %s ===\n' "$*" >&2
 	t0=$EPOCHREALTIME
-	timeout -k 120 "$secs" bash "$SELF" --part "$@" </dev/null &
+	timeout -k "$T_UNDO" "$secs" bash "$SELF" --part "$@" </dev/null &
 	PART_PID=$!
+	# A signal before PART_PID was set stopped nothing: stop the part now.
+	[ "$INTERRUPTED" = 0 ] || kill -TERM "$PART_PID" 2>/dev/null || :
 	while :; do
 		rc=0
 		wait "$PART_PID" || rc=$?
