@@ -639,9 +639,12 @@ fz_mount() {
 			fz_fail "no fusezram process serving $FZ_MNT after it detached"
 		FZ_CLEANUP[${#FZ_CLEANUP[@]} - 1]="fuse|$FZ_MNT|$FZ_PID|-"
 	else
+		# Registered first, by its mount point (a signal may come before
+		# the pid is known), then with the pid.
+		fz__register "fuse|$FZ_MNT||$FZ_LOG"
 		setsid "${env[@]}" "$FUSEZRAM" -f "$@" "$FZ_MNT" </dev/null >"$FZ_LOG" 2>&1 {FZ_ERR}>&- &
 		FZ_PID=$!
-		fz__register "fuse|$FZ_MNT|$FZ_PID|$FZ_LOG"
+		FZ_CLEANUP[${#FZ_CLEANUP[@]} - 1]="fuse|$FZ_MNT|$FZ_PID|$FZ_LOG"
 		# shellcheck disable=SC2016 # expanded by eval, at each poll
 		if ! fz_wait_until 20 eval 'fz_is_mounted "$FZ_MNT" || ! fz__alive $FZ_PID'; then
 			fz_fail "fusezram $* $FZ_MNT: not mounted after 20 s"
@@ -719,8 +722,8 @@ fz_cgroup() {
 	local limit=$1 v1=/sys/fs/cgroup/memory v2=/sys/fs/cgroup
 	if [ -f "$v1/cgroup.procs" ] && [ -f "$v1/memory.limit_in_bytes" ]; then
 		FZ_CGROUP=$v1/fusezram-test.$$
+		fz__register "cgroup|$FZ_CGROUP"	# first: a signal may come between
 		mkdir "$FZ_CGROUP" || fz_fail "mkdir $FZ_CGROUP"
-		fz__register "cgroup|$FZ_CGROUP"
 		echo "$limit" >"$FZ_CGROUP/memory.limit_in_bytes" ||
 			fz_fail "cannot set memory.limit_in_bytes=$limit"
 		# Swap must be allowed: no memory+swap limit, normal swappiness.
@@ -729,8 +732,8 @@ fz_cgroup() {
 	elif [ -f "$v2/cgroup.subtree_control" ] &&
 		grep -qw memory "$v2/cgroup.subtree_control"; then
 		FZ_CGROUP=$v2/fusezram-test.$$
+		fz__register "cgroup|$FZ_CGROUP"	# first: a signal may come between
 		mkdir "$FZ_CGROUP" || fz_fail "mkdir $FZ_CGROUP"
-		fz__register "cgroup|$FZ_CGROUP"
 		echo "$limit" >"$FZ_CGROUP/memory.max" || fz_fail "cannot set memory.max=$limit"
 		[ ! -f "$FZ_CGROUP/memory.swap.max" ] || echo max >"$FZ_CGROUP/memory.swap.max"
 	else
