@@ -455,8 +455,13 @@ if [ -n "$CORPUS" ]; then
 	done
 	echo "  mem_used_total $a0 when the write ended (peak $amax), $a after $(elapsed "$t0") s; bd_stat $(timeout 10 cat "$FZ_CTL/bd_stat")"
 	[ "$WR_RC" = 0 ] || check_bool "writeback_age: writing the corpus" 0 "$WR_ERR"
-	[ "$asecs" != - ] || echo "  mem_used_total did not fall by 80% within $T_AGE_POLL s"
-	check "writeback_age=3: seconds until mem_used_total falls by 80%" "$asecs" "<=" "$T_AGE_SECS"
+	if [ "$asecs" = - ]; then
+		# Not reached is a miss, not a figure that could not be had.
+		check_bool "writeback_age=3: seconds until mem_used_total falls by 80% (target <= $T_AGE_SECS)" 0 \
+			"it did not within $T_AGE_POLL s"
+	else
+		check "writeback_age=3: seconds until mem_used_total falls by 80%" "$asecs" "<=" "$T_AGE_SECS"
+	fi
 	fz_unbacked
 	echo
 fi
