@@ -175,7 +175,7 @@ garbage algorithm_params garbage level= level=abc level=99 level=-99 "algo=lz4 l
 garbage mem_limit garbage -5 1X 5Z "$nl" 0x10
 garbage mem_used_max garbage 5 -1 "$nl" 00x
 garbage reset garbage 0 -1 1x "$nl"
-garbage idle garbage 0 -3 allx 5s 65536 99999999999999999999 "$nl"
+garbage idle garbage -0 -3 allx 5s 65536 99999999999999999999 "$nl"
 fz_expect_eq "settings after garbage" "$(snapshot)" "$before"
 check_data "after garbage"
 
@@ -269,6 +269,9 @@ ctl_write idle 60 ok
 fz_expect_eq "idle pages after '60'" "$(idle_pages)" $((stored - 1))
 ctl_write idle 65535 ok
 ctl_write idle 65536 EINVAL
+# 0 s, as zram takes it: every page was accessed before now.
+ctl_write idle 0 ok
+fz_expect_eq "idle pages after '0' (= pages stored, $stored)" "$(idle_pages)" "$stored"
 check_data "after idle"
 
 # ---- reset ------------------------------------------------------------------------

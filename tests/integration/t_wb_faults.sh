@@ -433,17 +433,22 @@ bad backing_dev "$nl" "$nl$nl" relative backing ./backing "~/backing" none - " /
 	"	/tmp/x" "$(printf '\t')"
 bad writeback "$nl" "$nl$nl" junk IDLE Idle "idle huge" "idle idle" "huge_idle idle" type= \
 	type=junk "type=idle huge" idle=1 =idle "type idle" page_index= page_index=-1 \
-	page_index=1x page_index=0x10 page_index=+1 page_index=99999999999999999999 \
+	page_index=1x page_index=0x10 page_index=++1 page_index=99999999999999999999 \
 	"page_index=$npages" page_indexes=5-1 page_indexes=1- page_indexes=-5 page_indexes=1 \
 	page_indexes=1-2-3 page_index=1-2 "page_indexes=0-$npages" "page_index=0 idle_huge" \
 	"$(for i in $(seq 0 16); do printf 'page_index=%d ' "$i"; done)"
 bad writeback_limit "$nl" "$nl$nl" junk -1 1K 1M 18446744073709551616 \
-	99999999999999999999 " 5" "5 " +5 0x10 1e3 3.5 "5 6" "5$nl$nl"
+	99999999999999999999 " 5" "5 " ++5 +-5 0x10 1e3 3.5 "5 6" "5$nl$nl"
 bad writeback_limit_enable "$nl" "$nl$nl" junk 2 -1 yes true on " 1" "1 " 0x1 1.0 11 \
 	18446744073709551617 "1$nl$nl"
 bad writeback_age "$nl" "$nl$nl" junk -1 65536 99999999999999999999 5s 1m 30M " 5" "5 " \
 	+5 0x10 1e3 3.5 "5$nl$nl"
 fz_expect_eq "the control files after the bad words" "$(snapshot)" "$before"
+# One leading '+' is taken, as zram's kstrtoull() takes it.
+wl=$(cat "$FZ_CTL/writeback_limit")
+ctl_write writeback_limit +5 ok
+fz_expect_eq "writeback_limit after '+5'" "$(cat "$FZ_CTL/writeback_limit")" 5
+ctl_write writeback_limit "$wl" ok
 
 # A good path while the disk holds data: EBUSY, and no file is touched.
 ctl_write backing_dev "$FZ_TMP/other" EBUSY
