@@ -1699,6 +1699,9 @@ START_TEST(test_attr_recompress_algo_prio)
 	td_fill(dev, 32);
 	td_store_bad(dev, "recompress", "algo=lz4hc priority=2", -EINVAL);
 	td_store_bad(dev, "recompress", "algo=lz4 priority=2", -EINVAL);
+	/* A priority with no algorithm: refused, not a crash. */
+	td_store_bad(dev, "recompress", "algo=zstd priority=3", -EINVAL);
+	td_store_bad(dev, "recompress", "priority=3 algo=zstd", -EINVAL);
 	ck_assert_int_eq(td_store(dev, "recompress", "algo=zstd priority=2"),
 			 0);
 	ck_assert_uint_eq(td_debug(dev, "#1"), 0);
