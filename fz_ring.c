@@ -596,10 +596,10 @@ static void fzr_resolve(struct fz_ring *r, bool registered)
  * Its queue's other workers may cover it; if it was the last, the kernel
  * holds every request for ever, so it is made to fall back to /dev/fuse
  * (fzr_refuse_once(), tried until it works or the transport stops: the
- * connection is ending then).  Either way the
- * rings never ran, so the transport settles on /dev/fuse before this
- * worker counts as resolved (else the last to resolve would settle it
- * on the rings, with a queue that has no entry).
+ * connection is ending then).  Either way the rings never ran, so the
+ * transport settles on /dev/fuse before this worker counts as resolved
+ * (else the last to resolve would settle it on the rings, with a queue
+ * that has no entry).
  */
 static void fzr_give_up(struct fzr_worker *q, int err)
 {

@@ -1883,10 +1883,10 @@ static unsigned int zr_recomp_prio(struct zr_dev *dev, const char *name)
  * algo=NAME or priority=N (a secondary algorithm given; both must then
  * name the same one: the algorithm of priority N must be NAME, which
  * may be at a lower priority too; neither: each in priority order until
- * one shrinks the page).  Recompresses now (zr_recompress()) every page of the disk
- * that qualifies; returns 0 whatever the count, -EINVAL for anything
- * else or without a secondary algorithm, -ENOMEM.  Holds init_lock
- * shared throughout.
+ * one shrinks the page).  Recompresses now (zr_recompress()) every page
+ * of the disk that qualifies; returns 0 whatever the count, -EINVAL for
+ * anything else or without a secondary algorithm, -ENOMEM.  Holds
+ * init_lock shared throughout.
  */
 static int zr_store_recompress(struct zr_dev *dev, const char *buf)
 {
